@@ -1,0 +1,180 @@
+//! Tokens. The access token is a JWT signed with Ed25519 (EdDSA), so the edge can verify it
+//! holding only the public key. The refresh token is 32 random bytes, shown to the client once
+//! and stored only as its SHA-256 hash.
+
+use anyhow::Context;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use confab_shared::claims::{AccessClaims, ISSUER, MAX_ACCESS_TTL_SECS};
+use confab_shared::ids::{SessionId, UserId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// The signing and verifying keys for access tokens.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtKeys(Ed25519)")
+    }
+}
+
+/// A new Ed25519 private key as PKCS#8 PEM (what `confab keygen` prints).
+pub fn generate_pem() -> anyhow::Result<String> {
+    let rng = ring::rand::SystemRandom::new();
+    let der = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| anyhow::anyhow!("could not generate an Ed25519 key"))?;
+    Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec())))
+}
+
+impl JwtKeys {
+    /// Loads keys from a PKCS#8 PEM holding an Ed25519 private key.
+    pub fn from_pem(text: &str) -> anyhow::Result<Self> {
+        let parsed = pem::parse(text).context("the signing key is not PEM")?;
+        let der = parsed.contents();
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            .map_err(|e| anyhow::anyhow!("the signing key is not an Ed25519 PKCS#8 key: {e}"))?;
+        let public_key = pair.public_key().as_ref().to_vec();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        Ok(Self {
+            encoding: EncodingKey::from_ed_der(der),
+            decoding: DecodingKey::from_ed_der(&public_key),
+            validation,
+            public_key,
+        })
+    }
+
+    /// Loads the key file, or (when `generate` is set and the file is missing) creates it with
+    /// owner-only permissions.
+    pub fn load_or_generate(path: &Path, generate: bool) -> anyhow::Result<Self> {
+        if !path.exists() && generate {
+            let pem = generate_pem()?;
+            write_private(path, &pem)
+                .with_context(|| format!("writing a new signing key to {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a new token signing key");
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the signing key {}", path.display()))?;
+        Self::from_pem(&text)
+    }
+
+    /// The raw 32-byte Ed25519 public key, for the edge.
+    pub fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    /// Signs an access token for the session, valid for `ttl_secs` (capped at 15 minutes).
+    pub fn sign(
+        &self,
+        user: UserId,
+        session: SessionId,
+        username: &str,
+        now_secs: i64,
+        ttl_secs: i64,
+    ) -> anyhow::Result<String> {
+        let claims = AccessClaims {
+            sub: user,
+            sid: session,
+            name: username.to_owned(),
+            iss: ISSUER.to_owned(),
+            iat: now_secs,
+            exp: now_secs + ttl_secs.min(MAX_ACCESS_TTL_SECS),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// Verifies signature and issuer but not expiry: for logout, which must work with a
+    /// token that has just expired.
+    pub fn verify_ignoring_expiry(
+        &self,
+        token: &str,
+    ) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
+        let mut validation = self.validation.clone();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation).map(|d| d.claims)
+    }
+
+    /// Verifies signature, issuer and expiry.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// A new refresh token (to give the client) and its hash (to store).
+pub fn new_refresh_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+/// The stored form of a refresh token.
+pub fn hash_refresh_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn tokens_verify_with_their_key_only() {
+        let keys = JwtKeys::from_pem(&generate_pem().unwrap()).unwrap();
+        let other = JwtKeys::from_pem(&generate_pem().unwrap()).unwrap();
+        let now = crate::time::now_secs();
+        let t = keys
+            .sign(UserId(Uuid::nil()), SessionId(Uuid::nil()), "ann", now, 60)
+            .unwrap();
+        assert_eq!(keys.verify(&t).unwrap().name, "ann");
+        assert!(other.verify(&t).is_err());
+        let expired = keys
+            .sign(UserId(Uuid::nil()), SessionId(Uuid::nil()), "ann", now - 3600, 60)
+            .unwrap();
+        assert!(keys.verify(&expired).is_err());
+    }
+
+    #[test]
+    fn lifetimes_are_capped_at_fifteen_minutes() {
+        let keys = JwtKeys::from_pem(&generate_pem().unwrap()).unwrap();
+        let now = crate::time::now_secs();
+        let t = keys
+            .sign(UserId(Uuid::nil()), SessionId(Uuid::nil()), "ann", now, 86_400)
+            .unwrap();
+        let c = keys.verify(&t).unwrap();
+        assert_eq!(c.exp - c.iat, MAX_ACCESS_TTL_SECS);
+    }
+}

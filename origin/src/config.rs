@@ -1,0 +1,140 @@
+//! Settings. Every setting is a `confab serve` flag and a `CONFAB_*` environment variable, with a
+//! default that runs the embedded single-node shape (SQLite, in-process broker, files on disk).
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The settings of `confab serve` (and of `confab migrate`, which uses the database ones).
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, env = "CONFAB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded database, the generated signing key and local files; created
+    /// when missing.
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://PATH` or `postgres://...`. Default: SQLite at DATA_DIR/confab.db.
+    #[arg(long, env = "CONFAB_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// The URL people use to reach this server (cookies are `Secure` when it is https).
+    /// Default: http://LISTEN.
+    #[arg(long, env = "CONFAB_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Origins allowed to open WebSockets, comma-separated. Default: the public URL's origin
+    /// (plus its localhost / 127.0.0.1 spellings when it is a loopback address).
+    #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// PEM file holding the Ed25519 (PKCS#8) key that signs access tokens. Required outside the
+    /// embedded default; there it is generated into DATA_DIR/jwt-ed25519.pem when missing.
+    /// `confab keygen` prints a new one.
+    #[arg(long, env = "CONFAB_JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+
+    /// Directory of the built web client, served at `/` when it exists.
+    #[arg(long, env = "CONFAB_WEB_DIR", default_value = "web/dist")]
+    pub web_dir: PathBuf,
+
+    /// Access-token lifetime in seconds (at most 900).
+    #[arg(long, env = "CONFAB_ACCESS_TTL_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(10..=900))]
+    pub access_ttl_secs: u64,
+
+    /// Refresh-token (login session) lifetime in days.
+    #[arg(long, env = "CONFAB_REFRESH_TTL_DAYS", default_value_t = 30)]
+    pub refresh_ttl_days: u64,
+
+    /// Largest WebSocket frame a client may send, in bytes; larger ones close the socket (1009).
+    #[arg(long, env = "CONFAB_MAX_FRAME_BYTES", default_value_t = confab_shared::protocol::DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+
+    /// Seconds without any frame from a client before its WebSocket is closed.
+    #[arg(long, env = "CONFAB_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds between checks that a WebSocket's login session is still valid.
+    #[arg(long, env = "CONFAB_REVALIDATE_SECS", default_value_t = 60)]
+    pub revalidate_secs: u64,
+
+    /// Seconds a write to a WebSocket may block before the client is dropped as too slow.
+    #[arg(long, env = "CONFAB_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    pub write_timeout_secs: u64,
+
+    /// Seconds to wait for WebSockets and queued writes on shutdown.
+    #[arg(long, env = "CONFAB_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+
+    /// Most WebSocket connections at once; further upgrades get 503.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Events buffered per room for each connection before it is told to resync.
+    #[arg(long, env = "CONFAB_ROOM_BUFFER", default_value_t = 256)]
+    pub room_buffer: usize,
+
+    /// Messages waiting to be written to the database before sends get `unavailable`.
+    #[arg(long, env = "CONFAB_QUEUE_CAPACITY", default_value_t = 8192)]
+    pub queue_capacity: usize,
+
+    /// Messages a connection may send per second (bursts of twice that are allowed).
+    #[arg(long, env = "CONFAB_SEND_RATE", default_value_t = 10)]
+    pub send_rate: u32,
+
+    /// Trust the first X-Forwarded-For address (set only behind a proxy that sets it).
+    #[arg(long, env = "CONFAB_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+}
+
+impl Config {
+    /// The defaults, as `confab serve` with no flags or environment would have them, but
+    /// listening on a free loopback port and keeping data in `data_dir`. Used by tests.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            public_url: None,
+            allowed_origins: Vec::new(),
+            jwt_private_key_file: None,
+            web_dir: PathBuf::from("web/dist"),
+            access_ttl_secs: 900,
+            refresh_ttl_days: 30,
+            max_frame_bytes: confab_shared::protocol::DEFAULT_MAX_FRAME_BYTES,
+            idle_timeout_secs: 60,
+            revalidate_secs: 60,
+            write_timeout_secs: 10,
+            shutdown_timeout_secs: 10,
+            max_connections: 10_000,
+            room_buffer: 256,
+            queue_capacity: 8192,
+            send_rate: 10,
+            trust_forwarded_for: false,
+        }
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("confab.db").display()),
+        }
+    }
+
+    /// Whether this is the embedded single-node shape (no external services), where development
+    /// conveniences such as a generated signing key are allowed.
+    pub fn is_embedded(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+
+    /// Idle timeout as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}

@@ -1,0 +1,665 @@
+//! One WebSocket connection, from `ready` to close, in a single task.
+//!
+//! The task owns the socket and, for each room the user is a member of, a receiver on that
+//! room's hub channel. A room is either *subscribed* (the client sees its events) or *watched*
+//! (the client gets an `activity` counter bump per new message, never content).
+//!
+//! Slow consumers: writes to the socket are awaited under `write_timeout`; while the task
+//! waits, the room channels keep filling. A receiver more than `room_buffer` events behind gets
+//! `Lagged`: the room is unsubscribed and the client is sent `resync {room}`, so it subscribes
+//! again with `after_seq` and recovers from history. A write that blocks for `write_timeout`
+//! drops the connection. Neither ever slows the room or grows memory.
+
+use super::hub::{Delivery, DeliveryKind, UserEvent};
+use crate::auth::AuthUser;
+use crate::broker::{BrokerError, Outgoing};
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use confab_shared::domain::MessageBody;
+use confab_shared::ids::{ClientMsgId, RoomId, SessionId};
+use confab_shared::protocol::{AttachmentRef, ClientFrame, ServerFrame, UserPublic};
+use confab_shared::ErrorCode;
+use futures::FutureExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{StreamExt, StreamMap};
+
+/// Most missed messages replayed by one `subscribe`; beyond that `recovered` is false and the
+/// client reloads history over HTTP.
+const RECOVERY_LIMIT: u32 = 500;
+/// Frames of any kind per second per connection, and the burst allowed.
+const FRAMES_PER_SEC: u32 = 30;
+const FRAME_BURST: u32 = 60;
+/// Rate-limit violations tolerated within [`STRIKE_WINDOW`] before the socket is closed.
+const MAX_STRIKES: u32 = 20;
+const STRIKE_WINDOW: Duration = Duration::from_secs(10);
+/// At most one `typing` per room per this long is relayed.
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// How often the server pings an otherwise quiet client.
+const PING_EVERY: Duration = Duration::from_secs(25);
+
+/// WebSocket close codes used here.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+}
+
+/// What the loop does after handling one thing.
+enum Flow {
+    Continue,
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+    /// The peer is gone or unwritable: just drop the socket.
+    Gone,
+}
+
+/// The client's view of one member room.
+struct RoomView {
+    /// `Some(seq)` when subscribed: the highest message seq the client has been given.
+    subscribed: Option<i64>,
+    /// The user's read marker as this connection knows it.
+    last_read: i64,
+    /// Messages by others after the read marker.
+    unread: i64,
+    last_typing: Option<Instant>,
+}
+
+/// A live WebSocket session.
+pub struct Session {
+    state: AppState,
+    user: UserPublic,
+    session: SessionId,
+    socket: WebSocket,
+    streams: StreamMap<RoomId, BroadcastStream<Arc<Delivery>>>,
+    rooms: HashMap<RoomId, RoomView>,
+    frames: DefaultDirectRateLimiter,
+    sends: DefaultDirectRateLimiter,
+    strikes: u32,
+    strikes_since: Instant,
+    last_inbound: Instant,
+}
+
+fn limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
+    let per_sec = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(per_sec);
+    RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst))
+}
+
+fn error_frame(code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> ServerFrame {
+    ServerFrame::Error {
+        code,
+        message: message.into(),
+        reference,
+    }
+}
+
+impl Session {
+    /// Runs the session until the client leaves, misbehaves, is revoked, or the server stops.
+    pub async fn run(state: AppState, auth: AuthUser, socket: WebSocket) {
+        let user = UserPublic {
+            id: auth.id,
+            username: auth.username,
+        };
+        let send_rate = state.config.send_rate;
+        let mut session = Session {
+            user: user.clone(),
+            session: auth.session,
+            socket,
+            streams: StreamMap::new(),
+            rooms: HashMap::new(),
+            frames: limiter(FRAMES_PER_SEC, FRAME_BURST),
+            sends: limiter(send_rate, send_rate.saturating_mul(2)),
+            strikes: 0,
+            strikes_since: Instant::now(),
+            last_inbound: Instant::now(),
+            state,
+        };
+        let mut user_events = BroadcastStream::new(session.state.hub.listen_user(user.id));
+        let outcome = match session.state.store.member_rooms(user.id).await {
+            Ok(rooms) => {
+                for r in rooms {
+                    session.watch(r.room, r.last_read_seq, r.unread);
+                }
+                session.event_loop(&mut user_events).await
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "loading member rooms failed");
+                Flow::Close(close::INTERNAL, "server error")
+            }
+        };
+        session.leave_all().await;
+        drop(user_events);
+        session.state.hub.release_user(user.id);
+        if let Flow::Close(code, reason) = outcome {
+            let frame = Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            }));
+            // Best effort: the peer may already be gone.
+            let _sent = tokio::time::timeout(Duration::from_secs(1), session.socket.send(frame)).await;
+        }
+    }
+
+    async fn event_loop(
+        &mut self,
+        user_events: &mut BroadcastStream<Arc<UserEvent>>,
+    ) -> Flow {
+        let idle = self.state.config.idle_timeout();
+        let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut next_ping = Instant::now() + PING_EVERY.min(idle / 2);
+        let revalidate = Duration::from_secs(self.state.config.revalidate_secs.max(1));
+        let mut next_revalidate = Instant::now() + revalidate;
+
+        let ready = ServerFrame::Ready {
+            user: self.user.clone(),
+            idle_timeout_ms: idle.as_millis() as i64,
+        };
+        if let flow @ (Flow::Close(..) | Flow::Gone) = self.send(&ready).await {
+            return flow;
+        }
+        loop {
+            if self.state.shutdown.is_cancelled() {
+                return Flow::Close(close::GOING_AWAY, "server shutting down");
+            }
+            // User events first (a revoke or a leave must apply before the next frame is read).
+            while let Some(Some(event)) = user_events.next().now_or_never() {
+                match self.on_user_event(event).await {
+                    Flow::Continue => {}
+                    other => return other,
+                }
+            }
+            let flow = tokio::select! {
+                _ = self.state.shutdown.cancelled() => {
+                    Flow::Close(close::GOING_AWAY, "server shutting down")
+                }
+                Some(event) = user_events.next() => self.on_user_event(event).await,
+                inbound = self.socket.recv() => match inbound {
+                    None => Flow::Gone,
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("Space limit") {
+                            Flow::Close(close::TOO_BIG, "frame too large")
+                        } else {
+                            Flow::Gone
+                        }
+                    }
+                    Some(Ok(message)) => {
+                        self.last_inbound = Instant::now();
+                        self.on_message(message).await
+                    }
+                },
+                Some((room, item)) = self.streams.next(), if !self.streams.is_empty() => {
+                    self.on_delivery(room, item).await
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now.duration_since(self.last_inbound) > idle {
+                        Flow::Close(close::NORMAL, "idle timeout")
+                    } else if now >= next_revalidate {
+                        next_revalidate = now + revalidate;
+                        self.revalidate().await
+                    } else if now >= next_ping {
+                        next_ping = now + PING_EVERY.min(idle / 2);
+                        self.send_raw(Message::Ping(Default::default())).await
+                    } else {
+                        Flow::Continue
+                    }
+                }
+            };
+            match flow {
+                Flow::Continue => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_raw(&mut self, message: Message) -> Flow {
+        let timeout = Duration::from_secs(self.state.config.write_timeout_secs.max(1));
+        match tokio::time::timeout(timeout, self.socket.send(message)).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(_)) => Flow::Gone,
+            Err(_) => {
+                tracing::info!(user = %self.user.id, "dropping a client that stopped reading");
+                Flow::Gone
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Flow {
+        self.send_raw(Message::Text(Utf8Bytes::from(frame.to_json())))
+            .await
+    }
+
+    async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> Flow {
+        self.send(&error_frame(code, message, reference)).await
+    }
+
+    /// Counts a rate-limit violation; closes the socket when they keep coming.
+    async fn strike(&mut self, reference: Option<String>) -> Flow {
+        let now = Instant::now();
+        if now.duration_since(self.strikes_since) > STRIKE_WINDOW {
+            self.strikes = 0;
+            self.strikes_since = now;
+        }
+        self.strikes += 1;
+        if self.strikes > MAX_STRIKES {
+            return Flow::Close(close::POLICY, "rate limit exceeded");
+        }
+        self.send_error(ErrorCode::RateLimited, "too many frames: slow down", reference)
+            .await
+    }
+
+    async fn on_message(&mut self, message: Message) -> Flow {
+        let max = self.state.config.max_frame_bytes;
+        match message {
+            Message::Text(text) => {
+                if text.len() > max {
+                    return Flow::Close(close::TOO_BIG, "frame too large");
+                }
+                if self.frames.check().is_err() {
+                    return self.strike(None).await;
+                }
+                match ClientFrame::decode(text.as_str()) {
+                    Ok(frame) => self.on_frame(frame).await,
+                    Err(e) => self.send_error(ErrorCode::BadRequest, e.0, None).await,
+                }
+            }
+            Message::Binary(data) => {
+                if data.len() > max {
+                    return Flow::Close(close::TOO_BIG, "frame too large");
+                }
+                self.send_error(ErrorCode::BadRequest, "binary frames are not supported: send JSON text", None)
+                    .await
+            }
+            // Pongs only prove liveness; pings are answered by the WebSocket layer.
+            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+            Message::Close(_) => Flow::Gone,
+        }
+    }
+
+    async fn on_frame(&mut self, frame: ClientFrame) -> Flow {
+        match frame {
+            ClientFrame::Subscribe { room, after_seq } => self.subscribe(room, after_seq).await,
+            ClientFrame::Unsubscribe { room } => {
+                self.unsubscribe(room).await;
+                Flow::Continue
+            }
+            ClientFrame::Send {
+                room,
+                client_msg_id,
+                body,
+                attachment,
+            } => self.send_message(room, client_msg_id, body, attachment).await,
+            ClientFrame::Typing { room } => self.typing(room).await,
+            ClientFrame::Read { room, seq } => self.read(room, seq).await,
+            ClientFrame::Ping {} => self.send(&ServerFrame::Pong).await,
+        }
+    }
+
+    /// Whether the user is a member of the room, refreshing the local view from the store when
+    /// the room is not known here yet (joined a moment ago, elsewhere).
+    async fn is_member(&mut self, room: RoomId) -> Result<bool, Flow> {
+        if self.rooms.contains_key(&room) {
+            return Ok(true);
+        }
+        let store = &self.state.store;
+        let member = store.is_member(room, self.user.id).await;
+        match member {
+            Ok(true) => {
+                let unread = store.unread(room, self.user.id).await.unwrap_or(0);
+                self.watch(room, 0, unread);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                tracing::error!(error = ?e, "membership check failed");
+                Err(self
+                    .send_error(ErrorCode::Unavailable, "could not check membership: retry", Some(room.to_string()))
+                    .await)
+            }
+        }
+    }
+
+    async fn forbidden(&mut self, reference: String) -> Flow {
+        self.send_error(ErrorCode::Forbidden, "you are not a member of this room", Some(reference))
+            .await
+    }
+
+    async fn subscribe(&mut self, room: RoomId, after_seq: Option<i64>) -> Flow {
+        match self.is_member(room).await {
+            Ok(true) => {}
+            Ok(false) => return self.forbidden(room.to_string()).await,
+            Err(flow) => return flow,
+        }
+        if after_seq.is_some_and(|s| s < 0) {
+            return self
+                .send_error(ErrorCode::Validation, "after_seq must not be negative", Some(room.to_string()))
+                .await;
+        }
+        let broker = self.state.broker.clone();
+        let (high, recovered) = match after_seq {
+            Some(after) => match broker.recover(room, after, RECOVERY_LIMIT).await {
+                Ok(recovery) => {
+                    let mut high = after;
+                    for m in recovery.messages {
+                        high = high.max(m.seq);
+                        if let flow @ (Flow::Close(..) | Flow::Gone) = self.send(&ServerFrame::Message(m)).await {
+                            return flow;
+                        }
+                    }
+                    if recovery.complete {
+                        (high, true)
+                    } else {
+                        // Live delivery resumes after the latest seq; the client reloads history.
+                        (broker.last_seq(room).await.unwrap_or(high).max(high), false)
+                    }
+                }
+                Err(e) => return self.broker_error(e, room.to_string()).await,
+            },
+            None => match broker.last_seq(room).await {
+                Ok(last) => (last, true),
+                Err(e) => return self.broker_error(e, room.to_string()).await,
+            },
+        };
+        let Some(view) = self.rooms.get_mut(&room) else {
+            return Flow::Continue;
+        };
+        let entering = view.subscribed.is_none();
+        view.subscribed = Some(high);
+        if entering && self.state.hub.enter(room, &self.user) {
+            if let Err(e) = broker.set_presence(room, &self.user, true).await {
+                tracing::warn!(error = ?e, "publishing presence failed");
+            }
+        }
+        let online = broker.online(room).await.unwrap_or_default();
+        self.send(&ServerFrame::Subscribed {
+            room,
+            last_seq: high,
+            recovered,
+            online,
+        })
+        .await
+    }
+
+    async fn unsubscribe(&mut self, room: RoomId) {
+        let was = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|v| v.subscribed.take())
+            .is_some();
+        if was && self.state.hub.leave(room, self.user.id) {
+            if let Err(e) = self.state.broker.set_presence(room, &self.user, false).await {
+                tracing::warn!(error = ?e, "publishing presence failed");
+            }
+        }
+    }
+
+    async fn broker_error(&mut self, e: BrokerError, reference: String) -> Flow {
+        let message = match &e {
+            BrokerError::Unavailable(why) => why.to_string(),
+            BrokerError::Store(err) => {
+                tracing::error!(error = ?err, "broker store failure");
+                "temporarily unavailable: retry".to_string()
+            }
+        };
+        self.send_error(ErrorCode::Unavailable, message, Some(reference))
+            .await
+    }
+
+    async fn send_message(
+        &mut self,
+        room: RoomId,
+        client_msg_id: ClientMsgId,
+        body: String,
+        attachment: Option<AttachmentRef>,
+    ) -> Flow {
+        let reference = client_msg_id.to_string();
+        match self.is_member(room).await {
+            Ok(true) => {}
+            Ok(false) => return self.forbidden(reference).await,
+            Err(flow) => return flow,
+        }
+        if self.sends.check().is_err() {
+            return self.strike(Some(reference)).await;
+        }
+        let body = match MessageBody::parse(&body) {
+            Ok(body) => body,
+            Err(e) => return self.send_error(ErrorCode::Validation, e.to_string(), Some(reference)).await,
+        };
+        if attachment.is_some() {
+            return self
+                .send_error(ErrorCode::Validation, "unknown attachment: upload the file first", Some(reference))
+                .await;
+        }
+        let outgoing = Outgoing {
+            room,
+            author: self.user.clone(),
+            client_msg_id: client_msg_id.clone(),
+            body,
+            attachment: None,
+        };
+        match self.state.broker.publish_message(outgoing).await {
+            Ok(accepted) => {
+                self.send(&ServerFrame::Ack {
+                    room,
+                    client_msg_id,
+                    id: accepted.id,
+                    seq: accepted.seq,
+                })
+                .await
+            }
+            Err(e) => self.broker_error(e, reference).await,
+        }
+    }
+
+    async fn typing(&mut self, room: RoomId) -> Flow {
+        match self.is_member(room).await {
+            Ok(true) => {}
+            Ok(false) => return self.forbidden(room.to_string()).await,
+            Err(flow) => return flow,
+        }
+        let now = Instant::now();
+        let Some(view) = self.rooms.get_mut(&room) else {
+            return Flow::Continue;
+        };
+        if view.last_typing.is_some_and(|t| now.duration_since(t) < TYPING_EVERY) {
+            return Flow::Continue;
+        }
+        view.last_typing = Some(now);
+        let frame = ServerFrame::Typing {
+            room,
+            user: self.user.clone(),
+        };
+        if let Err(e) = self.state.broker.publish_event(room, frame).await {
+            tracing::warn!(error = ?e, "publishing typing failed");
+        }
+        Flow::Continue
+    }
+
+    async fn read(&mut self, room: RoomId, seq: i64) -> Flow {
+        match self.is_member(room).await {
+            Ok(true) => {}
+            Ok(false) => return self.forbidden(room.to_string()).await,
+            Err(flow) => return flow,
+        }
+        if seq < 0 {
+            return self
+                .send_error(ErrorCode::Validation, "seq must not be negative", Some(room.to_string()))
+                .await;
+        }
+        let store = self.state.store.clone();
+        let marker = match store.mark_read(room, self.user.id, seq).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = ?e, "saving read marker failed");
+                return self
+                    .send_error(ErrorCode::Unavailable, "could not save: retry", Some(room.to_string()))
+                    .await;
+            }
+        };
+        let unread = store.unread(room, self.user.id).await.unwrap_or(0);
+        if let Some(view) = self.rooms.get_mut(&room) {
+            view.last_read = marker;
+            view.unread = unread;
+        }
+        let event = UserEvent::ReadMarker { room, seq: marker };
+        if let Err(e) = self.state.broker.publish_user_event(self.user.id, event).await {
+            tracing::warn!(error = ?e, "publishing read marker failed");
+        }
+        Flow::Continue
+    }
+
+    async fn on_delivery(
+        &mut self,
+        room: RoomId,
+        item: Result<Arc<Delivery>, BroadcastStreamRecvError>,
+    ) -> Flow {
+        let me = self.user.id;
+        let Some(view) = self.rooms.get_mut(&room) else {
+            return Flow::Continue;
+        };
+        let delivery = match item {
+            Ok(d) => d,
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                if view.subscribed.is_some() {
+                    tracing::info!(user = %me, %room, missed, "slow consumer: resync");
+                    self.unsubscribe(room).await;
+                    return self.send(&ServerFrame::Resync { room }).await;
+                }
+                // Watched rooms only lose counter bumps; the next one carries the true count.
+                view.unread = self.state.store.unread(room, me).await.unwrap_or(view.unread);
+                return Flow::Continue;
+            }
+        };
+        match (&delivery.kind, view.subscribed) {
+            (DeliveryKind::Message { seq, author }, Some(high)) => {
+                if *seq <= high {
+                    return Flow::Continue;
+                }
+                view.subscribed = Some(*seq);
+                if author.id != me {
+                    view.unread += 1;
+                }
+                self.send_raw(Message::Text(delivery.frame.clone())).await
+            }
+            (DeliveryKind::Event, Some(_)) => {
+                self.send_raw(Message::Text(delivery.frame.clone())).await
+            }
+            (DeliveryKind::Message { seq, author }, None) => {
+                if author.id == me {
+                    return Flow::Continue;
+                }
+                view.unread += 1;
+                let frame = ServerFrame::Activity {
+                    room,
+                    seq: *seq,
+                    unread: view.unread,
+                    author: author.clone(),
+                };
+                self.send(&frame).await
+            }
+            (DeliveryKind::Event, None) => Flow::Continue,
+        }
+    }
+
+    async fn on_user_event(&mut self, event: Result<Arc<UserEvent>, BroadcastStreamRecvError>) -> Flow {
+        let event = match event {
+            Ok(e) => e,
+            // Missed user events may include a revocation: check now.
+            Err(BroadcastStreamRecvError::Lagged(_)) => return self.revalidate().await,
+        };
+        match &*event {
+            UserEvent::SessionsRevoked(which) => {
+                if which.is_none_or(|s| s == self.session) {
+                    return Flow::Close(close::POLICY, "session ended");
+                }
+                Flow::Continue
+            }
+            UserEvent::Membership { room, member: true } => {
+                if self.rooms.contains_key(room) {
+                    return Flow::Continue;
+                }
+                let unread = self.state.store.unread(*room, self.user.id).await.unwrap_or(0);
+                self.watch(*room, 0, unread);
+                self.send(&ServerFrame::Membership {
+                    room: *room,
+                    member: true,
+                })
+                .await
+            }
+            UserEvent::Membership { room, member: false } => {
+                if !self.rooms.contains_key(room) {
+                    return Flow::Continue;
+                }
+                self.unwatch(*room).await;
+                self.send(&ServerFrame::Membership {
+                    room: *room,
+                    member: false,
+                })
+                .await
+            }
+            UserEvent::ReadMarker { room, seq } => {
+                let stale = self.rooms.get(room).is_none_or(|v| v.last_read >= *seq);
+                if stale {
+                    return Flow::Continue;
+                }
+                let unread = self.state.store.unread(*room, self.user.id).await.unwrap_or(0);
+                if let Some(view) = self.rooms.get_mut(room) {
+                    view.last_read = *seq;
+                    view.unread = unread;
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn revalidate(&mut self) -> Flow {
+        match self.state.store.session_active(self.session).await {
+            Ok(true) => Flow::Continue,
+            Ok(false) => Flow::Close(close::POLICY, "session ended"),
+            Err(e) => {
+                // Keep the socket through a database hiccup; the next check decides.
+                tracing::warn!(error = ?e, "session revalidation failed");
+                Flow::Continue
+            }
+        }
+    }
+
+    fn watch(&mut self, room: RoomId, last_read: i64, unread: i64) {
+        let rx = self.state.hub.listen(room);
+        self.streams.insert(room, BroadcastStream::new(rx));
+        self.rooms.insert(
+            room,
+            RoomView {
+                subscribed: None,
+                last_read,
+                unread,
+                last_typing: None,
+            },
+        );
+    }
+
+    async fn unwatch(&mut self, room: RoomId) {
+        self.unsubscribe(room).await;
+        self.rooms.remove(&room);
+        self.streams.remove(&room);
+        self.state.hub.release(room);
+    }
+
+    async fn leave_all(&mut self) {
+        let rooms: Vec<RoomId> = self.rooms.keys().copied().collect();
+        for room in rooms {
+            self.unwatch(room).await;
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Confab's origin server.
+//!
+//! Modules, and how data flows between them:
+//!
+//! - [`config`]: settings (flags and `CONFAB_*` variables) with embedded defaults.
+//! - [`startup`]: binds, builds the components into an [`state::AppState`], serves, shuts down.
+//! - [`http`]: the JSON API under `/api` (one router per area), health checks, the web client.
+//! - [`auth`]: Argon2id passwords, EdDSA access tokens, rotating refresh tokens, throttling,
+//!   and the [`auth::AuthUser`] extractor.
+//! - [`gateway`]: the WebSocket endpoint. Each connection is a [`gateway::session::Session`]
+//!   task; [`gateway::hub::RoomHub`] holds this instance's live rooms and users.
+//! - [`broker`]: accepts messages (seq, durable hand-off, fan-out), presence and recovery;
+//!   [`broker::memory`] is the in-process one, with its batch persister.
+//! - [`store`]: the database behind a trait; [`store::sqlite`] is the embedded default.
+//!
+//! A message: client `send` → `Session` validates (membership, rate, body) → `Broker` assigns
+//! the room's next seq and queues it → the persister writes the batch in one statement and
+//! commits → the broker delivers the frame (serialized once) to the hub → every session in the
+//! room writes the same bytes → the sender gets `ack`.
+
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod time;
+
+pub use config::Config;
+pub use startup::Application;

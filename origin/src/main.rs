@@ -1,0 +1,81 @@
+//! The `confab` command: `serve`, `migrate`, `keygen`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use confab_origin::{startup, Application, Config};
+
+/// Confab: real-time chat. With no configuration, `confab serve` runs the whole app on one
+/// machine (SQLite, in-process broker, files under ./data).
+#[derive(Debug, Parser)]
+#[command(name = "confab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (HTTP API, WebSocket gateway, web client).
+    Serve(Box<Config>),
+    /// Apply database migrations, then exit (they also run when the server starts).
+    Migrate(Box<Config>),
+    /// Print a new Ed25519 token-signing key (PKCS#8 PEM) for CONFAB_JWT_PRIVATE_KEY_FILE.
+    Keygen,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(config) => {
+            let app = Application::build(*config).await?;
+            println!("Confab is running at {}", app.public_url());
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate(config) => {
+            std::fs::create_dir_all(&config.data_dir).context("creating the data directory")?;
+            let store = startup::open_store(&config).await?;
+            store.close().await;
+            println!("migrations applied to {}", config.database_url());
+            Ok(())
+        }
+        Command::Keygen => {
+            print!("{}", confab_origin::auth::tokens::generate_pem()?);
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = ?e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,197 @@
+//! Building and running the server: bind, open the store, start the broker, serve until told
+//! to stop, then shut down in order (stop accepting, close WebSockets with 1001, write out the
+//! queue, close the database).
+
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::JwtKeys;
+use crate::broker::memory::MemoryBroker;
+use crate::broker::DynBroker;
+use crate::config::Config;
+use crate::gateway::hub::RoomHub;
+use crate::state::AppState;
+use crate::store::sqlite::SqliteStore;
+use crate::store::DynStore;
+use anyhow::{bail, Context};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A built server, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    public_url: String,
+}
+
+/// Opens the database named by the configuration and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(&url)
+            .await
+            .with_context(|| format!("opening the database {url}"))?;
+        Ok(Arc::new(store))
+    } else {
+        bail!("unsupported database URL {url:?}: expected sqlite://PATH")
+    }
+}
+
+/// The origin of a URL: scheme://host[:port].
+fn origin_of(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// The origins allowed by default: the public URL's, plus the other loopback spellings of it.
+fn default_origins(public: &url::Url) -> Vec<String> {
+    let mut origins = vec![origin_of(public)];
+    let loopback = matches!(
+        public.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]")
+    );
+    if loopback {
+        if let Some(port) = public.port_or_known_default() {
+            for host in ["localhost", "127.0.0.1", "[::1]"] {
+                let o = format!("{}://{host}:{port}", public.scheme());
+                if !origins.contains(&o) {
+                    origins.push(o);
+                }
+            }
+        }
+    }
+    origins
+}
+
+fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
+    match &config.jwt_private_key_file {
+        Some(path) => JwtKeys::load_or_generate(path, false),
+        None if config.is_embedded() => {
+            JwtKeys::load_or_generate(&config.data_dir.join("jwt-ed25519.pem"), true)
+        }
+        None => bail!(
+            "no token signing key configured: set CONFAB_JWT_PRIVATE_KEY_FILE to a PEM file \
+             (create one with `confab keygen > key.pem`). Only the embedded SQLite setup \
+             generates a key by itself."
+        ),
+    }
+}
+
+impl Application {
+    /// Binds the listener and builds every component.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+        let keys = load_keys(&config)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let local = listener.local_addr()?;
+        let public_url = match &config.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None if local.ip().is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
+            None => format!("http://{local}"),
+        };
+        let parsed = url::Url::parse(&public_url)
+            .with_context(|| format!("CONFAB_PUBLIC_URL {public_url:?} is not a URL"))?;
+        let allowed_origins = if config.allowed_origins.is_empty() {
+            default_origins(&parsed)
+        } else {
+            config
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .collect()
+        };
+        let store = open_store(&config).await?;
+        let hub = Arc::new(RoomHub::new(config.room_buffer));
+        let broker: DynBroker = Arc::new(MemoryBroker::start(
+            hub.clone(),
+            store.clone(),
+            config.queue_capacity,
+        ));
+        let state = AppState {
+            secure_cookies: parsed.scheme() == "https",
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            config: Arc::new(config),
+            store,
+            broker,
+            hub,
+            keys: Arc::new(keys),
+            throttle: Arc::new(LoginThrottle::default()),
+            allowed_origins: Arc::new(allowed_origins),
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            public_url,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The URL people use to reach this server.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state;
+        let shutdown = state.shutdown.clone();
+        let pruner = {
+            let throttle = state.throttle.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = every.tick() => throttle.prune(),
+                    }
+                }
+            })
+        };
+        let app = crate::http::router(state.clone());
+        let signal = shutdown.clone();
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = stop => {}
+                _ = signal.cancelled() => {}
+            }
+            signal.cancel();
+        })
+        .await
+        .context("serving HTTP")?;
+        shutdown.cancel();
+
+        // WebSocket sessions run outside axum's graceful shutdown: they saw the token and are
+        // closing with 1001. Wait for them, but not forever.
+        state.sessions.close();
+        let grace = Duration::from_secs(state.config.shutdown_timeout_secs);
+        if tokio::time::timeout(grace, state.sessions.wait()).await.is_err() {
+            tracing::warn!("some WebSocket sessions did not close in time");
+        }
+        state.broker.shutdown().await;
+        state.store.close().await;
+        if let Err(e) = pruner.await {
+            tracing::warn!(error = ?e, "throttle pruner failed");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! The application state every handler and WebSocket session receives.
+
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::JwtKeys;
+use crate::broker::DynBroker;
+use crate::config::Config;
+use crate::gateway::hub::RoomHub;
+use crate::store::DynStore;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Cheap to clone: every field is a handle. Built once by `startup`, cloned into each request
+/// and each WebSocket session, dropped when the server stops.
+#[derive(Clone)]
+pub struct AppState {
+    /// Settings in force (read-only).
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: DynStore,
+    /// Message acceptance, fan-out, presence and recovery.
+    pub broker: DynBroker,
+    /// This instance's live rooms and users; sessions listen here, the broker delivers here.
+    pub hub: Arc<RoomHub>,
+    /// Access-token keys.
+    pub keys: Arc<JwtKeys>,
+    /// Login attempt limits.
+    pub throttle: Arc<LoginThrottle>,
+    /// Origins allowed to open WebSockets.
+    pub allowed_origins: Arc<Vec<String>>,
+    /// Whether cookies get `Secure` (public URL is https).
+    pub secure_cookies: bool,
+    /// WebSocket connection slots; a session holds one permit for its lifetime.
+    pub connections: Arc<Semaphore>,
+    /// Cancelled when the server starts shutting down; sessions then close with 1001.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket session, so shutdown can wait for them.
+    pub sessions: TaskTracker,
+}

@@ -1,0 +1,238 @@
+//! Durable state: users, login sessions, rooms, memberships and messages, behind the [`Store`]
+//! trait. [`sqlite::SqliteStore`] is the embedded default. Callers pass the current time in, so
+//! the store holds no clock.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use confab_shared::api::{RoomScope, Room};
+use confab_shared::ids::{ClientMsgId, MessageId, RoomId, SessionId, UserId};
+use confab_shared::protocol::{Attachment, ChatMessage, UserPublic};
+use std::sync::Arc;
+
+/// A shared handle to the store in use.
+pub type DynStore = Arc<dyn Store>;
+
+/// Store failures. Constraint violations are named so the HTTP layer can answer 409.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the text names what clashed.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The database failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A registered user with the fields only the server sees.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+impl UserRecord {
+    /// The user as others see them.
+    pub fn public(&self) -> UserPublic {
+        UserPublic {
+            id: self.id,
+            username: self.username.clone(),
+        }
+    }
+}
+
+/// A new user, already validated.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub username: String,
+    pub username_folded: String,
+    pub email: String,
+    pub email_folded: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was current: it is now used up and the new one replaces it.
+    Rotated { user: UserId, session: SessionId },
+    /// The token had already been used: the whole session (family) is now revoked.
+    Reused { user: UserId, session: SessionId },
+    /// Unknown, expired, or its session is revoked.
+    Invalid,
+}
+
+/// A room's stored fields.
+#[derive(Debug, Clone)]
+pub struct RoomRecord {
+    pub id: RoomId,
+    pub name: String,
+    pub created_by: UserId,
+    pub created_at: i64,
+}
+
+/// A room the user is a member of, with their read state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRoom {
+    pub room: RoomId,
+    pub last_read_seq: i64,
+    pub unread: i64,
+}
+
+/// The keyset position after which a room listing continues: (folded name, id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RoomCursor {
+    pub name_folded: String,
+    pub id: RoomId,
+}
+
+/// A room search.
+#[derive(Debug, Clone)]
+pub struct RoomQuery {
+    pub user: UserId,
+    pub scope: RoomScope,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+    pub after: Option<RoomCursor>,
+    pub limit: u32,
+}
+
+/// A message on its way into the database, with its seq already assigned.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub room: RoomId,
+    pub seq: i64,
+    pub author: UserPublic,
+    pub client_msg_id: ClientMsgId,
+    pub body: String,
+    pub attachment: Option<Attachment>,
+    pub created_at: i64,
+}
+
+impl NewMessage {
+    /// The message as clients see it.
+    pub fn to_chat(&self) -> ChatMessage {
+        ChatMessage {
+            id: self.id,
+            room: self.room,
+            seq: self.seq,
+            author: self.author.clone(),
+            body: self.body.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+            attachment: self.attachment.clone(),
+            created_at: self.created_at,
+            edited_at: None,
+        }
+    }
+}
+
+/// What inserting one message of a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Written now.
+    Inserted,
+    /// The author had already posted this `client_msg_id` in this room: here is that message.
+    Duplicate { id: MessageId, seq: i64 },
+}
+
+/// A stored message's identity, for authorization of edits and deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub id: MessageId,
+    pub room: RoomId,
+    pub seq: i64,
+    pub author: UserId,
+}
+
+/// The database behind the origin. Implementations: SQLite (embedded default).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes the connections, waiting for work in progress.
+    async fn close(&self);
+
+    /// Creates a user; `Conflict` when the username or email is taken (case-insensitively).
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError>;
+    /// Finds a user by folded username or folded email.
+    async fn user_by_login(&self, folded: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
+    async fn set_password_hash(&self, user: UserId, hash: &str) -> Result<(), StoreError>;
+
+    /// Starts a login session with its first refresh token (stored as a hash).
+    async fn create_session(
+        &self,
+        session: SessionId,
+        user: UserId,
+        refresh_hash: &[u8],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Trades a refresh token for a new one, detecting reuse of a rotated token.
+    async fn rotate_refresh(
+        &self,
+        presented_hash: &[u8],
+        new_hash: &[u8],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<RefreshOutcome, StoreError>;
+    /// Whether the session exists and is not revoked.
+    async fn session_active(&self, session: SessionId) -> Result<bool, StoreError>;
+    async fn revoke_session(&self, session: SessionId, now: i64) -> Result<(), StoreError>;
+    /// Revokes every session of the user; returns them.
+    async fn revoke_user_sessions(&self, user: UserId, now: i64) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Creates a room and makes the creator a member; `Conflict` when the name is taken.
+    async fn create_room(&self, room: RoomRecord) -> Result<(), StoreError>;
+    async fn room(&self, id: RoomId) -> Result<Option<RoomRecord>, StoreError>;
+    /// One room as the user sees it (membership, unread).
+    async fn room_for(&self, id: RoomId, user: UserId) -> Result<Option<Room>, StoreError>;
+    /// Searches rooms by name in (folded name, id) order; returns up to `limit + 1` rows so the
+    /// caller can tell whether another page exists.
+    async fn list_rooms(&self, query: &RoomQuery) -> Result<Vec<(Room, RoomCursor)>, StoreError>;
+    /// Adds a member; false when already one.
+    async fn join_room(&self, room: RoomId, user: UserId, now: i64) -> Result<bool, StoreError>;
+    /// Removes a member; false when not one.
+    async fn leave_room(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    /// Every room the user is in, with read state.
+    async fn member_rooms(&self, user: UserId) -> Result<Vec<MemberRoom>, StoreError>;
+    /// Members with their join time, by name.
+    async fn members(&self, room: RoomId) -> Result<Vec<(UserPublic, i64)>, StoreError>;
+    /// Moves the read marker forward (never back); returns the marker in force.
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> Result<i64, StoreError>;
+    /// Unread count for one member room.
+    async fn unread(&self, room: RoomId, user: UserId) -> Result<i64, StoreError>;
+
+    /// Writes a batch of messages in one statement, in one transaction. Messages whose
+    /// (room, author, client_msg_id) exists already are not written again.
+    async fn insert_messages(&self, batch: &[NewMessage]) -> Result<Vec<InsertOutcome>, StoreError>;
+    /// Up to `limit` live messages with seq < `before_seq` (all when None), ascending.
+    async fn messages_before(
+        &self,
+        room: RoomId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+    /// Up to `limit` live messages with seq > `after_seq`, ascending.
+    async fn messages_after(
+        &self,
+        room: RoomId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+    /// The highest seq stored for the room, deleted messages included (0 when none).
+    async fn last_seq(&self, room: RoomId) -> Result<i64, StoreError>;
+    /// A live (not deleted) message's identity.
+    async fn message_meta(&self, id: MessageId) -> Result<Option<MessageMeta>, StoreError>;
+    /// Replaces a live message's body.
+    async fn edit_message(&self, id: MessageId, body: &str, now: i64) -> Result<bool, StoreError>;
+    /// Marks a live message deleted and drops its body.
+    async fn delete_message(&self, id: MessageId, now: i64) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,172 @@
+//! JSON bodies of the HTTP API under `/api`. Every error answer is an [`ErrorBody`].
+
+use crate::error::ErrorCode;
+use crate::ids::{RoomId, UserId};
+use crate::protocol::{ChatMessage, UserPublic};
+use serde::{Deserialize, Serialize};
+
+/// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ErrorDetail {
+    /// For programs.
+    pub code: ErrorCode,
+    /// For people.
+    pub message: String,
+}
+
+/// `POST /api/auth/register`. Registering also logs in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RegisterRequest {
+    /// 3-32 characters of `[A-Za-z0-9_-]`.
+    pub username: String,
+    /// An email address.
+    pub email: String,
+    /// 8-128 characters.
+    pub password: String,
+}
+
+/// `POST /api/auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct LoginRequest {
+    /// Username or email.
+    pub login: String,
+    /// The password.
+    pub password: String,
+}
+
+/// `POST /api/me/password`. Ends every other session of the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ChangePasswordRequest {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new one, 8-128 characters.
+    pub new_password: String,
+}
+
+/// The logged-in user (`GET /api/me`, and the answer to register, login and refresh).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Me {
+    /// Id.
+    pub id: UserId,
+    /// Username.
+    pub username: String,
+    /// Email.
+    pub email: String,
+    /// Registration time, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub created_at: i64,
+}
+
+/// `POST /api/rooms`. The creator joins the room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CreateRoomRequest {
+    /// 1-64 printable characters, unique regardless of case.
+    pub name: String,
+}
+
+/// Which rooms `GET /api/rooms` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum RoomScope {
+    /// Rooms you are a member of.
+    #[default]
+    Joined,
+    /// Rooms you are not a member of.
+    Discover,
+    /// Every room.
+    All,
+}
+
+/// A room as listed for one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Room {
+    /// Id.
+    pub id: RoomId,
+    /// Name.
+    pub name: String,
+    /// Who created it.
+    pub created_by: UserId,
+    /// Creation time, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub created_at: i64,
+    /// How many members it has.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub member_count: i64,
+    /// Whether you are a member.
+    pub joined: bool,
+    /// The seq of the latest persisted message (0 when none).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub last_seq: i64,
+    /// Your read marker (0 when not a member or nothing read).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub last_read_seq: i64,
+    /// Messages by others after your read marker (0 when not a member).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub unread: i64,
+}
+
+/// One page of `GET /api/rooms?q=&scope=&cursor=&limit=`, ordered by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RoomPage {
+    /// The rooms.
+    pub rooms: Vec<Room>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A member of a room (`GET /api/rooms/{id}/members`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Member {
+    /// Who.
+    pub user: UserPublic,
+    /// Whether they are in the room now (a connection subscribed to it).
+    pub online: bool,
+    /// When they joined, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub joined_at: i64,
+}
+
+/// One page of `GET /api/rooms/{id}/messages?before_seq=&limit=`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MessagePage {
+    /// The messages, ascending by seq.
+    pub messages: Vec<ChatMessage>,
+    /// Whether older messages exist (ask again with `before_seq` = the first seq here).
+    pub has_more: bool,
+}
+
+/// `PATCH /api/messages/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct EditMessageRequest {
+    /// The new text.
+    pub body: String,
+}
+
+/// `POST /api/rooms/{id}/read`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ReadRequest {
+    /// The highest seq seen.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+}

@@ -1,0 +1,23 @@
+//! Confab's shared vocabulary: everything the server, the edge worker and the web client must agree on.
+//!
+//! - [`ids`]: newtype identifiers (`UserId`, `RoomId`, `MessageId`, `SessionId`, `ClientMsgId`).
+//! - [`domain`]: values parsed at the boundary (`Username`, `Email`, `Password`, `RoomName`,
+//!   `MessageBody`); once you hold one, it is valid.
+//! - [`protocol`]: the WebSocket frames, [`protocol::ClientFrame`] and [`protocol::ServerFrame`],
+//!   JSON objects tagged by `"type"`.
+//! - [`api`]: the JSON bodies of the HTTP API under `/api`.
+//! - [`error`]: [`error::ErrorCode`], shared by HTTP error bodies and `error` frames.
+//! - [`claims`]: the access-token claims (EdDSA-signed JWT) that origin and edge both verify.
+//!
+//! This crate has no runtime, framework or database dependency, so it builds for
+//! `wasm32-unknown-unknown`. With the `ts` feature it derives TypeScript definitions, which a test
+//! writes to `web/src/generated/protocol.ts`.
+
+pub mod api;
+pub mod claims;
+pub mod domain;
+pub mod error;
+pub mod ids;
+pub mod protocol;
+
+pub use error::ErrorCode;

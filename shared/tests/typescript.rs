@@ -1,0 +1,62 @@
+//! Generates `web/src/generated/protocol.ts` from the Rust types and fails when the committed
+//! file is stale. Regenerate with `CONFAB_UPDATE_TS=1 cargo test -p confab-shared --features ts`.
+#![cfg(feature = "ts")]
+
+use confab_shared::{api, error, ids, protocol};
+use ts_rs::TS;
+
+fn generated() -> String {
+    let decls = [
+        ids::UserId::decl(),
+        ids::RoomId::decl(),
+        ids::MessageId::decl(),
+        ids::SessionId::decl(),
+        ids::ClientMsgId::decl(),
+        error::ErrorCode::decl(),
+        protocol::UserPublic::decl(),
+        protocol::AttachmentRef::decl(),
+        protocol::Attachment::decl(),
+        protocol::ChatMessage::decl(),
+        protocol::ClientFrame::decl(),
+        protocol::ServerFrame::decl(),
+        api::ErrorBody::decl(),
+        api::ErrorDetail::decl(),
+        api::RegisterRequest::decl(),
+        api::LoginRequest::decl(),
+        api::ChangePasswordRequest::decl(),
+        api::Me::decl(),
+        api::CreateRoomRequest::decl(),
+        api::RoomScope::decl(),
+        api::Room::decl(),
+        api::RoomPage::decl(),
+        api::Member::decl(),
+        api::MessagePage::decl(),
+        api::EditMessageRequest::decl(),
+        api::ReadRequest::decl(),
+    ];
+    let mut out = String::from(
+        "// Generated from the Rust crate confab-shared by shared/tests/typescript.rs. Do not edit.\n\
+         // Regenerate: CONFAB_UPDATE_TS=1 cargo test -p confab-shared --features ts\n\n",
+    );
+    for d in decls {
+        out.push_str("export ");
+        out.push_str(&d);
+        out.push_str("\n\n");
+    }
+    out
+}
+
+#[test]
+fn typescript_definitions_are_fresh() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/src/generated/protocol.ts");
+    let want = generated();
+    if std::env::var_os("CONFAB_UPDATE_TS").is_some() {
+        std::fs::write(path, &want).expect("write protocol.ts");
+        return;
+    }
+    let have = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        have == want,
+        "web/src/generated/protocol.ts is stale: run CONFAB_UPDATE_TS=1 cargo test -p confab-shared --features ts"
+    );
+}

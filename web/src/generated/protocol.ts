@@ -1,0 +1,427 @@
+// Generated from the Rust crate confab-shared by shared/tests/typescript.rs. Do not edit.
+// Regenerate: CONFAB_UPDATE_TS=1 cargo test -p confab-shared --features ts
+
+export type UserId = string;
+
+export type RoomId = string;
+
+export type MessageId = string;
+
+export type SessionId = string;
+
+export type ClientMsgId = string;
+
+export type ErrorCode = "bad_request" | "validation" | "unauthorized" | "invalid_credentials" | "forbidden" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "unavailable" | "internal";
+
+export type UserPublic = { 
+/**
+ * The user's id.
+ */
+id: UserId, 
+/**
+ * The user's name.
+ */
+username: string, };
+
+export type AttachmentRef = string;
+
+export type Attachment = { 
+/**
+ * The reference the uploader cited.
+ */
+id: AttachmentRef, 
+/**
+ * The original file name, for display and downloads.
+ */
+name: string, 
+/**
+ * The content type detected from the file's bytes.
+ */
+content_type: string, 
+/**
+ * Size in bytes.
+ */
+size: number, 
+/**
+ * Where to fetch the file.
+ */
+url: string, 
+/**
+ * Whether the file is an image shown inline (png, jpeg, gif, webp); otherwise a download.
+ */
+inline: boolean, };
+
+export type ChatMessage = { 
+/**
+ * Unique message id.
+ */
+id: MessageId, 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * Position in the room: 1, 2, 3... with no reuse. Gaps are possible, order is total.
+ */
+seq: number, 
+/**
+ * Who wrote it.
+ */
+author: UserPublic, 
+/**
+ * The text (already validated: 1-4000 characters). Markdown, rendered without raw HTML.
+ */
+body: string, 
+/**
+ * The author's id for this send, so the author's other tabs can match pending messages.
+ */
+client_msg_id: ClientMsgId, 
+/**
+ * An attached file, if any.
+ */
+attachment: Attachment | null, 
+/**
+ * When the server accepted it, milliseconds since the Unix epoch.
+ */
+created_at: number, 
+/**
+ * When it was last edited, milliseconds since the Unix epoch.
+ */
+edited_at: number | null, };
+
+export type ClientFrame = { "type": "subscribe", 
+/**
+ * The room (you must be a member).
+ */
+room: RoomId, 
+/**
+ * The last seq you have; omit for live events only.
+ */
+after_seq?: number, } | { "type": "unsubscribe", 
+/**
+ * The room.
+ */
+room: RoomId, } | { "type": "send", 
+/**
+ * The room (you must be a member).
+ */
+room: RoomId, 
+/**
+ * Your id for this message; a retry with the same id is not posted twice.
+ */
+client_msg_id: ClientMsgId, 
+/**
+ * The text, 1-4000 characters after trimming.
+ */
+body: string, 
+/**
+ * An uploaded file to attach.
+ */
+attachment?: AttachmentRef, } | { "type": "typing", 
+/**
+ * The room.
+ */
+room: RoomId, } | { "type": "read", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * The highest seq you have seen.
+ */
+seq: number, } | { "type": "ping", };
+
+export type ServerFrame = { "type": "ready", 
+/**
+ * Who you are.
+ */
+user: UserPublic, 
+/**
+ * Send something (for example `ping`) at least this often or be disconnected.
+ */
+idle_timeout_ms: number, } | { "type": "subscribed", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * The room's latest seq at subscription time.
+ */
+last_seq: number, 
+/**
+ * True when every message after `after_seq` was delivered; false means reload history.
+ */
+recovered: boolean, 
+/**
+ * Who is in the room now.
+ */
+online: Array<UserPublic>, } | { "type": "message" } & ChatMessage | { "type": "ack", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * The id you sent.
+ */
+client_msg_id: ClientMsgId, 
+/**
+ * The message's id.
+ */
+id: MessageId, 
+/**
+ * The message's seq in the room.
+ */
+seq: number, } | { "type": "presence", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * Who.
+ */
+user: UserPublic, 
+/**
+ * True on entering, false on leaving.
+ */
+online: boolean, } | { "type": "typing", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * Who.
+ */
+user: UserPublic, } | { "type": "edited", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * The message.
+ */
+id: MessageId, 
+/**
+ * Its seq.
+ */
+seq: number, 
+/**
+ * The new text.
+ */
+body: string, 
+/**
+ * When, milliseconds since the Unix epoch.
+ */
+edited_at: number, } | { "type": "deleted", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * The message.
+ */
+id: MessageId, 
+/**
+ * Its seq.
+ */
+seq: number, } | { "type": "activity", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * The new message's seq.
+ */
+seq: number, 
+/**
+ * Messages after your read marker.
+ */
+unread: number, 
+/**
+ * Who wrote it (for a notification; no content is sent).
+ */
+author: UserPublic, } | { "type": "resync", 
+/**
+ * The room.
+ */
+room: RoomId, } | { "type": "membership", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * True when you are now a member.
+ */
+member: boolean, } | { "type": "error", 
+/**
+ * What went wrong.
+ */
+code: ErrorCode, 
+/**
+ * For people.
+ */
+message: string, 
+/**
+ * The `client_msg_id` or room the error is about, if any.
+ */
+ref: string | null, } | { "type": "pong" };
+
+export type ErrorBody = { 
+/**
+ * The error.
+ */
+error: ErrorDetail, };
+
+export type ErrorDetail = { 
+/**
+ * For programs.
+ */
+code: ErrorCode, 
+/**
+ * For people.
+ */
+message: string, };
+
+export type RegisterRequest = { 
+/**
+ * 3-32 characters of `[A-Za-z0-9_-]`.
+ */
+username: string, 
+/**
+ * An email address.
+ */
+email: string, 
+/**
+ * 8-128 characters.
+ */
+password: string, };
+
+export type LoginRequest = { 
+/**
+ * Username or email.
+ */
+login: string, 
+/**
+ * The password.
+ */
+password: string, };
+
+export type ChangePasswordRequest = { 
+/**
+ * The password in use now.
+ */
+current_password: string, 
+/**
+ * The new one, 8-128 characters.
+ */
+new_password: string, };
+
+export type Me = { 
+/**
+ * Id.
+ */
+id: UserId, 
+/**
+ * Username.
+ */
+username: string, 
+/**
+ * Email.
+ */
+email: string, 
+/**
+ * Registration time, milliseconds since the Unix epoch.
+ */
+created_at: number, };
+
+export type CreateRoomRequest = { 
+/**
+ * 1-64 printable characters, unique regardless of case.
+ */
+name: string, };
+
+export type RoomScope = "joined" | "discover" | "all";
+
+export type Room = { 
+/**
+ * Id.
+ */
+id: RoomId, 
+/**
+ * Name.
+ */
+name: string, 
+/**
+ * Who created it.
+ */
+created_by: UserId, 
+/**
+ * Creation time, milliseconds since the Unix epoch.
+ */
+created_at: number, 
+/**
+ * How many members it has.
+ */
+member_count: number, 
+/**
+ * Whether you are a member.
+ */
+joined: boolean, 
+/**
+ * The seq of the latest persisted message (0 when none).
+ */
+last_seq: number, 
+/**
+ * Your read marker (0 when not a member or nothing read).
+ */
+last_read_seq: number, 
+/**
+ * Messages by others after your read marker (0 when not a member).
+ */
+unread: number, };
+
+export type RoomPage = { 
+/**
+ * The rooms.
+ */
+rooms: Array<Room>, 
+/**
+ * Pass as `cursor` for the next page; null on the last page.
+ */
+next_cursor: string | null, };
+
+export type Member = { 
+/**
+ * Who.
+ */
+user: UserPublic, 
+/**
+ * Whether they are in the room now (a connection subscribed to it).
+ */
+online: boolean, 
+/**
+ * When they joined, milliseconds since the Unix epoch.
+ */
+joined_at: number, };
+
+export type MessagePage = { 
+/**
+ * The messages, ascending by seq.
+ */
+messages: Array<ChatMessage>, 
+/**
+ * Whether older messages exist (ask again with `before_seq` = the first seq here).
+ */
+has_more: boolean, };
+
+export type EditMessageRequest = { 
+/**
+ * The new text.
+ */
+body: string, };
+
+export type ReadRequest = { 
+/**
+ * The highest seq seen.
+ */
+seq: number, };
+
