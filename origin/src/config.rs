@@ -87,6 +87,15 @@ pub struct Config {
     #[arg(long, env = "CONFAB_SEND_RATE", default_value_t = 10)]
     pub send_rate: u32,
 
+    /// Frames of any kind a connection may send per second (bursts of twice that are allowed).
+    #[arg(long, env = "CONFAB_FRAME_RATE", default_value_t = 30)]
+    pub frame_rate: u32,
+
+    /// Login and registration attempts allowed at once per client address (then one more every
+    /// 2 seconds). Raise it for load tests that register many users from one address.
+    #[arg(long, env = "CONFAB_AUTH_BURST_PER_ADDRESS", default_value_t = 30)]
+    pub auth_burst_per_address: u32,
+
     /// Trust the first X-Forwarded-For address (set only behind a proxy that sets it).
     #[arg(long, env = "CONFAB_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
@@ -115,6 +124,8 @@ impl Config {
             room_buffer: 256,
             queue_capacity: 8192,
             send_rate: 10,
+            frame_rate: 30,
+            auth_burst_per_address: 30,
             trust_forwarded_for: false,
         }
     }

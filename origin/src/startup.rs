@@ -49,10 +49,7 @@ fn origin_of(url: &url::Url) -> String {
 /// The origins allowed by default: the public URL's, plus the other loopback spellings of it.
 fn default_origins(public: &url::Url) -> Vec<String> {
     let mut origins = vec![origin_of(public)];
-    let loopback = matches!(
-        public.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]")
-    );
+    let loopback = matches!(public.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     if loopback {
         if let Some(port) = public.port_or_known_default() {
             for host in ["localhost", "127.0.0.1", "[::1]"] {
@@ -83,8 +80,9 @@ fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
 impl Application {
     /// Binds the listener and builds every component.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
         let keys = load_keys(&config)?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -113,6 +111,7 @@ impl Application {
             store.clone(),
             config.queue_capacity,
         ));
+        let throttle = Arc::new(LoginThrottle::new(config.auth_burst_per_address));
         let state = AppState {
             secure_cookies: parsed.scheme() == "https",
             connections: Arc::new(Semaphore::new(config.max_connections)),
@@ -121,7 +120,7 @@ impl Application {
             broker,
             hub,
             keys: Arc::new(keys),
-            throttle: Arc::new(LoginThrottle::default()),
+            throttle,
             allowed_origins: Arc::new(allowed_origins),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
@@ -146,7 +145,10 @@ impl Application {
     }
 
     /// Serves until `stop` resolves, then shuts down gracefully.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state;
         let shutdown = state.shutdown.clone();
         let pruner = {
@@ -183,7 +185,10 @@ impl Application {
         // closing with 1001. Wait for them, but not forever.
         state.sessions.close();
         let grace = Duration::from_secs(state.config.shutdown_timeout_secs);
-        if tokio::time::timeout(grace, state.sessions.wait()).await.is_err() {
+        if tokio::time::timeout(grace, state.sessions.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some WebSocket sessions did not close in time");
         }
         state.broker.shutdown().await;

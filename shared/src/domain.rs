@@ -78,7 +78,8 @@ impl Username {
     /// Parses a username.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let ok = (3..=32).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         ok.then(|| Self(s.to_owned())).ok_or(DomainError::Username)
     }
 
@@ -294,7 +295,9 @@ mod tests {
             Err(DomainError::ControlInBody)
         );
         assert_eq!(
-            MessageBody::parse(" line one\nline\ttwo ").unwrap().as_str(),
+            MessageBody::parse(" line one\nline\ttwo ")
+                .unwrap()
+                .as_str(),
             "line one\nline\ttwo"
         );
     }

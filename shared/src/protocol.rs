@@ -281,7 +281,13 @@ mod tests {
             r#"{{"type":"send","room":"{room}","client_msg_id":"a-1","body":"hi"}}"#
         ))
         .unwrap();
-        assert!(matches!(f, ClientFrame::Send { attachment: None, .. }));
+        assert!(matches!(
+            f,
+            ClientFrame::Send {
+                attachment: None,
+                ..
+            }
+        ));
         assert_eq!(
             ClientFrame::decode(r#"{"type":"ping"}"#).unwrap(),
             ClientFrame::Ping {}

@@ -48,7 +48,10 @@ fn generated() -> String {
 
 #[test]
 fn typescript_definitions_are_fresh() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/src/generated/protocol.ts");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../web/src/generated/protocol.ts"
+    );
     let want = generated();
     if std::env::var_os("CONFAB_UPDATE_TS").is_some() {
         std::fs::write(path, &want).expect("write protocol.ts");

@@ -6,9 +6,8 @@ use std::sync::LazyLock;
 
 /// A hash of a password nobody has, verified when the login names no user, so that the
 /// answer takes as long as for a real user (no user enumeration by timing).
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    hash_now("confab-dummy-password").unwrap_or_default()
-});
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_now("confab-dummy-password").unwrap_or_default());
 
 fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);

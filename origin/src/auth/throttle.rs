@@ -27,16 +27,20 @@ fn quota(burst: u32, every: Duration) -> Quota {
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        Self {
-            // 10 attempts at once, then one more every 30 seconds, per account.
-            accounts: RateLimiter::keyed(quota(10, Duration::from_secs(30))),
-            // 30 attempts at once, then one every 2 seconds, per address (shared NAT is common).
-            addresses: RateLimiter::keyed(quota(30, Duration::from_secs(2))),
-        }
+        Self::new(30)
     }
 }
 
 impl LoginThrottle {
+    /// Per account: 10 attempts at once, then one more every 30 seconds. Per address:
+    /// `address_burst` attempts at once (shared NAT is common), then one every 2 seconds.
+    pub fn new(address_burst: u32) -> Self {
+        Self {
+            accounts: RateLimiter::keyed(quota(10, Duration::from_secs(30))),
+            addresses: RateLimiter::keyed(quota(address_burst, Duration::from_secs(2))),
+        }
+    }
+
     /// Counts one attempt against the address and (when named) the account.
     pub fn check(&self, account: Option<&str>, address: IpAddr) -> Result<(), Throttled> {
         let clock = governor::clock::DefaultClock::default();
@@ -77,6 +81,9 @@ mod tests {
             assert!(t.check(Some("ann"), addr).is_ok());
         }
         assert!(t.check(Some("ann"), ip).is_err());
-        assert!(t.check(Some("bob"), ip).is_ok(), "other accounts are unaffected");
+        assert!(
+            t.check(Some("bob"), ip).is_ok(),
+            "other accounts are unaffected"
+        );
     }
 }

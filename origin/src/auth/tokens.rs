@@ -32,7 +32,10 @@ pub fn generate_pem() -> anyhow::Result<String> {
     let rng = ring::rand::SystemRandom::new();
     let der = Ed25519KeyPair::generate_pkcs8(&rng)
         .map_err(|_| anyhow::anyhow!("could not generate an Ed25519 key"))?;
-    Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec())))
+    Ok(pem::encode(&pem::Pem::new(
+        "PRIVATE KEY",
+        der.as_ref().to_vec(),
+    )))
 }
 
 impl JwtKeys {
@@ -162,7 +165,13 @@ mod tests {
         assert_eq!(keys.verify(&t).unwrap().name, "ann");
         assert!(other.verify(&t).is_err());
         let expired = keys
-            .sign(UserId(Uuid::nil()), SessionId(Uuid::nil()), "ann", now - 3600, 60)
+            .sign(
+                UserId(Uuid::nil()),
+                SessionId(Uuid::nil()),
+                "ann",
+                now - 3600,
+                60,
+            )
             .unwrap();
         assert!(keys.verify(&expired).is_err());
     }
@@ -172,7 +181,13 @@ mod tests {
         let keys = JwtKeys::from_pem(&generate_pem().unwrap()).unwrap();
         let now = crate::time::now_secs();
         let t = keys
-            .sign(UserId(Uuid::nil()), SessionId(Uuid::nil()), "ann", now, 86_400)
+            .sign(
+                UserId(Uuid::nil()),
+                SessionId(Uuid::nil()),
+                "ann",
+                now,
+                86_400,
+            )
             .unwrap();
         let c = keys.verify(&t).unwrap();
         assert_eq!(c.exp - c.iat, MAX_ACCESS_TTL_SECS);

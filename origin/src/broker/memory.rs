@@ -231,9 +231,9 @@ impl Broker for MemoryBroker {
                 })?;
             log.next_seq += 1;
         }
-        accepted
-            .await
-            .unwrap_or(Err(BrokerError::Unavailable("server shutting down: retry shortly")))
+        accepted.await.unwrap_or(Err(BrokerError::Unavailable(
+            "server shutting down: retry shortly",
+        )))
     }
 
     async fn publish_event(&self, room: RoomId, frame: ServerFrame) -> Result<(), BrokerError> {
@@ -259,9 +259,7 @@ impl Broker for MemoryBroker {
             }
             _ => {}
         }
-        self.shared
-            .hub
-            .deliver(room, Delivery::new(DeliveryKind::Event, &frame));
+        self.shared.hub.deliver(room, Delivery::event(&frame));
         Ok(())
     }
 

@@ -36,8 +36,9 @@ pub struct Delivery {
 pub enum DeliveryKind {
     /// A new message.
     Message { seq: i64, author: UserPublic },
-    /// Anything else for subscribers only (presence, typing, edits, deletions).
-    Event,
+    /// Anything else for subscribers only (presence, typing, edits, deletions). `from` names
+    /// the user whose own action it reports (presence, typing): it is not echoed back to them.
+    Event { from: Option<UserId> },
 }
 
 impl Delivery {
@@ -47,6 +48,15 @@ impl Delivery {
             kind,
             frame: Utf8Bytes::from(frame.to_json()),
         })
+    }
+
+    /// A non-message event, serialized once.
+    pub fn event(frame: &ServerFrame) -> Arc<Self> {
+        let from = match frame {
+            ServerFrame::Presence { user, .. } | ServerFrame::Typing { user, .. } => Some(user.id),
+            _ => None,
+        };
+        Self::new(DeliveryKind::Event { from }, frame)
     }
 }
 
@@ -141,7 +151,10 @@ impl RoomHub {
             tx: broadcast::channel(buffer).0,
             present: HashMap::new(),
         });
-        let entry = r.present.entry(user.id).or_insert_with(|| (user.clone(), 0));
+        let entry = r
+            .present
+            .entry(user.id)
+            .or_insert_with(|| (user.clone(), 0));
         entry.1 += 1;
         entry.1 == 1
     }
@@ -246,7 +259,7 @@ mod tests {
         let room = RoomId(Uuid::from_u128(1));
         let mut rx = hub.listen(room);
         for _ in 0..5 {
-            hub.deliver(room, Delivery::new(DeliveryKind::Event, &ServerFrame::Pong));
+            hub.deliver(room, Delivery::event(&ServerFrame::Pong));
         }
         assert!(matches!(
             rx.try_recv(),

@@ -15,13 +15,20 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 /// Upgrades to a WebSocket session after the checks, or answers 403 / 401 / 503.
-pub async fn upgrade(State(state): State<AppState>, parts: Parts, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    parts: Parts,
+    ws: WebSocketUpgrade,
+) -> Response {
     // Browsers always send Origin on WebSocket handshakes: a foreign one is a cross-site
     // hijacking attempt. Clients that are not browsers send none and are not at that risk.
     if let Some(origin) = parts.headers.get(ORIGIN) {
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|o| state.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o)));
+        let allowed = origin.to_str().is_ok_and(|o| {
+            state
+                .allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o))
+        });
         if !allowed {
             return ApiError::Forbidden("origin not allowed").into_response();
         }

@@ -33,9 +33,6 @@ use tokio_stream::{StreamExt, StreamMap};
 /// Most missed messages replayed by one `subscribe`; beyond that `recovered` is false and the
 /// client reloads history over HTTP.
 const RECOVERY_LIMIT: u32 = 500;
-/// Frames of any kind per second per connection, and the burst allowed.
-const FRAMES_PER_SEC: u32 = 30;
-const FRAME_BURST: u32 = 60;
 /// Rate-limit violations tolerated within [`STRIKE_WINDOW`] before the socket is closed.
 const MAX_STRIKES: u32 = 20;
 const STRIKE_WINDOW: Duration = Duration::from_secs(10);
@@ -94,7 +91,11 @@ fn limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
     RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst))
 }
 
-fn error_frame(code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> ServerFrame {
+fn error_frame(
+    code: ErrorCode,
+    message: impl Into<String>,
+    reference: Option<String>,
+) -> ServerFrame {
     ServerFrame::Error {
         code,
         message: message.into(),
@@ -110,13 +111,14 @@ impl Session {
             username: auth.username,
         };
         let send_rate = state.config.send_rate;
+        let frame_rate = state.config.frame_rate;
         let mut session = Session {
             user: user.clone(),
             session: auth.session,
             socket,
             streams: StreamMap::new(),
             rooms: HashMap::new(),
-            frames: limiter(FRAMES_PER_SEC, FRAME_BURST),
+            frames: limiter(frame_rate, frame_rate.saturating_mul(2)),
             sends: limiter(send_rate, send_rate.saturating_mul(2)),
             strikes: 0,
             strikes_since: Instant::now(),
@@ -144,17 +146,27 @@ impl Session {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             }));
-            // Best effort: the peer may already be gone.
-            let _sent = tokio::time::timeout(Duration::from_secs(1), session.socket.send(frame)).await;
+            // The closing handshake: send our close, then read (and discard) until the peer's
+            // close arrives, so frames still in flight are not answered with a TCP reset.
+            // Best effort and bounded: the peer may already be gone.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                if session.socket.send(frame).await.is_ok() {
+                    while let Some(Ok(m)) = session.socket.recv().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                }
+            })
+            .await;
         }
     }
 
-    async fn event_loop(
-        &mut self,
-        user_events: &mut BroadcastStream<Arc<UserEvent>>,
-    ) -> Flow {
+    async fn event_loop(&mut self, user_events: &mut BroadcastStream<Arc<UserEvent>>) -> Flow {
         let idle = self.state.config.idle_timeout();
-        let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)));
+        let mut tick = tokio::time::interval(
+            (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+        );
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut next_ping = Instant::now() + PING_EVERY.min(idle / 2);
         let revalidate = Duration::from_secs(self.state.config.revalidate_secs.max(1));
@@ -240,7 +252,12 @@ impl Session {
             .await
     }
 
-    async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> Flow {
+    async fn send_error(
+        &mut self,
+        code: ErrorCode,
+        message: impl Into<String>,
+        reference: Option<String>,
+    ) -> Flow {
         self.send(&error_frame(code, message, reference)).await
     }
 
@@ -255,8 +272,12 @@ impl Session {
         if self.strikes > MAX_STRIKES {
             return Flow::Close(close::POLICY, "rate limit exceeded");
         }
-        self.send_error(ErrorCode::RateLimited, "too many frames: slow down", reference)
-            .await
+        self.send_error(
+            ErrorCode::RateLimited,
+            "too many frames: slow down",
+            reference,
+        )
+        .await
     }
 
     async fn on_message(&mut self, message: Message) -> Flow {
@@ -278,8 +299,12 @@ impl Session {
                 if data.len() > max {
                     return Flow::Close(close::TOO_BIG, "frame too large");
                 }
-                self.send_error(ErrorCode::BadRequest, "binary frames are not supported: send JSON text", None)
-                    .await
+                self.send_error(
+                    ErrorCode::BadRequest,
+                    "binary frames are not supported: send JSON text",
+                    None,
+                )
+                .await
             }
             // Pongs only prove liveness; pings are answered by the WebSocket layer.
             Message::Ping(_) | Message::Pong(_) => Flow::Continue,
@@ -299,7 +324,10 @@ impl Session {
                 client_msg_id,
                 body,
                 attachment,
-            } => self.send_message(room, client_msg_id, body, attachment).await,
+            } => {
+                self.send_message(room, client_msg_id, body, attachment)
+                    .await
+            }
             ClientFrame::Typing { room } => self.typing(room).await,
             ClientFrame::Read { room, seq } => self.read(room, seq).await,
             ClientFrame::Ping {} => self.send(&ServerFrame::Pong).await,
@@ -324,15 +352,23 @@ impl Session {
             Err(e) => {
                 tracing::error!(error = ?e, "membership check failed");
                 Err(self
-                    .send_error(ErrorCode::Unavailable, "could not check membership: retry", Some(room.to_string()))
+                    .send_error(
+                        ErrorCode::Unavailable,
+                        "could not check membership: retry",
+                        Some(room.to_string()),
+                    )
                     .await)
             }
         }
     }
 
     async fn forbidden(&mut self, reference: String) -> Flow {
-        self.send_error(ErrorCode::Forbidden, "you are not a member of this room", Some(reference))
-            .await
+        self.send_error(
+            ErrorCode::Forbidden,
+            "you are not a member of this room",
+            Some(reference),
+        )
+        .await
     }
 
     async fn subscribe(&mut self, room: RoomId, after_seq: Option<i64>) -> Flow {
@@ -343,7 +379,11 @@ impl Session {
         }
         if after_seq.is_some_and(|s| s < 0) {
             return self
-                .send_error(ErrorCode::Validation, "after_seq must not be negative", Some(room.to_string()))
+                .send_error(
+                    ErrorCode::Validation,
+                    "after_seq must not be negative",
+                    Some(room.to_string()),
+                )
                 .await;
         }
         let broker = self.state.broker.clone();
@@ -353,7 +393,9 @@ impl Session {
                     let mut high = after;
                     for m in recovery.messages {
                         high = high.max(m.seq);
-                        if let flow @ (Flow::Close(..) | Flow::Gone) = self.send(&ServerFrame::Message(m)).await {
+                        if let flow @ (Flow::Close(..) | Flow::Gone) =
+                            self.send(&ServerFrame::Message(m)).await
+                        {
                             return flow;
                         }
                     }
@@ -398,7 +440,12 @@ impl Session {
             .and_then(|v| v.subscribed.take())
             .is_some();
         if was && self.state.hub.leave(room, self.user.id) {
-            if let Err(e) = self.state.broker.set_presence(room, &self.user, false).await {
+            if let Err(e) = self
+                .state
+                .broker
+                .set_presence(room, &self.user, false)
+                .await
+            {
                 tracing::warn!(error = ?e, "publishing presence failed");
             }
         }
@@ -434,11 +481,19 @@ impl Session {
         }
         let body = match MessageBody::parse(&body) {
             Ok(body) => body,
-            Err(e) => return self.send_error(ErrorCode::Validation, e.to_string(), Some(reference)).await,
+            Err(e) => {
+                return self
+                    .send_error(ErrorCode::Validation, e.to_string(), Some(reference))
+                    .await
+            }
         };
         if attachment.is_some() {
             return self
-                .send_error(ErrorCode::Validation, "unknown attachment: upload the file first", Some(reference))
+                .send_error(
+                    ErrorCode::Validation,
+                    "unknown attachment: upload the file first",
+                    Some(reference),
+                )
                 .await;
         }
         let outgoing = Outgoing {
@@ -472,7 +527,10 @@ impl Session {
         let Some(view) = self.rooms.get_mut(&room) else {
             return Flow::Continue;
         };
-        if view.last_typing.is_some_and(|t| now.duration_since(t) < TYPING_EVERY) {
+        if view
+            .last_typing
+            .is_some_and(|t| now.duration_since(t) < TYPING_EVERY)
+        {
             return Flow::Continue;
         }
         view.last_typing = Some(now);
@@ -494,7 +552,11 @@ impl Session {
         }
         if seq < 0 {
             return self
-                .send_error(ErrorCode::Validation, "seq must not be negative", Some(room.to_string()))
+                .send_error(
+                    ErrorCode::Validation,
+                    "seq must not be negative",
+                    Some(room.to_string()),
+                )
                 .await;
         }
         let store = self.state.store.clone();
@@ -503,7 +565,11 @@ impl Session {
             Err(e) => {
                 tracing::error!(error = ?e, "saving read marker failed");
                 return self
-                    .send_error(ErrorCode::Unavailable, "could not save: retry", Some(room.to_string()))
+                    .send_error(
+                        ErrorCode::Unavailable,
+                        "could not save: retry",
+                        Some(room.to_string()),
+                    )
                     .await;
             }
         };
@@ -513,7 +579,12 @@ impl Session {
             view.unread = unread;
         }
         let event = UserEvent::ReadMarker { room, seq: marker };
-        if let Err(e) = self.state.broker.publish_user_event(self.user.id, event).await {
+        if let Err(e) = self
+            .state
+            .broker
+            .publish_user_event(self.user.id, event)
+            .await
+        {
             tracing::warn!(error = ?e, "publishing read marker failed");
         }
         Flow::Continue
@@ -537,7 +608,12 @@ impl Session {
                     return self.send(&ServerFrame::Resync { room }).await;
                 }
                 // Watched rooms only lose counter bumps; the next one carries the true count.
-                view.unread = self.state.store.unread(room, me).await.unwrap_or(view.unread);
+                view.unread = self
+                    .state
+                    .store
+                    .unread(room, me)
+                    .await
+                    .unwrap_or(view.unread);
                 return Flow::Continue;
             }
         };
@@ -552,7 +628,10 @@ impl Session {
                 }
                 self.send_raw(Message::Text(delivery.frame.clone())).await
             }
-            (DeliveryKind::Event, Some(_)) => {
+            (DeliveryKind::Event { from }, Some(_)) => {
+                if *from == Some(me) {
+                    return Flow::Continue;
+                }
                 self.send_raw(Message::Text(delivery.frame.clone())).await
             }
             (DeliveryKind::Message { seq, author }, None) => {
@@ -568,11 +647,14 @@ impl Session {
                 };
                 self.send(&frame).await
             }
-            (DeliveryKind::Event, None) => Flow::Continue,
+            (DeliveryKind::Event { .. }, None) => Flow::Continue,
         }
     }
 
-    async fn on_user_event(&mut self, event: Result<Arc<UserEvent>, BroadcastStreamRecvError>) -> Flow {
+    async fn on_user_event(
+        &mut self,
+        event: Result<Arc<UserEvent>, BroadcastStreamRecvError>,
+    ) -> Flow {
         let event = match event {
             Ok(e) => e,
             // Missed user events may include a revocation: check now.
@@ -589,7 +671,12 @@ impl Session {
                 if self.rooms.contains_key(room) {
                     return Flow::Continue;
                 }
-                let unread = self.state.store.unread(*room, self.user.id).await.unwrap_or(0);
+                let unread = self
+                    .state
+                    .store
+                    .unread(*room, self.user.id)
+                    .await
+                    .unwrap_or(0);
                 self.watch(*room, 0, unread);
                 self.send(&ServerFrame::Membership {
                     room: *room,
@@ -597,7 +684,10 @@ impl Session {
                 })
                 .await
             }
-            UserEvent::Membership { room, member: false } => {
+            UserEvent::Membership {
+                room,
+                member: false,
+            } => {
                 if !self.rooms.contains_key(room) {
                     return Flow::Continue;
                 }
@@ -613,7 +703,12 @@ impl Session {
                 if stale {
                     return Flow::Continue;
                 }
-                let unread = self.state.store.unread(*room, self.user.id).await.unwrap_or(0);
+                let unread = self
+                    .state
+                    .store
+                    .unread(*room, self.user.id)
+                    .await
+                    .unwrap_or(0);
                 if let Some(view) = self.rooms.get_mut(room) {
                     view.last_read = *seq;
                     view.unread = unread;

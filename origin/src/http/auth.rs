@@ -45,7 +45,13 @@ fn me_of(user: &UserRecord) -> Me {
     }
 }
 
-fn cookie(state: &AppState, name: &'static str, value: String, path: &'static str, max_age_secs: i64) -> Cookie<'static> {
+fn cookie(
+    state: &AppState,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    max_age_secs: i64,
+) -> Cookie<'static> {
     Cookie::build((name, value))
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -93,7 +99,13 @@ async fn start_session(
     let now = now_ms();
     state
         .store
-        .create_session(session, user.id, &hash, now + refresh_ttl_secs(state) * 1000, now)
+        .create_session(
+            session,
+            user.id,
+            &hash,
+            now + refresh_ttl_secs(state) * 1000,
+            now,
+        )
         .await?;
     session_cookies(state, jar, user, session, token)
 }
@@ -174,7 +186,9 @@ async fn logout(
     jar: CookieJar,
     parts: Parts,
 ) -> Result<impl IntoResponse, ApiError> {
-    if let Some(claims) = access_token(&parts).and_then(|t| state.keys.verify_ignoring_expiry(&t).ok()) {
+    if let Some(claims) =
+        access_token(&parts).and_then(|t| state.keys.verify_ignoring_expiry(&t).ok())
+    {
         state.store.revoke_session(claims.sid, now_ms()).await?;
         state
             .broker
@@ -184,7 +198,10 @@ async fn logout(
     Ok((StatusCode::NO_CONTENT, clear_cookies(jar)))
 }
 
-async fn refresh(State(state): State<AppState>, jar: CookieJar) -> Result<impl IntoResponse, ApiError> {
+async fn refresh(
+    State(state): State<AppState>,
+    jar: CookieJar,
+) -> Result<impl IntoResponse, ApiError> {
     let Some(presented) = jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned()) else {
         return Err(ApiError::Unauthorized);
     };

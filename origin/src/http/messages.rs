@@ -20,7 +20,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The message, if the caller wrote it and is still a member of its room.
-async fn own_message(state: &AppState, id: MessageId, user: &AuthUser) -> Result<MessageMeta, ApiError> {
+async fn own_message(
+    state: &AppState,
+    id: MessageId,
+    user: &AuthUser,
+) -> Result<MessageMeta, ApiError> {
     let meta = state
         .store
         .message_meta(id)

@@ -49,7 +49,11 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 }
 
 /// Fails with 403 unless the user is a member of the room (404 when there is no such room).
-pub async fn require_member(state: &AppState, room: RoomId, user: &AuthUser) -> Result<(), ApiError> {
+pub async fn require_member(
+    state: &AppState,
+    room: RoomId,
+    user: &AuthUser,
+) -> Result<(), ApiError> {
     if state.store.is_member(room, user.id).await? {
         return Ok(());
     }
@@ -87,8 +91,13 @@ async fn list(
 ) -> Result<Json<RoomPage>, ApiError> {
     let limit = page_limit(q.limit)?;
     let name_contains = q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    if name_contains.as_ref().is_some_and(|s| s.chars().count() > 64) {
-        return Err(ApiError::Validation("search text is longer than 64 characters".into()));
+    if name_contains
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 64)
+    {
+        return Err(ApiError::Validation(
+            "search text is longer than 64 characters".into(),
+        ));
     }
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let mut rows = state
@@ -131,7 +140,13 @@ async fn create(
         .await?;
     state
         .broker
-        .publish_user_event(user.id, UserEvent::Membership { room: id, member: true })
+        .publish_user_event(
+            user.id,
+            UserEvent::Membership {
+                room: id,
+                member: true,
+            },
+        )
         .await?;
     let room = room_view(&state, id, &user).await?;
     Ok((StatusCode::CREATED, Json(room)))
@@ -164,7 +179,13 @@ async fn join(
     if state.store.join_room(id, user.id, now_ms()).await? {
         state
             .broker
-            .publish_user_event(user.id, UserEvent::Membership { room: id, member: true })
+            .publish_user_event(
+                user.id,
+                UserEvent::Membership {
+                    room: id,
+                    member: true,
+                },
+            )
             .await?;
     }
     Ok(Json(room_view(&state, id, &user).await?))
@@ -181,7 +202,13 @@ async fn leave(
     if state.store.leave_room(id, user.id).await? {
         state
             .broker
-            .publish_user_event(user.id, UserEvent::Membership { room: id, member: false })
+            .publish_user_event(
+                user.id,
+                UserEvent::Membership {
+                    room: id,
+                    member: false,
+                },
+            )
             .await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -5,7 +5,7 @@
 pub mod sqlite;
 
 use async_trait::async_trait;
-use confab_shared::api::{RoomScope, Room};
+use confab_shared::api::{Room, RoomScope};
 use confab_shared::ids::{ClientMsgId, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{Attachment, ChatMessage, UserPublic};
 use std::sync::Arc;
@@ -186,7 +186,11 @@ pub trait Store: Send + Sync + 'static {
     async fn session_active(&self, session: SessionId) -> Result<bool, StoreError>;
     async fn revoke_session(&self, session: SessionId, now: i64) -> Result<(), StoreError>;
     /// Revokes every session of the user; returns them.
-    async fn revoke_user_sessions(&self, user: UserId, now: i64) -> Result<Vec<SessionId>, StoreError>;
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        now: i64,
+    ) -> Result<Vec<SessionId>, StoreError>;
 
     /// Creates a room and makes the creator a member; `Conflict` when the name is taken.
     async fn create_room(&self, room: RoomRecord) -> Result<(), StoreError>;
@@ -212,7 +216,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a batch of messages in one statement, in one transaction. Messages whose
     /// (room, author, client_msg_id) exists already are not written again.
-    async fn insert_messages(&self, batch: &[NewMessage]) -> Result<Vec<InsertOutcome>, StoreError>;
+    async fn insert_messages(&self, batch: &[NewMessage])
+        -> Result<Vec<InsertOutcome>, StoreError>;
     /// Up to `limit` live messages with seq < `before_seq` (all when None), ascending.
     async fn messages_before(
         &self,

@@ -45,7 +45,6 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
-
 }
 
 /// Maps unique violations to [`StoreError::Conflict`] with a message naming what clashed.
@@ -634,10 +633,11 @@ impl Store for SqliteStore {
     }
 
     async fn last_seq(&self, room: RoomId) -> Result<i64, StoreError> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM messages WHERE room_id = ?")
-            .bind(room.0)
-            .fetch_one(&self.pool)
-            .await?;
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM messages WHERE room_id = ?")
+                .bind(room.0)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(seq.unwrap_or(0))
     }
 

@@ -1,0 +1,317 @@
+//! Test harness: the real server on 127.0.0.1:0 with a fresh data directory, real HTTP
+//! clients with cookie jars, and real WebSocket clients.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use confab_origin::{Application, Config};
+use confab_shared::api::{Me, Room};
+use confab_shared::claims::ACCESS_COOKIE;
+use confab_shared::protocol::ServerFrame;
+use futures::{SinkExt, StreamExt};
+use reqwest::cookie::CookieStore;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen promptly.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub dir: Arc<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a server with the defaults and a fresh data directory.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `tweak` adjusts the test configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_in(dir, tweak).await
+    }
+
+    /// Starts a server on an existing data directory.
+    pub async fn start_in(dir: Arc<tempfile::TempDir>, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_tests(dir.path());
+        tweak(&mut config);
+        let app = Application::build(config).await.unwrap();
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            dir,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops gracefully and waits until the server has finished.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(30), h)
+                .await
+                .expect("server stops in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn register(&self, name: &str) -> Client {
+        Client::register(self, name).await
+    }
+}
+
+/// A user with a cookie jar.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub base: String,
+    pub addr: SocketAddr,
+    pub me: Me,
+}
+
+pub fn password() -> &'static str {
+    "correct horse battery"
+}
+
+impl Client {
+    pub fn anonymous(server: &TestServer) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        let _ = server;
+        (http, jar)
+    }
+
+    pub async fn register(server: &TestServer, name: &str) -> Self {
+        let (http, jar) = Self::anonymous(server);
+        let res = http
+            .post(server.url("/api/auth/register"))
+            .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": password()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            201,
+            "register {name}: {}",
+            res.text().await.unwrap()
+        );
+        let me: Me = res.json().await.unwrap();
+        Self {
+            http,
+            jar,
+            base: server.base.clone(),
+            addr: server.addr,
+            me,
+        }
+    }
+
+    /// The same user, logged in again as a new client (a second device).
+    pub async fn login_again(&self, server: &TestServer) -> Self {
+        let (http, jar) = Self::anonymous(server);
+        let res = http
+            .post(server.url("/api/auth/login"))
+            .json(&json!({"login": self.me.username, "password": password()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        Self {
+            http,
+            jar,
+            base: server.base.clone(),
+            addr: server.addr,
+            me: res.json().await.unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// The Cookie header this client would send to `path`.
+    pub fn cookie_header(&self, path: &str) -> String {
+        let url = reqwest::Url::parse(&self.url(path)).unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|h| h.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn access_token(&self) -> String {
+        self.cookie_header("/")
+            .split("; ")
+            .find_map(|kv| kv.strip_prefix(&format!("{ACCESS_COOKIE}=")))
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn create_room(&self, name: &str) -> Room {
+        let res = self.post("/api/rooms", json!({"name": name})).await;
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    }
+
+    pub async fn join(&self, room: &Room) {
+        let res = self
+            .post(&format!("/api/rooms/{}/join", room.id), json!({}))
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+
+    pub async fn ws(&self) -> Ws {
+        self.ws_with_origin(None).await.unwrap()
+    }
+
+    pub async fn ws_with_origin(
+        &self,
+        origin: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut req = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("cookie", self.cookie_header("/").parse().unwrap());
+        if let Some(o) = origin {
+            req.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+        let mut ws = Ws { stream };
+        let ready = ws.next().await;
+        assert!(matches!(ready, ServerFrame::Ready { .. }), "{ready:?}");
+        Ok(ws)
+    }
+}
+
+/// A WebSocket client speaking JSON frames.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn send(&mut self, frame: Value) {
+        self.stream
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.stream.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next server frame, within [`WAIT`].
+    pub async fn next(&mut self) -> ServerFrame {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("a frame arrives in time")
+                .expect("the socket is open")
+                .expect("the socket works");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// Skips frames until one matches.
+    pub async fn expect(&mut self, mut pred: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+        loop {
+            let f = self.next().await;
+            if pred(&f) {
+                return f;
+            }
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close frame.
+    pub async fn closed(&mut self) -> Option<CloseFrame> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("the socket closes in time");
+            match msg {
+                Some(Ok(Message::Close(frame))) => return frame,
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Asserts nothing but pings arrives for `d`.
+    pub async fn quiet_for(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, room: &Room, after_seq: Option<i64>) -> ServerFrame {
+        let mut frame = json!({"type": "subscribe", "room": room.id});
+        if let Some(s) = after_seq {
+            frame["after_seq"] = json!(s);
+        }
+        self.send(frame).await;
+        self.expect(|f| matches!(f, ServerFrame::Subscribed { .. }))
+            .await
+    }
+
+    /// Sends a message and waits for its ack; returns (id, seq).
+    pub async fn say(&mut self, room: &Room, id: &str, body: &str) -> (String, i64) {
+        self.send(json!({"type": "send", "room": room.id, "client_msg_id": id, "body": body}))
+            .await;
+        match self
+            .expect(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
+            .await
+        {
+            ServerFrame::Ack { id, seq, .. } => (id.to_string(), seq),
+            other => panic!("send {id} failed: {other:?}"),
+        }
+    }
+}
