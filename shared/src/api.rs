@@ -170,3 +170,50 @@ pub struct ReadRequest {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: i64,
 }
+
+/// A link preview (`GET /api/preview?url=` on the origin, `GET /preview?url=` on the edge).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct LinkPreview {
+    /// The page's canonical URL (after redirects; `og:url` when given).
+    pub url: String,
+    /// `og:title`, `twitter:title` or `<title>`.
+    pub title: Option<String>,
+    /// `og:description`, `twitter:description` or `<meta name=description>`.
+    pub description: Option<String>,
+    /// An absolute image URL (`og:image`, `twitter:image`).
+    pub image: Option<String>,
+    /// `og:site_name`, else the host.
+    pub site_name: Option<String>,
+}
+
+/// `POST /api/uploads/ticket`: permission to upload one file into a room (members only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct UploadTicketRequest {
+    /// The room the file is for.
+    pub room_id: RoomId,
+    /// The file's name, for display and downloads.
+    pub name: String,
+    /// The declared size in bytes.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub size: i64,
+    /// The declared content type (checked against the bytes on upload).
+    pub content_type: String,
+}
+
+/// An upload ticket: send the bytes to `upload_url` with `Authorization: Bearer {ticket}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct UploadTicket {
+    /// The signed ticket.
+    pub ticket: String,
+    /// Where to `PUT` the bytes (the edge, or the origin fallback).
+    pub upload_url: String,
+    /// The most bytes accepted.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub max_bytes: i64,
+    /// When the ticket expires, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub expires_at: i64,
+}

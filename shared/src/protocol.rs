@@ -62,7 +62,8 @@ pub struct ChatMessage {
     pub seq: i64,
     /// Who wrote it.
     pub author: UserPublic,
-    /// The text (already validated: 1-4000 characters). Markdown, rendered without raw HTML.
+    /// The text (already validated: up to 4000 characters; empty only with an attachment).
+    /// Markdown, rendered without raw HTML.
     pub body: String,
     /// The author's id for this send, so the author's other tabs can match pending messages.
     pub client_msg_id: ClientMsgId,
@@ -103,9 +104,9 @@ pub enum ClientFrame {
         room: RoomId,
         /// Your id for this message; a retry with the same id is not posted twice.
         client_msg_id: ClientMsgId,
-        /// The text, 1-4000 characters after trimming.
+        /// The text, 1-4000 characters after trimming; may be empty when a file is attached.
         body: String,
-        /// An uploaded file to attach.
+        /// An uploaded file to attach (the `id` of the upload's `Attachment`).
         #[serde(default)]
         #[cfg_attr(feature = "ts", ts(optional))]
         attachment: Option<AttachmentRef>,

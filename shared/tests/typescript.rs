@@ -33,6 +33,9 @@ fn generated() -> String {
         api::MessagePage::decl(),
         api::EditMessageRequest::decl(),
         api::ReadRequest::decl(),
+        api::LinkPreview::decl(),
+        api::UploadTicketRequest::decl(),
+        api::UploadTicket::decl(),
     ];
     let mut out = String::from(
         "// Generated from the Rust crate confab-shared by shared/tests/typescript.rs. Do not edit.\n\

@@ -69,7 +69,8 @@ seq: number,
  */
 author: UserPublic, 
 /**
- * The text (already validated: 1-4000 characters). Markdown, rendered without raw HTML.
+ * The text (already validated: up to 4000 characters; empty only with an attachment).
+ * Markdown, rendered without raw HTML.
  */
 body: string, 
 /**
@@ -111,11 +112,11 @@ room: RoomId,
  */
 client_msg_id: ClientMsgId, 
 /**
- * The text, 1-4000 characters after trimming.
+ * The text, 1-4000 characters after trimming; may be empty when a file is attached.
  */
 body: string, 
 /**
- * An uploaded file to attach.
+ * An uploaded file to attach (the `id` of the upload's `Attachment`).
  */
 attachment?: AttachmentRef, } | { "type": "typing", 
 /**
@@ -424,4 +425,62 @@ export type ReadRequest = {
  * The highest seq seen.
  */
 seq: number, };
+
+export type LinkPreview = { 
+/**
+ * The page's canonical URL (after redirects; `og:url` when given).
+ */
+url: string, 
+/**
+ * `og:title`, `twitter:title` or `<title>`.
+ */
+title: string | null, 
+/**
+ * `og:description`, `twitter:description` or `<meta name=description>`.
+ */
+description: string | null, 
+/**
+ * An absolute image URL (`og:image`, `twitter:image`).
+ */
+image: string | null, 
+/**
+ * `og:site_name`, else the host.
+ */
+site_name: string | null, };
+
+export type UploadTicketRequest = { 
+/**
+ * The room the file is for.
+ */
+room_id: RoomId, 
+/**
+ * The file's name, for display and downloads.
+ */
+name: string, 
+/**
+ * The declared size in bytes.
+ */
+size: number, 
+/**
+ * The declared content type (checked against the bytes on upload).
+ */
+content_type: string, };
+
+export type UploadTicket = { 
+/**
+ * The signed ticket.
+ */
+ticket: string, 
+/**
+ * Where to `PUT` the bytes (the edge, or the origin fallback).
+ */
+upload_url: string, 
+/**
+ * The most bytes accepted.
+ */
+max_bytes: number, 
+/**
+ * When the ticket expires, milliseconds since the Unix epoch.
+ */
+expires_at: number, };
 
