@@ -22,6 +22,10 @@ pub struct Config {
     #[arg(long, env = "CONFAB_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Most database connections this process opens (PostgreSQL).
+    #[arg(long, env = "CONFAB_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
     /// The URL people use to reach this server (cookies are `Secure` when it is https).
     /// Default: http://LISTEN.
     #[arg(long, env = "CONFAB_PUBLIC_URL")]
@@ -109,6 +113,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             database_url: None,
+            database_max_connections: 10,
             public_url: None,
             allowed_origins: Vec::new(),
             jwt_private_key_file: None,

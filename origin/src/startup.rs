@@ -9,6 +9,7 @@ use crate::broker::DynBroker;
 use crate::config::Config;
 use crate::gateway::hub::RoomHub;
 use crate::state::AppState;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::DynStore;
 use anyhow::{bail, Context};
@@ -36,8 +37,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
             .await
             .with_context(|| format!("opening the database {url}"))?;
         Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = PgStore::connect(&url, config.database_max_connections)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok(Arc::new(store))
     } else {
-        bail!("unsupported database URL {url:?}: expected sqlite://PATH")
+        bail!("unsupported database URL {url:?}: expected sqlite://PATH or postgres://...")
     }
 }
 
