@@ -561,6 +561,14 @@ impl Broker for RedisBroker {
     }
 }
 
+impl Drop for RedisBroker {
+    /// Dropped without `shutdown` (a crash, in effect): the tasks stop, the instance stops
+    /// heartbeating, and the other instances reap its presence.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// The one pub/sub connection of this instance: follows the hub's live rooms and users,
 /// hands received events to the hub, and reconnects by itself.
 async fn fanout_task(client: redis::Client, hub: Arc<RoomHub>, subs: Arc<Subscriptions>, stop: CancellationToken) {
