@@ -6,7 +6,7 @@
 //! under the same name first takes up its own unacknowledged entries; entries left by a worker
 //! that died for good are claimed by the others after `claim_idle_ms`.
 
-use crate::broker::redis::{PERSIST_GROUP, PERSIST_STREAM};
+use crate::broker::redis::{manager_config, PERSIST_GROUP, PERSIST_STREAM};
 use crate::config::WorkerConfig;
 use crate::startup::connect_store;
 use crate::store::{DynStore, NewMessage};
@@ -74,7 +74,7 @@ impl Worker {
     pub async fn connect(config: &WorkerConfig) -> anyhow::Result<Self> {
         let store = connect_store(&config.database_url, config.database_max_connections).await?;
         let client = redis::Client::open(config.redis_url.as_str())?;
-        let mut conn = ConnectionManager::new(client)
+        let mut conn = ConnectionManager::new_with_config(client, manager_config())
             .await
             .context("connecting to Redis")?;
         ensure_group(&mut conn).await?;
@@ -169,7 +169,10 @@ impl Worker {
                     self.log_lag().await;
                     let claimed = self.claim_stale().await?;
                     if !claimed.is_empty() {
-                        tracing::info!(entries = claimed.len(), "claimed entries of a stalled worker");
+                        tracing::info!(
+                            entries = claimed.len(),
+                            "claimed entries of a stalled worker"
+                        );
                         return self.persist(&claimed).await;
                     }
                 }

@@ -52,7 +52,12 @@ async fn store_with_room() -> (DynStore, RoomId, UserPublic, tempfile::TempDir) 
         .public();
     let room = RoomId(Uuid::now_v7());
     store
-        .create_room(RoomRecord { id: room, name: format!("r{room}"), created_by: ann.id, created_at: 1 })
+        .create_room(RoomRecord {
+            id: room,
+            name: format!("r{room}"),
+            created_by: ann.id,
+            created_at: 1,
+        })
         .await
         .unwrap();
     (store, room, ann, dir)
@@ -60,9 +65,16 @@ async fn store_with_room() -> (DynStore, RoomId, UserPublic, tempfile::TempDir) 
 
 async fn redis_broker(hub: Arc<RoomHub>, store: DynStore) -> DynBroker {
     Arc::new(
-        RedisBroker::start(&redis_url(), hub, store, RedisSettings { stream_max: 1_000_000 })
-            .await
-            .unwrap(),
+        RedisBroker::start(
+            &redis_url(),
+            hub,
+            store,
+            RedisSettings {
+                stream_max: 1_000_000,
+            },
+        )
+        .await
+        .unwrap(),
     )
 }
 
@@ -71,14 +83,28 @@ impl Fixture {
         let (store, room, ann, dir) = store_with_room().await;
         let hub = Arc::new(RoomHub::new(64));
         let broker: DynBroker = Arc::new(MemoryBroker::start(hub.clone(), store.clone(), 64));
-        Self { hub, broker, store, room, ann, _dir: dir }
+        Self {
+            hub,
+            broker,
+            store,
+            room,
+            ann,
+            _dir: dir,
+        }
     }
 
     async fn redis() -> Self {
         let (store, room, ann, dir) = store_with_room().await;
         let hub = Arc::new(RoomHub::new(64));
         let broker = redis_broker(hub.clone(), store.clone()).await;
-        Self { hub, broker, store, room, ann, _dir: dir }
+        Self {
+            hub,
+            broker,
+            store,
+            room,
+            ann,
+            _dir: dir,
+        }
     }
 
     async fn listen(&self) -> broadcast::Receiver<Arc<Delivery>> {
@@ -99,39 +125,72 @@ impl Fixture {
 }
 
 async fn next(rx: &mut broadcast::Receiver<Arc<Delivery>>) -> Arc<Delivery> {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn publish_assigns_seqs_delivers_once_and_is_idempotent(f: Fixture) {
     let mut rx = f.listen().await;
-    let a = f.broker.publish_message(f.outgoing("c1", "one")).await.unwrap();
-    let b = f.broker.publish_message(f.outgoing("c2", "two")).await.unwrap();
+    let a = f
+        .broker
+        .publish_message(f.outgoing("c1", "one"))
+        .await
+        .unwrap();
+    let b = f
+        .broker
+        .publish_message(f.outgoing("c2", "two"))
+        .await
+        .unwrap();
     assert_eq!((a.seq, b.seq), (1, 2));
-    let again = f.broker.publish_message(f.outgoing("c1", "one")).await.unwrap();
+    let again = f
+        .broker
+        .publish_message(f.outgoing("c1", "one"))
+        .await
+        .unwrap();
     assert_eq!(again, a);
     for want in [1, 2] {
         let d = next(&mut rx).await;
         match &d.kind {
-            DeliveryKind::Message { seq, author } => assert_eq!((*seq, author.id), (want, f.ann.id)),
+            DeliveryKind::Message { seq, author } => {
+                assert_eq!((*seq, author.id), (want, f.ann.id))
+            }
             other => panic!("{other:?}"),
         }
-        let ServerFrame::Message(m) = serde_json::from_str(d.frame.as_str()).unwrap() else { panic!() };
+        let ServerFrame::Message(m) = serde_json::from_str(d.frame.as_str()).unwrap() else {
+            panic!()
+        };
         assert_eq!(m.seq, want);
     }
-    assert!(tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err(), "the resend was not delivered");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "the resend was not delivered"
+    );
     assert_eq!(f.broker.last_seq(f.room).await.unwrap(), 2);
 }
 
 async fn recovery_returns_exactly_what_was_missed(f: Fixture) {
     for i in 1..=6 {
-        f.broker.publish_message(f.outgoing(&format!("c{i}"), &format!("m{i}"))).await.unwrap();
+        f.broker
+            .publish_message(f.outgoing(&format!("c{i}"), &format!("m{i}")))
+            .await
+            .unwrap();
     }
     let r = f.broker.recover(f.room, 2, 10).await.unwrap();
     assert!(r.complete);
-    assert_eq!(r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4, 5, 6]);
+    assert_eq!(
+        r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [3, 4, 5, 6]
+    );
     let r = f.broker.recover(f.room, 0, 4).await.unwrap();
     assert!(!r.complete);
-    assert_eq!(r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
     let r = f.broker.recover(f.room, 6, 10).await.unwrap();
     assert!(r.complete && r.messages.is_empty());
 }
@@ -145,23 +204,54 @@ async fn events_and_presence_reach_listeners(f: Fixture) {
     assert!(matches!(d.kind, DeliveryKind::Event { from: Some(u) } if u == f.ann.id));
     assert!(d.frame.as_str().contains("\"online\":true"));
     let online = f.broker.online(f.room).await.unwrap();
-    assert_eq!(online.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), ["ann"]);
+    assert_eq!(
+        online
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["ann"]
+    );
     f.broker
-        .publish_event(f.room, ServerFrame::Typing { room: f.room, user: f.ann.clone() })
+        .publish_event(
+            f.room,
+            ServerFrame::Typing {
+                room: f.room,
+                user: f.ann.clone(),
+            },
+        )
         .await
         .unwrap();
     assert!(next(&mut rx).await.frame.as_str().contains("\"typing\""));
     let mut urx = f.hub.listen_user(f.ann.id);
     tokio::time::sleep(Duration::from_millis(200)).await; // the user channel subscription (Redis)
     f.broker
-        .publish_user_event(f.ann.id, UserEvent::ReadMarker { room: f.room, seq: 3 })
+        .publish_user_event(
+            f.ann.id,
+            UserEvent::ReadMarker {
+                room: f.room,
+                seq: 3,
+            },
+        )
         .await
         .unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(5), urx.recv()).await.unwrap().unwrap();
-    assert_eq!(*ev, UserEvent::ReadMarker { room: f.room, seq: 3 });
+    let ev = tokio::time::timeout(Duration::from_secs(5), urx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *ev,
+        UserEvent::ReadMarker {
+            room: f.room,
+            seq: 3
+        }
+    );
     assert!(f.hub.leave(f.room, f.ann.id));
     f.broker.set_presence(f.room, &f.ann, false).await.unwrap();
-    assert!(next(&mut rx).await.frame.as_str().contains("\"online\":false"));
+    assert!(next(&mut rx)
+        .await
+        .frame
+        .as_str()
+        .contains("\"online\":false"));
     assert!(f.broker.online(f.room).await.unwrap().is_empty());
 }
 
@@ -203,24 +293,48 @@ async fn redis_instances_share_seq_idempotency_and_presence() {
     let mut rx2 = hub2.listen(f.room);
     other.await_subscribed(f.room).await.unwrap();
 
-    let a = f.broker.publish_message(f.outgoing("x1", "hello")).await.unwrap();
-    let b = other.publish_message(f.outgoing("x1", "hello")).await.unwrap();
+    let a = f
+        .broker
+        .publish_message(f.outgoing("x1", "hello"))
+        .await
+        .unwrap();
+    let b = other
+        .publish_message(f.outgoing("x1", "hello"))
+        .await
+        .unwrap();
     assert_eq!(a, b, "a resend through another instance gets the same ack");
-    let c = other.publish_message(f.outgoing("x2", "next")).await.unwrap();
+    let c = other
+        .publish_message(f.outgoing("x2", "next"))
+        .await
+        .unwrap();
     assert_eq!(c.seq, a.seq + 1);
     for rx in [&mut rx1, &mut rx2] {
-        assert!(matches!(next(rx).await.kind, DeliveryKind::Message { seq: 1, .. }));
-        assert!(matches!(next(rx).await.kind, DeliveryKind::Message { seq: 2, .. }));
+        assert!(matches!(
+            next(rx).await.kind,
+            DeliveryKind::Message { seq: 1, .. }
+        ));
+        assert!(matches!(
+            next(rx).await.kind,
+            DeliveryKind::Message { seq: 2, .. }
+        ));
     }
 
     // Ann enters on both instances: one `online`; leaves one: nothing; leaves both: `offline`.
     f.broker.set_presence(f.room, &f.ann, true).await.unwrap();
     other.set_presence(f.room, &f.ann, true).await.unwrap();
     f.broker.set_presence(f.room, &f.ann, false).await.unwrap();
-    assert!(next(&mut rx2).await.frame.as_str().contains("\"online\":true"));
+    assert!(next(&mut rx2)
+        .await
+        .frame
+        .as_str()
+        .contains("\"online\":true"));
     assert_eq!(other.online(f.room).await.unwrap().len(), 1);
     other.set_presence(f.room, &f.ann, false).await.unwrap();
-    assert!(next(&mut rx2).await.frame.as_str().contains("\"online\":false"));
+    assert!(next(&mut rx2)
+        .await
+        .frame
+        .as_str()
+        .contains("\"online\":false"));
     assert!(other.online(f.room).await.unwrap().is_empty());
     other.shutdown().await;
     f.broker.shutdown().await;
@@ -234,13 +348,24 @@ async fn a_dead_instances_users_drop_out_of_presence() {
     let doomed = redis_broker(hub2, f.store.clone()).await;
     let mut rx = f.listen().await;
     doomed.set_presence(f.room, &f.ann, true).await.unwrap();
-    assert!(next(&mut rx).await.frame.as_str().contains("\"online\":true"));
+    assert!(next(&mut rx)
+        .await
+        .frame
+        .as_str()
+        .contains("\"online\":true"));
     // Simulate a crash: stop its heartbeat without deregistering.
     drop(doomed);
     let started = std::time::Instant::now();
-    let d = tokio::time::timeout(Duration::from_secs(15), rx.recv()).await.unwrap().unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(d.frame.as_str().contains("\"online\":false"));
-    assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
     f.broker.shutdown().await;
 }
 
@@ -253,16 +378,31 @@ struct PrivateRedis {
 impl PrivateRedis {
     fn start(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is installed");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { port, child: Some(child) }
+        Self {
+            port,
+            child: Some(child),
+        }
     }
 
     fn kill(&mut self) {
@@ -280,7 +420,11 @@ impl Drop for PrivateRedis {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Redis goes away: sends fail with a retryable error (never a false ack). It comes back:
@@ -291,9 +435,14 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
     let (store, room, ann, _dir) = store_with_room().await;
     let hub = Arc::new(RoomHub::new(64));
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let broker = RedisBroker::start(&url, hub.clone(), store.clone(), RedisSettings { stream_max: 1000 })
-        .await
-        .unwrap();
+    let broker = RedisBroker::start(
+        &url,
+        hub.clone(),
+        store.clone(),
+        RedisSettings { stream_max: 1000 },
+    )
+    .await
+    .unwrap();
     let mut rx = hub.listen(room);
     broker.await_subscribed(room).await.unwrap();
     let out = |cmid: &str| Outgoing {
@@ -304,7 +453,10 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
         attachment: None,
     };
     assert_eq!(broker.publish_message(out("a")).await.unwrap().seq, 1);
-    assert!(matches!(next(&mut rx).await.kind, DeliveryKind::Message { seq: 1, .. }));
+    assert!(matches!(
+        next(&mut rx).await.kind,
+        DeliveryKind::Message { seq: 1, .. }
+    ));
 
     let port = redis.port;
     redis.kill();
@@ -315,7 +467,10 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
     let _redis = PrivateRedis::start(port);
     let restarted = std::time::Instant::now();
     // Subscribed listeners are told to resync once the subscription is back.
-    let d = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(d.kind, DeliveryKind::Resync));
     let accepted = loop {
         match broker.publish_message(out("b")).await {
@@ -327,6 +482,9 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
         }
     };
     assert!(accepted.seq >= 1);
-    assert!(matches!(next(&mut rx).await.kind, DeliveryKind::Message { .. }));
+    assert!(matches!(
+        next(&mut rx).await.kind,
+        DeliveryKind::Message { .. }
+    ));
     broker.shutdown().await;
 }

@@ -5,8 +5,7 @@
 use confab_origin::store::postgres::PgStore;
 use confab_origin::store::sqlite::SqliteStore;
 use confab_origin::store::{
-    DynStore, InsertOutcome, NewMessage, NewUser, RefreshOutcome, RoomQuery, RoomRecord,
-    StoreError,
+    DynStore, InsertOutcome, NewMessage, NewUser, RefreshOutcome, RoomQuery, RoomRecord, StoreError,
 };
 use confab_shared::api::RoomScope;
 use confab_shared::ids::{ClientMsgId, MessageId, RoomId, SessionId, UserId};
@@ -122,30 +121,62 @@ async fn users_are_unique_regardless_of_case(store: DynStore) {
             created_at: 1,
         })
         .await;
-    assert!(matches!(clash, Err(StoreError::Conflict("username is taken"))));
-    assert_eq!(store.user_by_login("ann").await.unwrap().unwrap().username, "Ann");
-    assert!(store.user_by_login("ann@example.com").await.unwrap().is_some());
+    assert!(matches!(
+        clash,
+        Err(StoreError::Conflict("username is taken"))
+    ));
+    assert_eq!(
+        store.user_by_login("ann").await.unwrap().unwrap().username,
+        "Ann"
+    );
+    assert!(store
+        .user_by_login("ann@example.com")
+        .await
+        .unwrap()
+        .is_some());
     assert!(store.user_by_login("nobody").await.unwrap().is_none());
 }
 
 async fn refresh_tokens_rotate_and_reuse_revokes(store: DynStore) {
     let ann = user(&store, "ann").await;
     let sid = SessionId(Uuid::new_v4());
-    store.create_session(sid, ann.id, b"t1", 1_000, 0).await.unwrap();
+    store
+        .create_session(sid, ann.id, b"t1", 1_000, 0)
+        .await
+        .unwrap();
     assert_eq!(
         store.rotate_refresh(b"t1", b"t2", 1_000, 1).await.unwrap(),
-        RefreshOutcome::Rotated { user: ann.id, session: sid }
+        RefreshOutcome::Rotated {
+            user: ann.id,
+            session: sid
+        }
     );
     assert_eq!(
         store.rotate_refresh(b"t1", b"t3", 1_000, 2).await.unwrap(),
-        RefreshOutcome::Reused { user: ann.id, session: sid }
+        RefreshOutcome::Reused {
+            user: ann.id,
+            session: sid
+        }
     );
     assert!(!store.session_active(sid).await.unwrap());
-    assert_eq!(store.rotate_refresh(b"t2", b"t4", 1_000, 3).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        store.rotate_refresh(b"t2", b"t4", 1_000, 3).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
     let sid2 = SessionId(Uuid::new_v4());
-    store.create_session(sid2, ann.id, b"u1", 5, 0).await.unwrap();
-    assert_eq!(store.rotate_refresh(b"u1", b"u2", 1_000, 6).await.unwrap(), RefreshOutcome::Invalid, "expired");
-    assert_eq!(store.revoke_user_sessions(ann.id, 7).await.unwrap(), vec![sid2]);
+    store
+        .create_session(sid2, ann.id, b"u1", 5, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rotate_refresh(b"u1", b"u2", 1_000, 6).await.unwrap(),
+        RefreshOutcome::Invalid,
+        "expired"
+    );
+    assert_eq!(
+        store.revoke_user_sessions(ann.id, 7).await.unwrap(),
+        vec![sid2]
+    );
 }
 
 async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
@@ -157,7 +188,12 @@ async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
     }
     assert!(matches!(
         store
-            .create_room(RoomRecord { id: RoomId(Uuid::now_v7()), name: "ALPHA".into(), created_by: bob.id, created_at: 3 })
+            .create_room(RoomRecord {
+                id: RoomId(Uuid::now_v7()),
+                name: "ALPHA".into(),
+                created_by: bob.id,
+                created_at: 3
+            })
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -170,20 +206,44 @@ async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
         after: None,
         limit,
     };
-    let joined = store.list_rooms(&q(RoomScope::Joined, None, 10)).await.unwrap();
-    assert_eq!(joined.iter().map(|(r, _)| r.name.as_str()).collect::<Vec<_>>(), ["beta"]);
-    let discover = store.list_rooms(&q(RoomScope::Discover, None, 10)).await.unwrap();
+    let joined = store
+        .list_rooms(&q(RoomScope::Joined, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        joined
+            .iter()
+            .map(|(r, _)| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["beta"]
+    );
+    let discover = store
+        .list_rooms(&q(RoomScope::Discover, None, 10))
+        .await
+        .unwrap();
     assert_eq!(discover.len(), 4);
-    let gamma = store.list_rooms(&q(RoomScope::All, Some("GAMMA"), 10)).await.unwrap();
+    let gamma = store
+        .list_rooms(&q(RoomScope::All, Some("GAMMA"), 10))
+        .await
+        .unwrap();
     assert_eq!(gamma.len(), 2);
-    let pct = store.list_rooms(&q(RoomScope::All, Some("%"), 10)).await.unwrap();
-    assert_eq!(pct.iter().map(|(r, _)| r.name.as_str()).collect::<Vec<_>>(), ["gamma%2"]);
+    let pct = store
+        .list_rooms(&q(RoomScope::All, Some("%"), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        pct.iter().map(|(r, _)| r.name.as_str()).collect::<Vec<_>>(),
+        ["gamma%2"]
+    );
     // Keyset paging: two at a time, limit+1 rows tell there is more.
     let mut names = Vec::new();
     let mut after = None;
     loop {
         let mut page = store
-            .list_rooms(&RoomQuery { after: after.clone(), ..q(RoomScope::All, None, 2) })
+            .list_rooms(&RoomQuery {
+                after: after.clone(),
+                ..q(RoomScope::All, None, 2)
+            })
             .await
             .unwrap();
         let more = page.len() > 2;
@@ -214,9 +274,19 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     let out = store.insert_messages(&batch).await.unwrap();
     assert!(out.iter().all(|o| *o == InsertOutcome::Inserted));
     // A resend of c2 with another seq, plus a duplicate inside the same batch.
-    let again = vec![msg(r, 6, &ann, "c2"), msg(r, 7, &bob, "b1"), msg(r, 8, &bob, "b1")];
+    let again = vec![
+        msg(r, 6, &ann, "c2"),
+        msg(r, 7, &bob, "b1"),
+        msg(r, 8, &bob, "b1"),
+    ];
     let out = store.insert_messages(&again).await.unwrap();
-    assert_eq!(out[0], InsertOutcome::Duplicate { id: batch[1].id, seq: 2 });
+    assert_eq!(
+        out[0],
+        InsertOutcome::Duplicate {
+            id: batch[1].id,
+            seq: 2
+        }
+    );
     assert_eq!(out[1], InsertOutcome::Inserted);
     assert!(matches!(out[2], InsertOutcome::Duplicate { seq: 7, .. }));
     assert_eq!(store.last_seq(r).await.unwrap(), 7);
@@ -232,7 +302,11 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     assert_eq!(store.unread(r, bob.id).await.unwrap(), 5);
     assert_eq!(store.unread(r, ann.id).await.unwrap(), 1);
     assert_eq!(store.mark_read(r, bob.id, 4).await.unwrap(), 4);
-    assert_eq!(store.mark_read(r, bob.id, 2).await.unwrap(), 4, "never moves back");
+    assert_eq!(
+        store.mark_read(r, bob.id, 2).await.unwrap(),
+        4,
+        "never moves back"
+    );
     assert_eq!(store.unread(r, bob.id).await.unwrap(), 1);
     let rooms = store.member_rooms(bob.id).await.unwrap();
     assert_eq!((rooms[0].last_read_seq, rooms[0].unread), (4, 1));
@@ -244,7 +318,10 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     assert!(!store.delete_message(batch[3].id, 101).await.unwrap());
     assert!(store.message_meta(batch[3].id).await.unwrap().is_none());
     let all = store.messages_after(r, 0, 10).await.unwrap();
-    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3, 5, 7]);
+    assert_eq!(
+        all.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 5, 7]
+    );
     assert_eq!(all[3].body, "edited");
     assert_eq!(all[3].edited_at, Some(99));
     // A member who joins later starts with nothing unread.
@@ -252,7 +329,10 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     store.join_room(r, carl.id, 5).await.unwrap();
     assert_eq!(store.unread(r, carl.id).await.unwrap(), 0);
     let room = store.room_for(r, carl.id).await.unwrap().unwrap();
-    assert_eq!((room.last_seq, room.member_count, room.joined), (7, 3, true));
+    assert_eq!(
+        (room.last_seq, room.member_count, room.joined),
+        (7, 3, true)
+    );
 }
 
 macro_rules! suite {

@@ -174,6 +174,17 @@ return 1
     )
 });
 
+/// Reconnect quickly and give up quickly: during an outage a send must fail fast with a
+/// retryable error rather than hang, and the next one tries again.
+pub fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_factor(100)
+        .set_max_delay(500)
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(Duration::from_secs(2))
+}
+
 fn unavailable(e: &redis::RedisError) -> BrokerError {
     tracing::warn!(error = %e, "redis command failed");
     BrokerError::Unavailable("message broker unavailable: retry shortly")
@@ -259,7 +270,7 @@ impl RedisBroker {
         settings: RedisSettings,
     ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client.clone()).await?;
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
         let instance = Uuid::new_v4().simple().to_string();
         let subs = Arc::new(Subscriptions {
             channels: Mutex::new(HashSet::new()),
@@ -300,11 +311,20 @@ impl RedisBroker {
         Ok(now.unwrap_or(start))
     }
 
-    async fn run_publish(&self, msg: &Outgoing, id: MessageId, prefix: &str, suffix: &str) -> redis::RedisResult<String> {
+    async fn run_publish(
+        &self,
+        msg: &Outgoing,
+        id: MessageId,
+        prefix: &str,
+        suffix: &str,
+    ) -> redis::RedisResult<String> {
         let mut conn = self.conn.clone();
         PUBLISH
             .key(seq_key(msg.room))
-            .key(format!("confab:cmid:{}:{}:{}", msg.room, msg.author.id, msg.client_msg_id))
+            .key(format!(
+                "confab:cmid:{}:{}:{}",
+                msg.room, msg.author.id, msg.client_msg_id
+            ))
             .key(recent_key(msg.room))
             .key(PERSIST_STREAM)
             .key(room_channel(msg.room))
@@ -376,9 +396,17 @@ impl Broker for RedisBroker {
                 .await
                 .map_err(|e| unavailable(&e))?;
             let mut pipe = redis::pipe();
-            pipe.cmd("ZREMRANGEBYSCORE").arg(recent_key(room)).arg(seq).arg(seq).ignore();
-            if let (ServerFrame::Edited { body, edited_at, .. }, Some(mut m)) =
-                (&frame, entries.first().and_then(|e| parse_message_frame(e)))
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(recent_key(room))
+                .arg(seq)
+                .arg(seq)
+                .ignore();
+            if let (
+                ServerFrame::Edited {
+                    body, edited_at, ..
+                },
+                Some(mut m),
+            ) = (&frame, entries.first().and_then(|e| parse_message_frame(e)))
             {
                 m.body.clone_from(body);
                 m.edited_at = Some(*edited_at);
@@ -388,10 +416,15 @@ impl Broker for RedisBroker {
                     .arg(ServerFrame::Message(m).to_json())
                     .ignore();
             }
-            let () = pipe.query_async(&mut conn).await.map_err(|e| unavailable(&e))?;
+            let () = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| unavailable(&e))?;
         }
         let from = match &frame {
-            ServerFrame::Presence { user, .. } | ServerFrame::Typing { user, .. } => user.id.to_string(),
+            ServerFrame::Presence { user, .. } | ServerFrame::Typing { user, .. } => {
+                user.id.to_string()
+            }
             _ => "-".to_owned(),
         };
         let payload = format!("e {from}\n{}", frame.to_json());
@@ -449,11 +482,16 @@ impl Broker for RedisBroker {
         if !covered {
             // Older messages are in the database; the newest may still be on their way there,
             // so merge both.
-            for m in self.store.messages_after(room, after_seq, limit + 1).await? {
+            for m in self
+                .store
+                .messages_after(room, after_seq, limit + 1)
+                .await?
+            {
                 by_seq.entry(m.seq).or_insert(m);
             }
         }
-        let mut messages: Vec<ChatMessage> = by_seq.into_values().take(limit as usize + 1).collect();
+        let mut messages: Vec<ChatMessage> =
+            by_seq.into_values().take(limit as usize + 1).collect();
         let complete = messages.len() <= limit as usize;
         messages.truncate(limit as usize);
         Ok(Recovery { messages, complete })
@@ -571,7 +609,12 @@ impl Drop for RedisBroker {
 
 /// The one pub/sub connection of this instance: follows the hub's live rooms and users,
 /// hands received events to the hub, and reconnects by itself.
-async fn fanout_task(client: redis::Client, hub: Arc<RoomHub>, subs: Arc<Subscriptions>, stop: CancellationToken) {
+async fn fanout_task(
+    client: redis::Client,
+    hub: Arc<RoomHub>,
+    subs: Arc<Subscriptions>,
+    stop: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     let mut connected_before = false;
     while !stop.is_cancelled() {
@@ -622,7 +665,11 @@ async fn fanout_task(client: redis::Client, hub: Arc<RoomHub>, subs: Arc<Subscri
 }
 
 /// Subscribes what the hub has live and unsubscribes what it no longer has.
-async fn reconcile(hub: &RoomHub, subs: &Subscriptions, sink: &mut redis::aio::PubSubSink) -> redis::RedisResult<()> {
+async fn reconcile(
+    hub: &RoomHub,
+    subs: &Subscriptions,
+    sink: &mut redis::aio::PubSubSink,
+) -> redis::RedisResult<()> {
     let desired: HashSet<String> = hub
         .live_rooms()
         .into_iter()
@@ -663,7 +710,10 @@ fn dispatch(hub: &RoomHub, channel: &str, payload: &[u8]) {
         };
         hub.deliver(RoomId(room), delivery);
     } else if let Some(user) = channel.strip_prefix("confab:u:") {
-        match (user.parse::<Uuid>(), serde_json::from_slice::<UserEvent>(payload)) {
+        match (
+            user.parse::<Uuid>(),
+            serde_json::from_slice::<UserEvent>(payload),
+        ) {
             (Ok(user), Ok(event)) => hub.deliver_user(UserId(user), event),
             _ => tracing::warn!(%channel, "unreadable user event"),
         }
@@ -702,9 +752,15 @@ async fn heartbeat_task(mut conn: ConnectionManager, instance: String, stop: Can
 }
 
 async fn reap_dead(conn: &mut ConnectionManager, me: &str) -> redis::RedisResult<()> {
-    let instances: Vec<String> = redis::cmd("SMEMBERS").arg("confab:instances").query_async(conn).await?;
+    let instances: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("confab:instances")
+        .query_async(conn)
+        .await?;
     for other in instances.iter().filter(|i| *i != me) {
-        let alive: bool = redis::cmd("EXISTS").arg(alive_key(other)).query_async(conn).await?;
+        let alive: bool = redis::cmd("EXISTS")
+            .arg(alive_key(other))
+            .query_async(conn)
+            .await?;
         if alive {
             continue;
         }

@@ -25,7 +25,8 @@ pub fn map_conflict(e: sqlx::Error) -> StoreError {
 }
 
 /// The columns `message_from_row` reads (from `messages m JOIN users u`).
-pub const MESSAGE_COLUMNS: &str = "m.id, m.room_id, m.seq, m.author_id, u.username, m.client_msg_id, \
+pub const MESSAGE_COLUMNS: &str =
+    "m.id, m.room_id, m.seq, m.author_id, u.username, m.client_msg_id, \
      m.body, m.attachment, m.created_at, m.edited_at";
 
 /// The columns `room_from_row` reads (from `rooms r LEFT JOIN room_members m`).
@@ -37,7 +38,6 @@ pub const ROOM_COLUMNS: &str = "r.id, r.name, r.name_folded, r.created_by, r.cre
      CASE WHEN m.user_id IS NULL THEN 0 ELSE \
        (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.last_read_seq \
           AND x.author_id <> m.user_id AND x.deleted_at IS NULL) END AS unread";
-
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
 pub fn like_pattern(needle: &str) -> String {
@@ -52,7 +52,6 @@ pub fn like_pattern(needle: &str) -> String {
     p.push('%');
     p
 }
-
 
 /// Implements [`Store`](crate::store::Store) for a store type holding `pool: sqlx::Pool<$db>`.
 /// The SQL is written once, in the dialect SQLite and PostgreSQL share (`$N` placeholders,
