@@ -460,6 +460,18 @@ export class Connection {
     this.write(frame);
   }
 
+  /** Applies an edit made over HTTP at once (the `edited` event confirms it later). */
+  applyEdit(room: string, id: string, body: string, editedAt: number): void {
+    this.timeline(room).edit(id, body, editedAt);
+    this.changed(room);
+  }
+
+  /** Applies a deletion made over HTTP at once. */
+  applyDelete(room: string, id: string): void {
+    this.timeline(room).remove(id);
+    this.changed(room);
+  }
+
   typing(room: string): void {
     this.write({ type: 'typing', room });
   }
