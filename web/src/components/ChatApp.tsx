@@ -191,6 +191,7 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
   const headerBg = useColorModeValue('white', 'gray.800');
   const border = useColorModeValue('gray.200', 'gray.700');
   const mainBg = useColorModeValue('gray.50', 'gray.900');
+  const brand = useColorModeValue('brand.500', 'brand.200');
 
   const selectRoom = (id: string) => {
     goToRoom(id);
@@ -241,7 +242,7 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
           display={{ base: 'inline-flex', md: 'none' }}
           onClick={drawer.onOpen}
         />
-        <Heading as="h1" size="md" color="brand.500">
+        <Heading as="h1" size="md" color={brand}>
           Confab
         </Heading>
         <ConnectionBadge state={connState} />

@@ -50,6 +50,17 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
     () => tl.version,
   );
   const [members, setMembers] = useState<Member[]>([]);
+  // Who is in the room now, from `subscribed` and `presence` (null until subscribed: then the
+  // members list's own flags are used). This client counts as present while it is connected.
+  const [online, setOnline] = useState<Set<string> | null>(null);
+  const connState = useSyncExternalStore(
+    (cb) => conn.onState(cb),
+    () => conn.state,
+  );
+  const shownMembers = members.map((m) => ({
+    ...m,
+    online: m.user.id === me.id ? connState === 'live' : online ? online.has(m.user.id) : m.online,
+  }));
   const [typing, setTyping] = useState<Map<string, { name: string; until: number }>>(new Map());
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [dragging, setDragging] = useState(false);
@@ -70,16 +81,17 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
       conn.onFrame((f: ServerFrame) => {
         if (!('room' in f) || f.room !== room.id) return;
         if (f.type === 'subscribed') {
-          const online = new Set(f.online.map((u) => u.id));
-          online.add(me.id);
-          setMembers((ms) => ms.map((m) => ({ ...m, online: online.has(m.user.id) })));
+          setOnline(new Set(f.online.map((u) => u.id)));
         } else if (f.type === 'presence') {
+          setOnline((cur) => {
+            const n = new Set(cur ?? []);
+            if (f.online) n.add(f.user.id);
+            else n.delete(f.user.id);
+            return n;
+          });
           setMembers((ms) => {
-            if (!ms.some((m) => m.user.id === f.user.id)) {
-              loadMembers();
-              return ms;
-            }
-            return ms.map((m) => (m.user.id === f.user.id ? { ...m, online: f.online } : m));
+            if (!ms.some((m) => m.user.id === f.user.id)) loadMembers();
+            return ms;
           });
         } else if (f.type === 'typing') {
           setTyping((t) => new Map(t).set(f.user.id, { name: f.user.username, until: Date.now() + 4_000 }));
@@ -92,7 +104,7 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
           });
         }
       }),
-    [conn, room.id, me.id, loadMembers],
+    [conn, room.id, loadMembers],
   );
   useEffect(() => {
     if (typing.size === 0) return;
@@ -185,7 +197,7 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
     }
   };
 
-  const onlineCount = members.filter((m) => m.online).length;
+  const onlineCount = shownMembers.filter((m) => m.online).length;
   const typingNames = [...typing.values()].map((t) => t.name);
   const messages = tl.messages;
 
@@ -326,7 +338,7 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
         )}
       </Flex>
       <Box display={{ base: 'none', lg: 'block' }} w="220px" flexShrink={0} borderLeft="1px" borderColor={border} bg={headerBg} overflowY="auto">
-        <MembersList members={members} meId={me.id} />
+        <MembersList members={shownMembers} meId={me.id} />
       </Box>
       <Drawer isOpen={membersDrawer.isOpen} onClose={membersDrawer.onClose} placement="right">
         <DrawerOverlay />
@@ -334,7 +346,7 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
           <DrawerCloseButton aria-label="Close members" />
           <DrawerHeader>#{room.name}</DrawerHeader>
           <DrawerBody p={0}>
-            <MembersList members={members} meId={me.id} />
+            <MembersList members={shownMembers} meId={me.id} />
           </DrawerBody>
         </DrawerContent>
       </Drawer>

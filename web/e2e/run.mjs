@@ -1,0 +1,452 @@
+// End-to-end test of the web client in a real browser against a real origin.
+//
+// Starts `target/debug/confab serve` on 127.0.0.1:0 with a temporary data directory, serving
+// web/dist (built first if missing), plus a loopback fixture page for link previews, and drives
+// Debian's Chromium through playwright-core with two users in two browser contexts.
+// Screenshots of the main screens go to docs/screenshots/.
+//
+// Env: CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1 to watch, E2E_KEEP=1 to keep the data dir.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(WEB, '..');
+const BIN = path.join(ROOT, 'target', 'debug', 'confab');
+const SHOTS = path.join(ROOT, 'docs', 'screenshots');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const PASSWORD = 'correct horse battery staple';
+
+function log(...args) {
+  console.log(...args);
+}
+
+// ---- prerequisites -------------------------------------------------------------------------
+
+function ensureBuilt() {
+  if (!fs.existsSync(path.join(WEB, 'dist', 'index.html'))) {
+    log('== web/dist missing: npm run build');
+    const r = spawnSync('npm', ['run', 'build'], { cwd: WEB, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('npm run build failed');
+  }
+  if (!fs.existsSync(BIN)) {
+    log('== target/debug/confab missing: cargo build --bin confab');
+    const r = spawnSync('cargo', ['build', '--bin', 'confab'], { cwd: ROOT, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('cargo build failed');
+  }
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt-get install -y chromium)`);
+}
+
+// ---- the origin ------------------------------------------------------------------------------
+
+class Origin {
+  constructor(dataDir, env) {
+    this.dataDir = dataDir;
+    this.env = env;
+    this.proc = null;
+    this.url = null;
+    this.port = 0;
+  }
+
+  async start(port = 0) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.spawn(port);
+        return;
+      } catch (e) {
+        // The port can be briefly unavailable right after a stop.
+        if (port === 0 || attempt >= 20) throw e;
+        await sleep(250);
+      }
+    }
+  }
+
+  async spawn(port) {
+    const args = [
+      'serve',
+      '--listen', `127.0.0.1:${port}`,
+      '--data-dir', this.dataDir,
+      '--web-dir', path.join(WEB, 'dist'),
+      '--send-rate', '1000',
+      '--frame-rate', '1000',
+      '--auth-burst-per-address', '1000',
+    ];
+    const proc = spawn(BIN, args, {
+      cwd: ROOT,
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stderr = [];
+    proc.stderr.on('data', (d) => {
+      stderr.push(d);
+      if (process.env.E2E_VERBOSE) process.stderr.write(d);
+    });
+    const lines = readline.createInterface({ input: proc.stdout });
+    const first = await Promise.race([
+      once(lines, 'line').then(([l]) => l),
+      once(proc, 'exit').then(() => null),
+      sleep(30_000).then(() => null),
+    ]);
+    const m = first && /running at (http:\/\/\S+)/.exec(first);
+    if (!m) {
+      proc.kill('SIGKILL');
+      throw new Error(`confab did not start: ${first ?? ''}\n${Buffer.concat(stderr).toString().slice(-2000)}`);
+    }
+    lines.on('line', () => {});
+    this.proc = proc;
+    this.url = m[1];
+    this.port = Number(new URL(this.url).port);
+  }
+
+  /** SIGTERM and wait: the graceful path (sockets get close 1001, queued messages are written). */
+  async stop() {
+    if (!this.proc) return;
+    const p = this.proc;
+    this.proc = null;
+    const exited = once(p, 'exit');
+    p.kill('SIGTERM');
+    const done = await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)]);
+    if (!done) {
+      p.kill('SIGKILL');
+      await exited;
+    }
+  }
+}
+
+// A loopback page for link previews, and a tiny image for its og:image.
+function startFixture(png) {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/image.png') {
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length });
+      res.end(png);
+      return;
+    }
+    const body = `<!doctype html><html><head><title>Fixture page</title>
+<meta property="og:title" content="The Confab fixture article">
+<meta property="og:description" content="A local page whose preview card the e2e test expects.">
+<meta property="og:site_name" content="Fixture News">
+<meta property="og:image" content="http://${req.headers.host}/image.png">
+</head><body><h1>Fixture</h1></body></html>`;
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- page helpers ------------------------------------------------------------------------------
+
+async function register(page, origin, name) {
+  await page.goto(origin);
+  await page.getByRole('tab', { name: 'Create account' }).click();
+  const form = page.getByRole('form', { name: 'Create account' });
+  await form.getByLabel('Username').fill(name);
+  await form.getByLabel('Email').fill(`${name}@example.test`);
+  await form.getByLabel('Password').fill(PASSWORD);
+  await form.getByRole('button', { name: 'Create account' }).click();
+  await live(page);
+}
+
+async function live(page, timeout = 20_000) {
+  await page.locator('[data-testid=connection-state][data-state=live]').waitFor({ timeout });
+}
+
+async function createRoom(page, name) {
+  await page.getByRole('button', { name: 'New room' }).click();
+  await page.getByLabel('Room name').fill(name);
+  await page.getByRole('button', { name: 'Create room' }).click();
+  await roomShown(page, name);
+}
+
+async function joinRoom(page, name) {
+  await page.getByRole('button', { name: 'Discover' }).click();
+  await page.getByLabel('Search rooms to join').fill(name);
+  await page.getByRole('button', { name: `Join ${name}`, exact: true }).click();
+  await roomShown(page, name);
+}
+
+async function openRoom(page, name) {
+  await page.locator(`[data-testid=room-link][data-room-name="${name}"]`).click();
+  await roomShown(page, name);
+}
+
+async function roomShown(page, name) {
+  await page.locator('[data-testid=room-title]', { hasText: `# ${name}` }).waitFor();
+  await page.locator('[data-testid=message-list]').waitFor();
+}
+
+async function send(page, text) {
+  const box = page.getByRole('textbox', { name: /^Message #/ });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+function message(page, text) {
+  return page.locator('[data-testid=message]', { hasText: text });
+}
+
+async function seen(page, text, timeout = 15_000) {
+  await message(page, text).first().waitFor({ timeout });
+}
+
+async function countOf(page, text) {
+  return message(page, text).count();
+}
+
+function assert(cond, what) {
+  if (!cond) throw new Error(`assertion failed: ${what}`);
+}
+
+async function probe(origin, method, p) {
+  const r = await fetch(origin + p, { method });
+  return r.status !== 404 && r.status !== 405;
+}
+
+async function shoot(page, name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const file = path.join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  log(`   screenshot ${path.relative(ROOT, file)} (${Math.round(fs.statSync(file).size / 1024)} KB)`);
+}
+
+// ---- the run -----------------------------------------------------------------------------------
+
+async function main() {
+  ensureBuilt();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-'));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: !process.env.E2E_HEADFUL,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ].filter((a) => a !== '--headless' || !process.env.E2E_HEADFUL),
+  });
+  // A small image made by the browser itself, for the upload and the fixture's og:image.
+  const png = await (async () => {
+    const p = await browser.newPage({ viewport: { width: 96, height: 64 } });
+    await p.setContent(
+      '<body style="margin:0;background:linear-gradient(135deg,#0967d2,#47a3f3)"><div style="font:bold 28px sans-serif;color:#fff;padding:14px">Hi!</div></body>',
+    );
+    const buf = await p.screenshot();
+    await p.close();
+    return buf;
+  })();
+  const fixture = await startFixture(png);
+  const fixtureHost = `127.0.0.1:${fixture.address().port}`;
+  const origin = new Origin(dataDir, { CONFAB_PREVIEW_ALLOWLIST: fixtureHost });
+  await origin.start();
+  log(`== origin ${origin.url}, data ${dataDir}, fixture http://${fixtureHost}/`);
+
+  const ctxOptions = { viewport: { width: 1200, height: 760 }, colorScheme: 'light', deviceScaleFactor: 1 };
+  const aliceCtx = await browser.newContext(ctxOptions);
+  const bobCtx = await browser.newContext(ctxOptions);
+  const alice = await aliceCtx.newPage();
+  const bob = await bobCtx.newPage();
+  for (const p of [alice, bob]) p.setDefaultTimeout(15_000);
+  const errors = [];
+  for (const [who, p] of [['alice', alice], ['bob', bob]]) {
+    p.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
+  }
+
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  async function step(name, fn) {
+    const t0 = Date.now();
+    try {
+      const r = await fn();
+      if (r === 'skip') {
+        skipped++;
+        log(`-  ${name} (skipped: the server has no such endpoint yet)`);
+        return;
+      }
+      passed++;
+      log(`ok ${name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      failed++;
+      log(`FAIL ${name}: ${e.message}`);
+      for (const [who, p] of [['alice', alice], ['bob', bob]]) {
+        await p.screenshot({ path: path.join(os.tmpdir(), `confab-e2e-fail-${who}.png`) }).catch(() => {});
+      }
+      log(`   (failure screenshots in ${os.tmpdir()}/confab-e2e-fail-*.png)`);
+    }
+  }
+
+  try {
+    await step('login screen renders', async () => {
+      await alice.goto(origin.url);
+      await alice.getByRole('tab', { name: 'Sign in' }).waitFor();
+      await shoot(alice, 'login');
+    });
+
+    await step('two users register in two browser contexts', async () => {
+      await register(alice, origin.url, 'alice');
+      await register(bob, origin.url, 'bob');
+    });
+
+    await step('alice creates a room and bob discovers and joins it', async () => {
+      await createRoom(alice, 'general');
+      await joinRoom(bob, 'general');
+    });
+
+    await step('they chat both ways in real time, with Markdown', async () => {
+      await send(alice, 'Hello **Bob**! Welcome to `general`.');
+      await seen(bob, 'Welcome to general');
+      assert((await message(bob, 'Welcome').locator('strong', { hasText: 'Bob' }).count()) === 1, 'bold rendered');
+      await send(bob, 'Hi Alice, good to be here');
+      await seen(alice, 'good to be here');
+      // Raw HTML is shown as text, never rendered.
+      await send(alice, 'no <b>raw</b> html');
+      await seen(bob, 'no <b>raw</b> html');
+      assert((await message(bob, 'raw').locator('b').count()) === 0, 'no raw HTML element');
+    });
+
+    await step('typing indicator and online members', async () => {
+      await bob.waitForTimeout(2_100); // typing is relayed at most once per 2 s
+      await bob.getByRole('textbox', { name: /^Message #/ }).pressSequentially('typing something', { delay: 20 });
+      await alice.locator('[data-testid=typing]', { hasText: 'bob is typing' }).waitFor();
+      await bob.getByRole('textbox', { name: /^Message #/ }).fill('');
+      await alice.locator('[data-testid=member][data-online=true]', { hasText: 'bob' }).waitFor();
+    });
+
+    await step('an unread badge appears for a room not on screen', async () => {
+      await createRoom(alice, 'random');
+      await joinRoom(bob, 'random');
+      await openRoom(bob, 'general');
+      await send(alice, 'Over here in random');
+      await send(alice, 'Twice, even');
+      const badge = bob.locator('[data-testid=room-link][data-room-name="random"] [data-testid=unread-badge]');
+      await badge.filter({ hasText: /^2$/ }).waitFor();
+      await openRoom(bob, 'random');
+      await seen(bob, 'Twice, even');
+      await badge.waitFor({ state: 'detached' });
+      await openRoom(alice, 'general');
+      await openRoom(bob, 'general');
+    });
+
+    await step('an image appears inline for both users', async () => {
+      if (!(await probe(origin.url, 'POST', '/api/uploads'))) return 'skip';
+      await alice.locator('input[type=file]').setInputFiles({ name: 'hello.png', mimeType: 'image/png', buffer: png });
+      for (const p of [alice, bob]) {
+        const img = p.locator('[data-testid=inline-image]').last();
+        await img.waitFor();
+        await p.waitForFunction(
+          (el) => el.complete && el.naturalWidth > 0,
+          await img.elementHandle(),
+          { timeout: 10_000 },
+        );
+      }
+      await bob.locator('[data-testid=inline-image]').last().click();
+      await bob.locator('[data-testid=image-viewer]').waitFor();
+      await bob.keyboard.press('Escape');
+      await bob.locator('[data-testid=image-viewer]').waitFor({ state: 'detached' });
+    });
+
+    await step('a link preview card renders for a local fixture page', async () => {
+      if (!(await probe(origin.url, 'GET', '/api/preview?url=x'))) return 'skip';
+      await send(alice, `Read this: http://${fixtureHost}/article`);
+      for (const p of [alice, bob]) {
+        await p.locator('[data-testid=link-preview]', { hasText: 'The Confab fixture article' }).waitFor();
+      }
+    });
+
+    await step('a server restart mid-conversation loses no message', async () => {
+      const port = origin.port;
+      await send(alice, 'before restart: one');
+      await send(bob, 'before restart: two');
+      await seen(alice, 'before restart: two');
+      await seen(bob, 'before restart: one');
+      await origin.stop();
+      for (const p of [alice, bob]) {
+        await p.locator('[data-testid=connection-state][data-state=reconnecting]').waitFor();
+      }
+      // Written while the server is down: shown as pending, sent on reconnect.
+      await send(alice, 'during outage: from alice');
+      await send(bob, 'during outage: from bob');
+      await alice.locator('[data-testid=pending-message]').first().waitFor();
+      await origin.start(port);
+      assert(origin.port === port, 'same port');
+      await live(alice, 30_000);
+      await live(bob, 30_000);
+      await send(alice, 'after restart: back');
+      const all = [
+        'before restart: one',
+        'before restart: two',
+        'during outage: from alice',
+        'during outage: from bob',
+        'after restart: back',
+      ];
+      for (const p of [alice, bob]) {
+        for (const t of all) await seen(p, t, 20_000);
+        await p.locator('[data-testid=pending-message]').waitFor({ state: 'detached' });
+        for (const t of all) assert((await countOf(p, t)) === 1, `exactly one "${t}"`);
+      }
+      // And a fresh load from the server's history agrees (everything was persisted).
+      await bob.reload();
+      await live(bob);
+      await openRoom(bob, 'general');
+      for (const t of all) {
+        await seen(bob, t);
+        assert((await countOf(bob, t)) === 1, `exactly one "${t}" after reload`);
+      }
+    });
+
+    await step('screenshots: light, dark and phone width', async () => {
+      await send(bob, 'Markdown works too:\n\n- **bold**, _italic_, `code`\n- [x] task lists\n\n> quotes');
+      await seen(alice, 'task lists');
+      await alice.waitForTimeout(300);
+      await shoot(alice, 'chat-light');
+      await bob.getByRole('button', { name: 'Switch to dark mode' }).click();
+      await bob.waitForTimeout(300);
+      await shoot(bob, 'chat-dark');
+      const phone = await aliceCtx.newPage();
+      await phone.setViewportSize({ width: 390, height: 760 });
+      await phone.goto(`${origin.url}/#/rooms/${await currentRoomId(alice)}`);
+      await live(phone);
+      await seen(phone, 'task lists');
+      await phone.waitForTimeout(300);
+      await shoot(phone, 'phone');
+      await phone.getByRole('button', { name: 'Open rooms' }).click();
+      await phone.getByRole('dialog').locator('[data-testid=room-link][data-room-name="random"]').waitFor();
+      await phone.waitForTimeout(400);
+      await shoot(phone, 'phone-rooms');
+      await phone.close();
+    });
+
+    await step('no uncaught errors in the pages', async () => {
+      assert(errors.length === 0, errors.join('; '));
+    });
+  } finally {
+    await browser.close().catch(() => {});
+    await origin.stop();
+    fixture.close();
+    if (!process.env.E2E_KEEP) fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  process.exit(failed ? 1 : 0);
+}
+
+async function currentRoomId(page) {
+  const hash = await page.evaluate(() => window.location.hash);
+  return decodeURIComponent(hash.replace(/^#\/rooms\//, ''));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
