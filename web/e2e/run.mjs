@@ -254,9 +254,27 @@ async function main() {
   const ctxOptions = { viewport: { width: 1200, height: 760 }, colorScheme: 'light', deviceScaleFactor: 1 };
   const aliceCtx = await browser.newContext(ctxOptions);
   const bobCtx = await browser.newContext(ctxOptions);
+  // Browser notifications: a stand-in Notification that says "granted" and records each one.
+  await bobCtx.addInitScript(() => {
+    window.__notes = [];
+    class FakeNotification {
+      static permission = 'granted';
+      static requestPermission() {
+        return Promise.resolve('granted');
+      }
+      constructor(title, options) {
+        window.__notes.push({ title, body: options?.body ?? '', tag: options?.tag ?? '' });
+      }
+      close() {}
+    }
+    window.Notification = FakeNotification;
+  });
   const alice = await aliceCtx.newPage();
   const bob = await bobCtx.newPage();
-  for (const p of [alice, bob]) p.setDefaultTimeout(15_000);
+  for (const p of [alice, bob]) {
+    p.setDefaultTimeout(15_000);
+    p.on('dialog', (d) => void d.accept()); // confirm() before deleting or leaving
+  }
   const errors = [];
   for (const [who, p] of [['alice', alice], ['bob', bob]]) {
     p.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
@@ -315,6 +333,28 @@ async function main() {
       assert((await message(bob, 'raw').locator('b').count()) === 0, 'no raw HTML element');
     });
 
+    await step('own messages can be edited and deleted, live for the other user', async () => {
+      await send(alice, 'a message with a tpyo');
+      await seen(bob, 'a message with a tpyo');
+      const mine = message(alice, 'a message with a tpyo');
+      await mine.hover();
+      await mine.getByRole('button', { name: 'Message actions' }).click();
+      await alice.getByRole('menuitem', { name: 'Edit' }).click();
+      const edit = alice.getByRole('textbox', { name: 'Edit message' });
+      await edit.fill('a message without typos');
+      await edit.press('Enter');
+      await message(bob, 'a message without typos').filter({ hasText: '(edited)' }).waitFor();
+      assert((await countOf(bob, 'tpyo')) === 0, 'old text gone');
+      // Others' messages have no actions.
+      assert((await message(alice, 'good to be here').getByRole('button', { name: 'Message actions' }).count()) === 0, 'no actions on others');
+      const edited = message(alice, 'a message without typos');
+      await edited.hover();
+      await edited.getByRole('button', { name: 'Message actions' }).click();
+      await alice.getByRole('menuitem', { name: 'Delete' }).click();
+      await message(bob, 'a message without typos').waitFor({ state: 'detached' });
+      await message(alice, 'a message without typos').waitFor({ state: 'detached' });
+    });
+
     await step('typing indicator and online members', async () => {
       await bob.waitForTimeout(2_100); // typing is relayed at most once per 2 s
       await bob.getByRole('textbox', { name: /^Message #/ }).pressSequentially('typing something', { delay: 20 });
@@ -331,6 +371,9 @@ async function main() {
       await send(alice, 'Twice, even');
       const badge = bob.locator('[data-testid=room-link][data-room-name="random"] [data-testid=unread-badge]');
       await badge.filter({ hasText: /^2$/ }).waitFor();
+      const notes = await bob.evaluate(() => window.__notes);
+      assert(notes.some((n) => n.title === 'alice in random'), `a notification for random: ${JSON.stringify(notes)}`);
+      assert(!notes.some((n) => n.title === 'alice in general'), 'no notification for the room on screen');
       await openRoom(bob, 'random');
       await seen(bob, 'Twice, even');
       await badge.waitFor({ state: 'detached' });
@@ -362,6 +405,43 @@ async function main() {
       for (const p of [alice, bob]) {
         await p.locator('[data-testid=link-preview]', { hasText: 'The Confab fixture article' }).waitFor();
       }
+    });
+
+    await step('older messages load when scrolling up', async () => {
+      await createRoom(alice, 'history');
+      // 60 messages over a second WebSocket of alice's (faster than typing them).
+      const room = await currentRoomId(alice);
+      await alice.evaluate(async (room) => {
+        const ws = new WebSocket(`ws://${location.host}/ws`);
+        let acks = 0;
+        await new Promise((resolve, reject) => {
+          ws.onerror = reject;
+          ws.onmessage = (e) => {
+            const f = JSON.parse(e.data);
+            if (f.type === 'ready') {
+              for (let i = 1; i <= 60; i++) {
+                const body = `line ${String(i).padStart(3, '0')}`;
+                ws.send(JSON.stringify({ type: 'send', room, client_msg_id: `bulk-${i}`, body }));
+              }
+            } else if (f.type === 'ack' && ++acks === 60) resolve();
+            else if (f.type === 'error') reject(new Error(f.message));
+          };
+        });
+        ws.close();
+      }, room);
+      await seen(alice, 'line 060');
+      await joinRoom(bob, 'history');
+      await seen(bob, 'line 060');
+      assert((await countOf(bob, 'line 001')) === 0, 'only the newest page at first');
+      const list = bob.locator('[data-testid=message-list]');
+      await list.evaluate((el) => {
+        el.scrollTop = 0;
+      });
+      await seen(bob, 'line 001');
+      await bob.getByText('This is the beginning of #history.').waitFor();
+      for (const n of ['001', '011', '060']) assert((await countOf(bob, `line ${n}`)) === 1, `one line ${n}`);
+      await openRoom(alice, 'general');
+      await openRoom(bob, 'general');
     });
 
     await step('a server restart mid-conversation loses no message', async () => {
@@ -403,6 +483,31 @@ async function main() {
         await seen(bob, t);
         assert((await countOf(bob, t)) === 1, `exactly one "${t}" after reload`);
       }
+    });
+
+    await step('password change keeps this tab signed in; sign out and back in', async () => {
+      await bob.getByRole('button', { name: 'Account menu' }).click();
+      await bob.getByRole('menuitem', { name: 'Profile and password' }).click();
+      const form = bob.getByRole('form', { name: 'Change password' });
+      await form.getByLabel('Current password').fill(PASSWORD);
+      await form.getByLabel(/^New password/).fill('an even better passphrase');
+      await form.getByLabel('Repeat new password').fill('an even better passphrase');
+      await form.getByRole('button', { name: 'Change password' }).click();
+      await bob.getByText('Password changed').waitFor();
+      await bob.keyboard.press('Escape');
+      // The server closes every socket of the user; this tab has the new session and reconnects.
+      await live(bob, 20_000);
+      await send(alice, 'after the password change');
+      await seen(bob, 'after the password change');
+      await bob.getByRole('button', { name: 'Account menu' }).click();
+      await bob.getByRole('menuitem', { name: 'Sign out' }).click();
+      const login = bob.getByRole('form', { name: 'Sign in' });
+      await login.getByLabel('Username or email').fill('bob@example.test');
+      await login.getByLabel('Password').fill('an even better passphrase');
+      await login.getByRole('button', { name: 'Sign in' }).click();
+      await live(bob);
+      await openRoom(bob, 'general');
+      await seen(bob, 'after the password change');
     });
 
     await step('screenshots: light, dark and phone width', async () => {

@@ -156,6 +156,12 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
     if (el && tl.loaded && tl.hasMore && el.scrollHeight <= el.clientHeight && !loadingOlder) void loadOlder();
   }, [tl.version, tl.loaded, tl.hasMore, loadOlder, loadingOlder]);
 
+  const onEdited = useCallback(
+    (id: string, body: string, at: number) => conn.applyEdit(room.id, id, body, at),
+    [conn, room.id],
+  );
+  const onDeleted = useCallback((id: string) => conn.applyDelete(room.id, id), [conn, room.id]);
+
   // ---- sending ----
   const send = (body: string, attachment: Attachment | null = null) => {
     atBottom.current = true;
@@ -277,8 +283,8 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
                     message={m}
                     own={m.author.id === me.id}
                     compact={compact}
-                    onEdited={(id, body, at) => conn.applyEdit(room.id, id, body, at)}
-                    onDeleted={(id) => conn.applyDelete(room.id, id)}
+                    onEdited={onEdited}
+                    onDeleted={onDeleted}
                   />
                 );
               })}

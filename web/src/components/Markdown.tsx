@@ -62,10 +62,3 @@ export const Markdown = memo(function Markdown({ text }: { text: string }) {
     </Box>
   );
 });
-
-/** The first http(s) URL in a message, for its preview card. */
-export function firstUrl(text: string): string | null {
-  const m = /https?:\/\/[^\s<>()"'`\]]+/i.exec(text);
-  if (!m) return null;
-  return m[0].replace(/[.,;:!?*_~]+$/, '');
-}

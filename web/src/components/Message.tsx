@@ -18,7 +18,8 @@ import type { PendingMessage } from '../lib/timeline';
 import { api, ApiError } from '../lib/api';
 import { AttachmentView, LinkPreviewCard } from './Attachments';
 import { DotsIcon } from './icons';
-import { Markdown, firstUrl } from './Markdown';
+import { Markdown } from './Markdown';
+import { firstUrl } from '../lib/links';
 
 function time(ms: number): string {
   return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });

@@ -71,10 +71,10 @@ export class RoomTimeline {
   }
 
   edit(id: string, body: string, editedAt: number): void {
-    const m = this.messages.find((x) => x.id === id);
-    if (m) {
-      m.body = body;
-      m.edited_at = editedAt;
+    const i = this.messages.findIndex((x) => x.id === id);
+    if (i >= 0) {
+      // A new object, so memoized views see the change.
+      this.messages[i] = { ...this.messages[i], body, edited_at: editedAt };
       this.version++;
     }
   }
