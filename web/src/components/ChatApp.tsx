@@ -111,13 +111,21 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
     if (connState === 'live') void loadRooms();
   }, [connState, loadRooms]);
 
-  // Open the room on screen (load history, subscribe), close it when leaving it.
+  // Open the room on screen (load history, subscribe) once it is known to be one of ours, and
+  // close it when leaving it.
+  const currentJoined = rooms.some((r) => r.id === currentId);
   useEffect(() => {
-    if (!currentId) return;
+    if (!currentId || !currentJoined) return;
     void conn.openRoom(currentId);
     setRooms((rs) => rs.map((r) => (r.id === currentId ? { ...r, unread: 0 } : r)));
     return () => conn.closeRoom(currentId);
-  }, [conn, currentId]);
+  }, [conn, currentId, currentJoined]);
+
+  // The tab title counts unread messages in other rooms.
+  const totalUnread = rooms.reduce((n, r) => n + (r.id === currentId ? 0 : r.unread), 0);
+  useEffect(() => {
+    document.title = totalUnread > 0 ? `(${totalUnread}) Confab` : 'Confab';
+  }, [totalUnread]);
 
   // Read markers: the room on screen is read up to its newest message while the tab is visible.
   const readSent = useRef(new Map<string, number>());

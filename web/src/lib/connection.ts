@@ -389,8 +389,11 @@ export class Connection {
       this.changed(room);
       // A first load subscribes now; a reload after `recovered: false` is already subscribed.
       if (!wasLoaded) this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
-    } catch {
-      // Try again shortly while the room is still shown.
+    } catch (e) {
+      // Not a member (any more) or no such room: nothing to retry. Otherwise try again shortly
+      // while the room is still shown.
+      const status = (e as { status?: number } | null)?.status;
+      if (status === 403 || status === 404) return;
       setTimeout(() => {
         if (this.open.has(room) && !tl.loaded) void this.reload(room);
       }, 2_000);
