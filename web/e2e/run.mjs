@@ -399,6 +399,34 @@ async function main() {
       await bob.locator('[data-testid=image-viewer]').waitFor({ state: 'detached' });
     });
 
+    await step('files by drag-and-drop and paste; other files as download cards', async () => {
+      if (!(await probe(origin.url, 'POST', '/api/uploads'))) return 'skip';
+      const before = await bob.locator('[data-testid=inline-image]').count();
+      // Drop a text file onto the conversation.
+      await alice.evaluate(() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['hello from a dropped file\n'], 'notes.txt', { type: 'text/plain' }));
+        const target = document.querySelector('[data-testid=message-list]');
+        target.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        target.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      });
+      for (const p of [alice, bob]) {
+        const card = p.locator('[data-testid=file-card]', { hasText: 'notes.txt' });
+        await card.waitFor();
+        const href = await card.getByRole('link').getAttribute('href');
+        const r = await p.evaluate(async (u) => (await fetch(u)).text(), href);
+        assert(r.includes('hello from a dropped file'), 'the download serves the file');
+      }
+      // Paste an image into the composer.
+      await alice.evaluate(async (bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], 'pasted.png', { type: 'image/png' }));
+        const box = document.querySelector('textarea[aria-label^="Message #"]');
+        box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+      }, [...png]);
+      await bob.locator('[data-testid=inline-image]').nth(before).waitFor();
+    });
+
     await step('a link preview card renders for a local fixture page', async () => {
       if (!(await probe(origin.url, 'GET', '/api/preview?url=x'))) return 'skip';
       await send(alice, `Read this: http://${fixtureHost}/article`);
