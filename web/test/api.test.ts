@@ -67,4 +67,26 @@ describe('api', () => {
     expect((err as ApiError).code).toBe('network');
     expect(f).toHaveBeenCalledTimes(1);
   });
+
+  it('waits for a password change in flight before refreshing (its answer carries new cookies)', async () => {
+    const calls: string[] = [];
+    let answerChange: () => void = () => {};
+    vi.stubGlobal('fetch', async (path: string) => {
+      calls.push(path);
+      if (path === '/api/me/password') {
+        await new Promise<void>((r) => (answerChange = r));
+        return json(200, ME);
+      }
+      if (path === '/api/auth/refresh') return new Response(null, { status: 204 });
+      return calls.includes('/api/auth/refresh') ? json(200, ME) : json(401, UNAUTHORIZED);
+    });
+    const change = api.changePassword({ current_password: 'a'.repeat(8), new_password: 'b'.repeat(8) });
+    const me = api.me(); // e.g. the socket was closed by the revocation before the answer came
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls).toEqual(['/api/me/password', '/api/me']);
+    answerChange();
+    await change;
+    expect(await me).toEqual(ME);
+    expect(calls).toEqual(['/api/me/password', '/api/me', '/api/auth/refresh', '/api/me']);
+  });
 });

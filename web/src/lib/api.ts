@@ -40,10 +40,17 @@ let refreshing: Promise<RefreshResult> | null = null;
 /** `ok`: new cookies; `denied`: the session is over; `error`: server unreachable, try later. */
 export type RefreshResult = 'ok' | 'denied' | 'error';
 
+// A password change ends every session and answers with new cookies; the server may close
+// this tab's socket before that answer arrives. Refreshing with the old token meanwhile would be
+// refused (it was revoked), so a refresh waits for a session change in flight.
+let sessionChange: Promise<unknown> | null = null;
+
 /** Refreshes the session once, sharing one request between concurrent callers. */
 export function refreshSession(): Promise<RefreshResult> {
   if (!refreshing) {
-    refreshing = fetch('/api/auth/refresh', { method: 'POST', credentials: 'same-origin' })
+    refreshing = Promise.resolve(sessionChange)
+      .catch(() => {})
+      .then(() => fetch('/api/auth/refresh', { method: 'POST', credentials: 'same-origin' }))
       .then((r): RefreshResult => (r.ok ? 'ok' : r.status === 401 || r.status === 403 ? 'denied' : 'error'))
       .catch((): RefreshResult => 'error')
       .finally(() => {
@@ -97,7 +104,15 @@ export const api = {
   login: (req: LoginRequest) => request<Me>('POST', '/api/auth/login', req),
   logout: () => request<void>('POST', '/api/auth/logout'),
   me: () => request<Me>('GET', '/api/me'),
-  changePassword: (req: ChangePasswordRequest) => request<void>('POST', '/api/me/password', req),
+  changePassword: (req: ChangePasswordRequest): Promise<Me> => {
+    const p = request<Me>('POST', '/api/me/password', req);
+    sessionChange = p;
+    const clear = () => {
+      if (sessionChange === p) sessionChange = null;
+    };
+    p.then(clear, clear);
+    return p;
+  },
   rooms: (scope: RoomScope, q = '', cursor?: string, limit = 50) =>
     request<RoomPage>('GET', `/api/rooms${qs({ scope, q, cursor, limit })}`),
   room: (id: string) => request<Room>('GET', `/api/rooms/${id}`),
