@@ -5,10 +5,12 @@
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::{RedisBroker, RedisSettings};
 use crate::broker::DynBroker;
 use crate::config::Config;
 use crate::gateway::hub::RoomHub;
 use crate::state::AppState;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::DynStore;
 use anyhow::{bail, Context};
@@ -30,14 +32,24 @@ pub struct Application {
 
 /// Opens the database named by the configuration and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
-    let url = config.database_url();
+    connect_store(&config.database_url(), config.database_max_connections).await
+}
+
+/// Opens the database at `url` (SQLite or PostgreSQL) and applies migrations.
+pub async fn connect_store(url: &str, max_connections: u32) -> anyhow::Result<DynStore> {
+    let url = url.to_owned();
     if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(&url)
             .await
             .with_context(|| format!("opening the database {url}"))?;
         Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = PgStore::connect(&url, max_connections)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok(Arc::new(store))
     } else {
-        bail!("unsupported database URL {url:?}: expected sqlite://PATH")
+        bail!("unsupported database URL {url:?}: expected sqlite://PATH or postgres://...")
     }
 }
 
@@ -106,11 +118,25 @@ impl Application {
         };
         let store = open_store(&config).await?;
         let hub = Arc::new(RoomHub::new(config.room_buffer));
-        let broker: DynBroker = Arc::new(MemoryBroker::start(
-            hub.clone(),
-            store.clone(),
-            config.queue_capacity,
-        ));
+        let broker: DynBroker = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisBroker::start(
+                    url,
+                    hub.clone(),
+                    store.clone(),
+                    RedisSettings {
+                        stream_max: config.stream_max,
+                    },
+                )
+                .await
+                .context("connecting to Redis")?,
+            ),
+            None => Arc::new(MemoryBroker::start(
+                hub.clone(),
+                store.clone(),
+                config.queue_capacity,
+            )),
+        };
         let throttle = Arc::new(LoginThrottle::new(config.auth_burst_per_address));
         let state = AppState {
             secure_cookies: parsed.scheme() == "https",

@@ -387,6 +387,11 @@ impl Session {
                 .await;
         }
         let broker = self.state.broker.clone();
+        // Live events must flow before recovery reads history, or a message accepted in between
+        // would be neither recovered nor delivered.
+        if let Err(e) = broker.await_subscribed(room).await {
+            return self.broker_error(e, room.to_string()).await;
+        }
         let (high, recovered) = match after_seq {
             Some(after) => match broker.recover(room, after, RECOVERY_LIMIT).await {
                 Ok(recovery) => {
@@ -618,6 +623,11 @@ impl Session {
             }
         };
         match (&delivery.kind, view.subscribed) {
+            (DeliveryKind::Resync, Some(_)) => {
+                self.unsubscribe(room).await;
+                self.send(&ServerFrame::Resync { room }).await
+            }
+            (DeliveryKind::Resync, None) => Flow::Continue,
             (DeliveryKind::Message { seq, author }, Some(high)) => {
                 if *seq <= high {
                     return Flow::Continue;
