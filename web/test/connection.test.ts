@@ -253,7 +253,7 @@ describe('Connection', () => {
     h.last().accept();
     await h.conn.openRoom(ROOM);
     const a = h.conn.send(ROOM, 'fast');
-    const b = h.conn.send(ROOM, 'x'.repeat(5000));
+    const b = h.conn.send(ROOM, 'this is fine');
     h.last().deliver({ type: 'error', code: 'rate_limited', message: 'slow down', ref: a });
     h.last().deliver({ type: 'error', code: 'validation', message: 'too long', ref: b });
     const tl = h.conn.timeline(ROOM);
@@ -344,5 +344,21 @@ describe('Connection', () => {
     h.conn.stop();
     expect(h.last().closedWith).toBe(1000);
     expect(h.conn.state).toBe('closed');
+  });
+
+  it('refuses a body over the limit locally instead of sending a frame the server would close on', async () => {
+    const h = setup();
+    h.conn.start();
+    h.last().accept();
+    await h.conn.openRoom(ROOM);
+    const id = h.conn.send(ROOM, 'x'.repeat(100_000));
+    expect(h.last().ofType('send')).toEqual([]);
+    expect(h.conn.timeline(ROOM).findPending(id)?.status).toBe('failed');
+    h.conn.retry(ROOM, id);
+    expect(h.last().ofType('send')).toEqual([]);
+    h.last().drop();
+    await vi.advanceTimersByTimeAsync(100);
+    h.last().accept();
+    expect(h.last().ofType('send')).toEqual([]);
   });
 });

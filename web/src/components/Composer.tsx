@@ -1,5 +1,6 @@
 import { useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
-import { Box, Flex, IconButton, Textarea, useColorModeValue, VisuallyHidden } from '@chakra-ui/react';
+import { Box, Flex, IconButton, Text, Textarea, useColorModeValue, VisuallyHidden } from '@chakra-ui/react';
+import { MAX_BODY_CHARS } from '../lib/connection';
 import { PaperclipIcon, SendIcon } from './icons';
 
 interface Props {
@@ -14,10 +15,11 @@ export function Composer({ roomName, onSend, onTyping, onFiles }: Props) {
   const fileInput = useRef<HTMLInputElement>(null);
   const lastTyping = useRef(0);
   const bg = useColorModeValue('white', 'gray.800');
+  const length = [...text.trim()].length;
 
   const submit = () => {
     const body = text.trim();
-    if (!body) return;
+    if (!body || [...body].length > MAX_BODY_CHARS) return;
     onSend(body);
     setText('');
   };
@@ -75,8 +77,13 @@ export function Composer({ roomName, onSend, onTyping, onFiles }: Props) {
           overflowY="auto"
           sx={{ fieldSizing: 'content' }}
         />
+        {length > MAX_BODY_CHARS - 200 && (
+          <Text fontSize="xs" color={length > MAX_BODY_CHARS ? 'red.500' : 'gray.500'} textAlign="right" aria-live="polite">
+            {length}/{MAX_BODY_CHARS}
+          </Text>
+        )}
       </Box>
-      <IconButton aria-label="Send message" icon={<SendIcon />} colorScheme="brand" onClick={submit} isDisabled={!text.trim()} />
+      <IconButton aria-label="Send message" icon={<SendIcon />} colorScheme="brand" onClick={submit} isDisabled={!text.trim() || length > MAX_BODY_CHARS} />
     </Flex>
   );
 }

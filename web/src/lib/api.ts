@@ -45,12 +45,19 @@ export type RefreshResult = 'ok' | 'denied' | 'error';
 // refused (it was revoked), so a refresh waits for a session change in flight.
 let sessionChange: Promise<unknown> | null = null;
 
+// Refresh tokens are single-use and a reused one ends the whole session, so two tabs (which
+// share cookies) must never refresh at the same moment: a Web Lock serializes them.
+function withRefreshLock<T>(f: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+  return locks ? (locks.request('confab-refresh', f) as Promise<T>) : f();
+}
+
 /** Refreshes the session once, sharing one request between concurrent callers. */
 export function refreshSession(): Promise<RefreshResult> {
   if (!refreshing) {
     refreshing = Promise.resolve(sessionChange)
       .catch(() => {})
-      .then(() => fetch('/api/auth/refresh', { method: 'POST', credentials: 'same-origin' }))
+      .then(() => withRefreshLock(() => fetch('/api/auth/refresh', { method: 'POST', credentials: 'same-origin' })))
       .then((r): RefreshResult => (r.ok ? 'ok' : r.status === 401 || r.status === 403 ? 'denied' : 'error'))
       .catch((): RefreshResult => 'error')
       .finally(() => {

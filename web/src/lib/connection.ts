@@ -70,6 +70,9 @@ export function randomId(): string {
 
 export const RETRYABLE = new Set(['rate_limited', 'unavailable']);
 
+/** The server's limit on a message body, in characters. */
+export const MAX_BODY_CHARS = 4000;
+
 export class Connection {
   state: ConnectionState = 'connecting';
   /** Who we are, from `ready`. */
@@ -429,9 +432,15 @@ export class Connection {
       status: 'sending',
       created_at: Date.now(),
     };
+    // Refused here rather than by the server: a frame over its size limit closes the socket,
+    // and resending it after every reconnect would loop.
+    if ([...body].length > MAX_BODY_CHARS) {
+      p.status = 'failed';
+      p.error = `messages are limited to ${MAX_BODY_CHARS} characters`;
+    }
     this.timeline(room).addPending(p);
     this.changed(room);
-    this.sendPending(p);
+    if (p.status === 'sending') this.sendPending(p);
     return p.client_msg_id;
   }
 
@@ -439,7 +448,7 @@ export class Connection {
   retry(room: string, clientMsgId: string): void {
     const tl = this.timeline(room);
     const p = tl.findPending(clientMsgId);
-    if (!p) return;
+    if (!p || [...p.body].length > MAX_BODY_CHARS) return;
     p.status = 'sending';
     p.error = undefined;
     tl.touch();
