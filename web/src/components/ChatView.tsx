@@ -50,6 +50,8 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
     () => tl.version,
   );
   const [members, setMembers] = useState<Member[]>([]);
+  const membersRef = useRef(members);
+  membersRef.current = members;
   // Who is in the room now, from `subscribed` and `presence` (null until subscribed: then the
   // members list's own flags are used). This client counts as present while it is connected.
   const [online, setOnline] = useState<Set<string> | null>(null);
@@ -89,10 +91,7 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
             else n.delete(f.user.id);
             return n;
           });
-          setMembers((ms) => {
-            if (!ms.some((m) => m.user.id === f.user.id)) loadMembers();
-            return ms;
-          });
+          if (!membersRef.current.some((m) => m.user.id === f.user.id)) loadMembers();
         } else if (f.type === 'typing') {
           setTyping((t) => new Map(t).set(f.user.id, { name: f.user.username, until: Date.now() + 4_000 }));
         } else if (f.type === 'message') {
@@ -121,17 +120,20 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
   // ---- scrolling: stick to the bottom, load older pages near the top ----
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
-  const anchor = useRef<{ height: number; top: number } | null>(null);
+  // Set while an older page loads: where the view was, so it stays put when the page lands.
+  const anchor = useRef<{ height: number; top: number; firstSeq: number | undefined } | null>(null);
   const [loadingOlder, setLoadingOlder] = useState(false);
   const loadOlder = useCallback(async () => {
     const el = scroller.current;
     if (!el || !tl.hasMore || loadingOlder) return;
-    anchor.current = { height: el.scrollHeight, top: el.scrollTop };
+    anchor.current = { height: el.scrollHeight, top: el.scrollTop, firstSeq: tl.firstSeq };
     setLoadingOlder(true);
     try {
       await conn.loadOlder(room.id);
     } finally {
       setLoadingOlder(false);
+      // Nothing older arrived: forget the anchor.
+      if (anchor.current && anchor.current.firstSeq === tl.firstSeq) anchor.current = null;
     }
   }, [conn, room.id, tl, loadingOlder]);
   const onScroll = () => {
@@ -143,7 +145,7 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
-    if (anchor.current) {
+    if (anchor.current && anchor.current.firstSeq !== tl.firstSeq) {
       el.scrollTop = anchor.current.top + (el.scrollHeight - anchor.current.height);
       anchor.current = null;
     } else if (atBottom.current) {
