@@ -84,6 +84,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
 
+    /// Seconds to keep serving after a stop signal while `/readyz` answers 503, so a load
+    /// balancer stops sending new clients here before WebSockets are closed.
+    #[arg(long, env = "CONFAB_DRAIN_SECS", default_value_t = 0)]
+    pub drain_secs: u64,
+
     /// Most WebSocket connections at once; further upgrades get 503.
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -136,6 +141,7 @@ impl Config {
             revalidate_secs: 60,
             write_timeout_secs: 10,
             shutdown_timeout_secs: 10,
+            drain_secs: 0,
             max_connections: 10_000,
             room_buffer: 256,
             queue_capacity: 8192,

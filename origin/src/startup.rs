@@ -148,6 +148,7 @@ impl Application {
             keys: Arc::new(keys),
             throttle,
             allowed_origins: Arc::new(allowed_origins),
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
         };
@@ -192,13 +193,22 @@ impl Application {
         };
         let app = crate::http::router(state.clone());
         let signal = shutdown.clone();
+        let draining = state.draining.clone();
+        let drain = Duration::from_secs(state.config.drain_secs);
         axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             tokio::select! {
-                _ = stop => {}
+                _ = stop => {
+                    // Fail readiness first, so the load balancer sends new clients elsewhere.
+                    draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                    if !drain.is_zero() {
+                        tracing::info!(?drain, "draining before shutdown");
+                        tokio::time::sleep(drain).await;
+                    }
+                }
                 _ = signal.cancelled() => {}
             }
             signal.cancel();

@@ -614,3 +614,27 @@ async fn signing_keys_are_generated_only_in_the_embedded_setup() {
     );
     assert!(!dir.path().join("jwt-ed25519.pem").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_fails_readiness_before_closing() {
+    let mut server = TestServer::start_with(|c| c.drain_secs = 2).await;
+    let ann = server.register("ann").await;
+    let mut ws = ann.ws().await;
+    let http = reqwest::Client::new();
+    let url = server.url("/readyz");
+    server.signal_stop();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        http.get(&url).send().await.unwrap().status(),
+        503,
+        "not ready while draining"
+    );
+    ws.send(serde_json::json!({"type": "ping"})).await;
+    assert!(
+        matches!(ws.next().await, confab_shared::protocol::ServerFrame::Pong),
+        "sockets still served"
+    );
+    let frame = ws.closed().await.expect("closed after the drain");
+    assert_eq!(u16::from(frame.code), 1001);
+    server.stop().await;
+}

@@ -522,8 +522,9 @@ async fn a_redis_restart_gives_retryable_errors_and_rooms_recover_within_seconds
     let bob = register(&cluster.lb, "bob").await;
     let room = ann.create_room("flaky").await;
     bob.join(&room).await;
-    let mut a = via(&ann, &cluster.instances[0]).ws().await;
-    let mut b = via(&bob, &cluster.instances[1]).ws().await;
+    // Both through HAProxy (leastconn puts them on different instances).
+    let mut a = ann.ws().await;
+    let mut b = bob.ws().await;
     a.subscribe(&room, None).await;
     b.subscribe(&room, None).await;
     a.say(&room, "before", "before the outage").await;
@@ -590,8 +591,8 @@ async fn chat_continues_while_postgres_is_away_and_the_stream_drains_after() {
     let bob = register(&cluster.lb, "bob").await;
     let room = ann.create_room("no-db").await;
     bob.join(&room).await;
-    let mut a = via(&ann, &cluster.instances[0]).ws().await;
-    let mut b = via(&bob, &cluster.instances[1]).ws().await;
+    let mut a = ann.ws().await;
+    let mut b = bob.ws().await;
     a.subscribe(&room, None).await;
     b.subscribe(&room, None).await;
     a.say(&room, "warm", "warm up").await;
