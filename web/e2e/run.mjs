@@ -245,6 +245,20 @@ async function main() {
     await p.close();
     return buf;
   })();
+  // A "design mock" for the screenshots.
+  const mock = await (async () => {
+    const p = await browser.newPage({ viewport: { width: 320, height: 180 } });
+    await p.setContent(
+      `<body style="margin:0;font-family:sans-serif;background:#f0f4f8">
+        <div style="height:34px;background:#0967d2;color:#fff;font:bold 15px sans-serif;padding:9px 14px;box-sizing:border-box">Acme · Landing page v2</div>
+        <div style="padding:16px 14px"><div style="font:bold 20px sans-serif;color:#102a43">Chat that keeps up.</div>
+        <div style="margin:8px 0 14px;color:#486581;font-size:13px">Rooms, files and previews in real time.</div>
+        <span style="background:#f0b429;color:#102a43;font-weight:bold;padding:8px 16px;border-radius:6px;font-size:13px">Get started</span></div></body>`,
+    );
+    const buf = await p.screenshot();
+    await p.close();
+    return buf;
+  })();
   const fixture = await startFixture(png);
   const fixtureHost = `127.0.0.1:${fixture.address().port}`;
   const origin = new Origin(dataDir, { CONFAB_PREVIEW_ALLOWLIST: fixtureHost });
@@ -539,19 +553,45 @@ async function main() {
     });
 
     await step('screenshots: light, dark and phone width', async () => {
-      await send(bob, 'Markdown works too:\n\n- **bold**, _italic_, `code`\n- [x] task lists\n\n> quotes');
-      await seen(alice, 'task lists');
-      await alice.waitForTimeout(300);
+      // A fresh room with a conversation that shows the main features.
+      const uploads = await probe(origin.url, 'POST', '/api/uploads');
+      const previews = await probe(origin.url, 'GET', '/api/preview?url=x');
+      await createRoom(alice, 'design-review');
+      await joinRoom(bob, 'design-review');
+      await send(alice, 'Morning! The new **landing page** mock is up, notes welcome.');
+      if (uploads) {
+        await alice.locator('input[type=file]').setInputFiles({ name: 'landing-mock.png', mimeType: 'image/png', buffer: mock });
+        await bob.locator('[data-testid=inline-image]').waitFor();
+      }
+      await send(bob, 'Looks great. From the review:\n\n- [x] bigger call to action\n- [ ] check contrast in `dark mode`\n\n> ship it on Friday?');
+      await seen(alice, 'bigger call to action');
+      if (previews) {
+        await send(alice, `Background reading: http://${fixtureHost}/article`);
+        await bob.locator('[data-testid=link-preview]').waitFor();
+      }
+      if (uploads) {
+        await bob.locator('input[type=file]').setInputFiles({
+          name: 'review-notes.txt',
+          mimeType: 'text/plain',
+          buffer: Buffer.from('1. call to action\n2. contrast\n'),
+        });
+        await alice.locator('[data-testid=file-card]', { hasText: 'review-notes.txt' }).waitFor();
+      }
+      await send(alice, 'Friday works for me.');
+      await seen(bob, 'Friday works for me.');
+      await alice.locator('[data-testid=link-preview] img, [data-testid=inline-image]').last().waitFor().catch(() => {});
+      for (const p of [alice, bob]) await p.mouse.move(5, 700);
+      await alice.waitForTimeout(400);
       await shoot(alice, 'chat-light');
       await bob.getByRole('button', { name: 'Switch to dark mode' }).click();
-      await bob.waitForTimeout(300);
+      await bob.waitForTimeout(400);
       await shoot(bob, 'chat-dark');
       const phone = await aliceCtx.newPage();
       await phone.setViewportSize({ width: 390, height: 760 });
       await phone.goto(`${origin.url}/#/rooms/${await currentRoomId(alice)}`);
       await live(phone);
-      await seen(phone, 'task lists');
-      await phone.waitForTimeout(300);
+      await seen(phone, 'Friday works for me.');
+      await phone.waitForTimeout(400);
       await shoot(phone, 'phone');
       await phone.getByRole('button', { name: 'Open rooms' }).click();
       await phone.getByRole('dialog').locator('[data-testid=room-link][data-room-name="random"]').waitFor();

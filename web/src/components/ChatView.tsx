@@ -152,6 +152,19 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
       el.scrollTop = el.scrollHeight;
     }
   }, [tl.version, typing.size, uploads.length]);
+  // Content that grows by itself (images loading, preview cards arriving) keeps the view at the
+  // bottom when it was there.
+  const content = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = scroller.current;
+    const inner = content.current;
+    if (!el || !inner || typeof ResizeObserver === 'undefined') return;
+    const ro = new ResizeObserver(() => {
+      if (atBottom.current && !anchor.current) el.scrollTop = el.scrollHeight;
+    });
+    ro.observe(inner);
+    return () => ro.disconnect();
+  }, []);
   useEffect(() => {
     // A short first page that does not fill the view: keep loading until it scrolls.
     const el = scroller.current;
@@ -258,6 +271,7 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
           pb={2}
           data-testid="message-list"
         >
+          <Box ref={content}>
           {!tl.loaded ? (
             <Flex justify="center" p={6}>
               <Spinner label="Loading messages" />
@@ -300,6 +314,7 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
               ))}
             </>
           )}
+          </Box>
         </Box>
         <Box px={{ base: 2, md: 4 }} minH="20px" fontSize="xs" color="gray.500" aria-live="polite" data-testid="typing">
           {typingNames.length === 1 && `${typingNames[0]} is typing…`}
