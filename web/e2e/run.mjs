@@ -452,25 +452,8 @@ async function main() {
     await step('older messages load when scrolling up', async () => {
       await createRoom(alice, 'history');
       // 60 messages over a second WebSocket of alice's (faster than typing them).
-      const room = await currentRoomId(alice);
-      await alice.evaluate(async (room) => {
-        const ws = new WebSocket(`ws://${location.host}/ws`);
-        let acks = 0;
-        await new Promise((resolve, reject) => {
-          ws.onerror = reject;
-          ws.onmessage = (e) => {
-            const f = JSON.parse(e.data);
-            if (f.type === 'ready') {
-              for (let i = 1; i <= 60; i++) {
-                const body = `line ${String(i).padStart(3, '0')}`;
-                ws.send(JSON.stringify({ type: 'send', room, client_msg_id: `bulk-${i}`, body }));
-              }
-            } else if (f.type === 'ack' && ++acks === 60) resolve();
-            else if (f.type === 'error') reject(new Error(f.message));
-          };
-        });
-        ws.close();
-      }, room);
+      const lines = Array.from({ length: 60 }, (_, i) => `line ${String(i + 1).padStart(3, '0')}`);
+      await postViaSocket(alice, 'history', lines);
       await seen(alice, 'line 060');
       await joinRoom(bob, 'history');
       await seen(bob, 'line 060');
@@ -579,7 +562,12 @@ async function main() {
       }
       await send(alice, 'Friday works for me.');
       await seen(bob, 'Friday works for me.');
-      await alice.locator('[data-testid=link-preview] img, [data-testid=inline-image]').last().waitFor().catch(() => {});
+      // Some activity elsewhere, for the unread badges.
+      await postViaSocket(alice, 'random', ['lunch?', 'the usual place', 'at noon']);
+      await bob.locator('[data-testid=room-link][data-room-name="random"] [data-testid=unread-badge]').filter({ hasText: /^3$/ }).waitFor();
+      if (uploads || previews) {
+        await alice.locator('[data-testid=link-preview] img, [data-testid=inline-image]').last().waitFor();
+      }
       for (const p of [alice, bob]) await p.mouse.move(5, 700);
       await alice.waitForTimeout(400);
       await shoot(alice, 'chat-light');
@@ -612,6 +600,32 @@ async function main() {
 
   log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
   process.exit(failed ? 1 : 0);
+}
+
+/** Posts messages into a room (by name) over a second WebSocket of the page's user. */
+async function postViaSocket(page, roomName, bodies) {
+  await page.evaluate(
+    async ({ roomName, bodies }) => {
+      const page = await (await fetch('/api/rooms?scope=joined&limit=100')).json();
+      const room = page.rooms.find((r) => r.name === roomName).id;
+      const ws = new WebSocket(`ws://${location.host}/ws`);
+      let acks = 0;
+      await new Promise((resolve, reject) => {
+        ws.onerror = reject;
+        ws.onmessage = (e) => {
+          const f = JSON.parse(e.data);
+          if (f.type === 'ready') {
+            bodies.forEach((body, i) =>
+              ws.send(JSON.stringify({ type: 'send', room, client_msg_id: `bulk-${Date.now()}-${i}`, body })),
+            );
+          } else if (f.type === 'ack' && ++acks === bodies.length) resolve();
+          else if (f.type === 'error') reject(new Error(f.message));
+        };
+      });
+      ws.close();
+    },
+    { roomName, bodies },
+  );
 }
 
 async function currentRoomId(page) {
