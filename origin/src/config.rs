@@ -196,6 +196,10 @@ pub struct WorkerConfig {
     #[arg(long, env = "CONFAB_WORKER_BATCH", default_value_t = 256)]
     pub batch: usize,
 
+    /// Address to serve this worker's `/metrics` on (Prometheus); none by default.
+    #[arg(long, env = "CONFAB_WORKER_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     /// Milliseconds after which another consumer's unacknowledged entries are taken over.
     #[arg(long, env = "CONFAB_WORKER_CLAIM_IDLE_MS", default_value_t = 15_000)]
     pub claim_idle_ms: u64,

@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod metrics;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -48,6 +48,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Worker(config) => {
+            confab_origin::metrics::install();
+            if let Some(addr) = config.metrics_listen {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let app = axum::Router::new().route(
+                    "/metrics",
+                    axum::routing::get(|| async { confab_origin::metrics::render() }),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = ?e, "metrics endpoint failed");
+                    }
+                });
+            }
             let worker = confab_origin::worker::Worker::connect(&config).await?;
             worker.run(shutdown_signal()).await
         }

@@ -92,6 +92,7 @@ fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
 impl Application {
     /// Binds the listener and builds every component.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        crate::metrics::install();
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;

@@ -100,10 +100,13 @@ impl Worker {
                 None => tracing::error!(id = %e.id, "dropping an unreadable stream entry"),
             }
         }
-        self.store
-            .insert_messages(&batch)
+        metrics::histogram!("confab_persist_batch_size").record(batch.len() as f64);
+        crate::metrics::db("insert_messages", self.store.insert_messages(&batch))
             .await
             .context("writing a batch")?;
+        for m in &batch {
+            crate::metrics::since_accepted("confab_persist_lag_seconds", m.created_at);
+        }
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         let _acked: i64 = self.conn.xack(PERSIST_STREAM, PERSIST_GROUP, &ids).await?;
         let _deleted: i64 = self.conn.xdel(PERSIST_STREAM, &ids).await?;

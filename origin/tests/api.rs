@@ -638,3 +638,35 @@ async fn draining_fails_readiness_before_closing() {
     assert_eq!(u16::from(frame.code), 1001);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_exported_in_prometheus_format() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let room = ann.create_room("measured").await;
+    let mut ws = ann.ws().await;
+    ws.subscribe(&room, None).await;
+    ws.say(&room, "m1", "count me").await;
+    ann.get(&format!("/api/rooms/{}/messages", room.id)).await;
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "confab_ws_connections",
+        "confab_ws_frames_in_total",
+        "confab_ws_frames_out_total",
+        "confab_send_ack_seconds_bucket",
+        "confab_broker_publish_seconds_bucket",
+        "confab_fanout_seconds_bucket",
+        "confab_persist_batch_size_bucket",
+        "confab_persist_lag_seconds_bucket",
+        "confab_db_seconds_bucket{op=\"insert_messages\"",
+        "confab_db_seconds_bucket{op=\"messages_before\"",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    server.stop().await;
+}

@@ -197,7 +197,8 @@ fn split_at_seq(json: &str) -> Option<(&str, &str)> {
     Some((&json[..at + MARK.len() - 2], &json[at + MARK.len() - 1..]))
 }
 
-/// Parses a pub/sub payload (`m SEQ AUTHOR_ID AUTHOR_NAME\n{frame}` or `e FROM\n{frame}`).
+/// Parses a pub/sub payload (`m SEQ AUTHOR_ID AUTHOR_NAME CREATED_AT\n{frame}` or
+/// `e FROM\n{frame}`).
 fn parse_room_payload(payload: &[u8]) -> Option<Arc<Delivery>> {
     let text = std::str::from_utf8(payload).ok()?;
     let (header, frame) = text.split_once('\n')?;
@@ -207,6 +208,9 @@ fn parse_room_payload(payload: &[u8]) -> Option<Arc<Delivery>> {
             let seq = parts.next()?.parse().ok()?;
             let id = UserId(parts.next()?.parse().ok()?);
             let username = parts.next()?.to_owned();
+            if let Some(created) = parts.next().and_then(|c| c.parse().ok()) {
+                crate::metrics::since_accepted("confab_fanout_seconds", created);
+            }
             DeliveryKind::Message {
                 seq,
                 author: UserPublic { id, username },
@@ -315,6 +319,7 @@ impl RedisBroker {
         &self,
         msg: &Outgoing,
         id: MessageId,
+        created_at: i64,
         prefix: &str,
         suffix: &str,
     ) -> redis::RedisResult<String> {
@@ -334,7 +339,10 @@ impl RedisBroker {
             .arg(RECENT_PER_ROOM)
             .arg(self.settings.stream_max)
             .arg(CLIENT_ID_TTL_SECS)
-            .arg(format!("{} {}", msg.author.id, msg.author.username))
+            .arg(format!(
+                "{} {} {created_at}",
+                msg.author.id, msg.author.username
+            ))
             .invoke_async(&mut conn)
             .await
     }
@@ -344,6 +352,7 @@ impl RedisBroker {
 impl Broker for RedisBroker {
     async fn publish_message(&self, msg: Outgoing) -> Result<Accepted, BrokerError> {
         let id = MessageId(Uuid::now_v7());
+        let created_at = now_ms();
         let frame = ServerFrame::Message(ChatMessage {
             id,
             room: msg.room,
@@ -352,16 +361,16 @@ impl Broker for RedisBroker {
             body: msg.body.as_str().to_owned(),
             client_msg_id: msg.client_msg_id.clone(),
             attachment: msg.attachment.clone(),
-            created_at: now_ms(),
+            created_at,
             edited_at: None,
         })
         .to_json();
         let (prefix, suffix) =
             split_at_seq(&frame).ok_or(BrokerError::Unavailable("could not encode the message"))?;
-        let mut result = self.run_publish(&msg, id, prefix, suffix).await;
+        let mut result = self.run_publish(&msg, id, created_at, prefix, suffix).await;
         if matches!(&result, Err(e) if e.to_string().contains("NOSEQ")) {
             self.init_seq(msg.room).await?;
-            result = self.run_publish(&msg, id, prefix, suffix).await;
+            result = self.run_publish(&msg, id, created_at, prefix, suffix).await;
         }
         let ack = match result {
             Ok(ack) => ack,
@@ -745,6 +754,13 @@ async fn heartbeat_task(mut conn: ConnectionManager, instance: String, stop: Can
             tracing::warn!(error = %e, "heartbeat failed");
             continue;
         }
+        let backlog: redis::RedisResult<i64> = redis::cmd("XLEN")
+            .arg(PERSIST_STREAM)
+            .query_async(&mut conn)
+            .await;
+        if let Ok(backlog) = backlog {
+            metrics::gauge!("confab_stream_backlog").set(backlog as f64);
+        }
         if let Err(e) = reap_dead(&mut conn, &instance).await {
             tracing::warn!(error = %e, "reaping dead instances failed");
         }
@@ -811,7 +827,7 @@ mod tests {
         let spliced = format!("{a}42{b}");
         let m = parse_message_frame(&spliced).unwrap();
         assert_eq!((m.seq, m.body.as_str()), (42, "\"seq\":0, in a body"));
-        let payload = format!("m 42 {} ann\n{spliced}", author.id);
+        let payload = format!("m 42 {} ann 5\n{spliced}", author.id);
         let d = parse_room_payload(payload.as_bytes()).unwrap();
         assert!(matches!(&d.kind, DeliveryKind::Message { seq: 42, author: a } if *a == author));
         assert_eq!(d.frame.as_str(), spliced);

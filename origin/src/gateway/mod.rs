@@ -47,7 +47,11 @@ pub async fn upgrade(
     let tracker = state.sessions.clone();
     // Frames a little over the limit are read and refused with 1009 by the session; the
     // transport cap (4x) bounds what is buffered at all.
-    ws.max_message_size(max.saturating_mul(4))
+    // Small buffers (tungstenite's default is 128 KiB each way, allocated per connection): idle
+    // connections must stay cheap; larger frames grow the buffer as needed.
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(max.saturating_mul(4))
         .max_frame_size(max.saturating_mul(4))
         .on_upgrade(move |socket| {
             tracker.track_future(async move {

@@ -10,6 +10,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(|| async { crate::metrics::render() }))
 }
 
 /// Ready when the database answers and the server is not shutting down.
