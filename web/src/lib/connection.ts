@@ -81,7 +81,9 @@ export class Connection {
   private readonly opts: Required<Omit<ConnectionOptions, 'onSessionEnded'>> &
     Pick<ConnectionOptions, 'onSessionEnded'>;
   private socket: SocketLike | null = null;
+  /** Whether the current socket said `ready`; whether any socket ever did. */
   private gotReady = false;
+  private gotReadyEver = false;
   private attempt = 0;
   private stopped = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
@@ -158,8 +160,6 @@ export class Connection {
       // A close event always follows.
     };
   }
-
-  private gotReadyEver = false;
 
   private onClosed(code: number): void {
     this.clearTimers();
