@@ -61,7 +61,23 @@ async fn main() -> anyhow::Result<()> {
                     }
                 });
             }
-            let worker = confab_origin::worker::Worker::connect(&config).await?;
+            // Redis or the database may still be starting (or loading): keep trying a while.
+            let mut attempt = 0u32;
+            let worker = loop {
+                match confab_origin::worker::Worker::connect(&config).await {
+                    Ok(w) => break w,
+                    Err(e) if attempt < 30 => {
+                        attempt += 1;
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            attempt,
+                            "worker not connected yet; retrying"
+                        );
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             worker.run(shutdown_signal()).await
         }
         Command::Keygen => {

@@ -3,6 +3,13 @@
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use std::sync::LazyLock;
+use tokio::sync::Semaphore;
+
+/// Hashes running at once. Each takes 19 MiB and a core for tens of milliseconds: more at once
+/// than there are cores only piles up memory (each blocking thread keeps its allocator arena)
+/// without finishing sooner. Further requests wait their turn.
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
 
 /// A hash of a password nobody has, verified when the login names no user, so that the
 /// answer takes as long as for a real user (no user enumeration by timing).
@@ -18,6 +25,7 @@ fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
 
 /// Hashes a password with Argon2id (default parameters: 19 MiB, 2 passes), off the runtime.
 pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _turn = HASHING.acquire().await?;
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(|| hash_now(&password)))
         .await?
@@ -27,6 +35,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 /// Checks a password against a stored hash (or against a dummy when `hash` is None), off the
 /// runtime. False for a wrong password or an unreadable hash.
 pub async fn verify(password: String, hash: Option<String>) -> anyhow::Result<bool> {
+    let _turn = HASHING.acquire().await?;
     let span = tracing::Span::current();
     Ok(tokio::task::spawn_blocking(move || {
         span.in_scope(|| {

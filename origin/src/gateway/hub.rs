@@ -18,8 +18,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, Notify};
 
-/// User events buffered per user; they are rare, so a small buffer is plenty.
-const USER_BUFFER: usize = 32;
+/// User events buffered per user; they are rare, so a small buffer is plenty (a connection
+/// that misses some revalidates its session at once).
+const USER_BUFFER: usize = 8;
 
 /// One event for a room's local connections, serialized once.
 #[derive(Debug)]

@@ -50,7 +50,7 @@ pub async fn upgrade(
     // Small buffers (tungstenite's default is 128 KiB each way): idle connections must stay
     // cheap. The read buffer is allocated up front; the write buffer only when used, and lets
     // a burst of frames go out in one write (see `Session::on_deliveries`).
-    ws.read_buffer_size(4096)
+    ws.read_buffer_size(1024)
         .write_buffer_size(8192)
         .max_message_size(max.saturating_mul(4))
         .max_frame_size(max.saturating_mul(4))

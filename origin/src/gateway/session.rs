@@ -189,6 +189,10 @@ impl Session {
         if let flow @ (Flow::Close(..) | Flow::Gone) = self.send(&ready).await {
             return flow;
         }
+        // One waiter on the shared shutdown token for the whole session: creating one per
+        // loop turn would take the token's lock twice per frame, across every session.
+        let shutdown = self.state.shutdown.clone().cancelled_owned();
+        tokio::pin!(shutdown);
         loop {
             if self.state.shutdown.is_cancelled() {
                 return Flow::Close(close::GOING_AWAY, "server shutting down");
@@ -201,7 +205,7 @@ impl Session {
                 }
             }
             let flow = tokio::select! {
-                _ = self.state.shutdown.cancelled() => {
+                _ = &mut shutdown => {
                     Flow::Close(close::GOING_AWAY, "server shutting down")
                 }
                 Some(event) = user_events.next() => self.on_user_event(event).await,
