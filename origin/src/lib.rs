@@ -12,6 +12,8 @@
 //! - [`broker`]: accepts messages (seq, durable hand-off, fan-out), presence and recovery;
 //!   [`broker::memory`] is the in-process one, with its batch persister.
 //! - [`store`]: the database behind a trait; [`store::sqlite`] is the embedded default.
+//! - [`files`]: uploaded files (local disk or S3/R2), upload checks, attachment resolution.
+//! - [`preview`]: the SSRF-safe link-preview fetcher with its bounded cache.
 //!
 //! A message: client `send` → `Session` validates (membership, rate, body) → `Broker` assigns
 //! the room's next seq and queues it → the persister writes the batch in one statement and
@@ -22,8 +24,10 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod gateway;
 pub mod http;
+pub mod preview;
 pub mod startup;
 pub mod state;
 pub mod store;
