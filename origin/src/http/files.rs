@@ -34,6 +34,9 @@ use futures::StreamExt;
 
 /// Room for multipart framing and the `room_id` field on top of the file itself.
 const MULTIPART_SLACK: u64 = 64 * 1024;
+/// How much of a refused body is read and dropped before answering, so that ordinary clients
+/// read the answer rather than a reset connection.
+const DRAIN_BYTES: u64 = 4 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -81,7 +84,31 @@ async fn upload_multipart(
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Result<Response, ApiError> {
-    check_length(&state, &headers, MULTIPART_SLACK)?;
+    let result = read_multipart(&state, &user, &headers, &mut form).await;
+    if result.is_err() {
+        // Read (and drop) a bounded rest of the body, so the client reads our answer rather
+        // than a connection reset while it is still sending.
+        let mut drained = 0u64;
+        'fields: while let Ok(Some(mut field)) = form.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                drained += chunk.len() as u64;
+                if drained > DRAIN_BYTES {
+                    break 'fields;
+                }
+            }
+        }
+    }
+    result
+}
+
+async fn read_multipart(
+    state: &AppState,
+    user: &AuthUser,
+    headers: &HeaderMap,
+    form: &mut Multipart,
+) -> Result<Response, ApiError> {
+    let (state, user) = (state.clone(), user.clone());
+    check_length(&state, headers, MULTIPART_SLACK)?;
     let mut room: Option<RoomId> = None;
     let mut file: Option<(String, Option<String>, Bytes)> = None;
     while let Some(mut field) = form
@@ -188,6 +215,27 @@ async fn upload_with_ticket(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let mut stream = body.into_data_stream();
+    let result = read_ticketed(&state, &headers, &mut stream).await;
+    if result.is_err() {
+        // As for multipart: drain a bounded rest so the answer reaches the client.
+        let mut drained = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            drained += chunk.len() as u64;
+            if drained > DRAIN_BYTES {
+                break;
+            }
+        }
+    }
+    result
+}
+
+async fn read_ticketed(
+    state: &AppState,
+    headers: &HeaderMap,
+    stream: &mut axum::body::BodyDataStream,
+) -> Result<Response, ApiError> {
+    let state = state.clone();
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -198,7 +246,7 @@ async fn upload_with_ticket(
         .verify_ticket(token)
         .map_err(|_| ApiError::Unauthorized)?;
     let limit = claims.max.min(state.uploads.max_bytes);
-    check_length(&state, &headers, 0)?;
+    check_length(&state, headers, 0)?;
     let Some(record) = state.store.upload(&claims.key).await? else {
         return Err(ApiError::Unauthorized);
     };
@@ -209,7 +257,6 @@ async fn upload_with_ticket(
         return Err(ApiError::Conflict("this ticket has already been used"));
     }
     let mut buf = BytesMut::new();
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
         if (buf.len() + chunk.len()) as u64 > limit {
