@@ -89,7 +89,10 @@ impl From<worker::Error> for Failure {
 type Answer = std::result::Result<Response, Failure>;
 
 fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).filter(|s| !s.is_empty())
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|s| !s.is_empty())
 }
 
 fn max_bytes(env: &Env) -> u64 {
@@ -221,7 +224,10 @@ async fn serve(req: &Request, env: &Env, key: &str) -> Answer {
     headers.set("content-security-policy", SANDBOX_CSP)?;
     headers.set("accept-ranges", "bytes")?;
     headers.set("content-type", &content_type)?;
-    headers.set("content-disposition", &content_disposition(&content_type, &name))?;
+    headers.set(
+        "content-disposition",
+        &content_disposition(&content_type, &name),
+    )?;
     let h = req.headers();
     if etag_matches(h.get("if-none-match")?.as_deref(), &etag) {
         return Ok(Response::empty()?.with_status(304).with_headers(headers));
@@ -283,7 +289,8 @@ fn policy_failure(e: PolicyError) -> Failure {
 }
 
 async fn preview(req: &Request, env: &Env) -> Answer {
-    let token = access_token(req).ok_or_else(|| Failure::new(ErrorCode::Unauthorized, "not logged in"))?;
+    let token =
+        access_token(req).ok_or_else(|| Failure::new(ErrorCode::Unauthorized, "not logged in"))?;
     public_key(env)?
         .verify_access(&token, now_secs())
         .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, "not logged in"))?;
@@ -297,7 +304,10 @@ async fn preview(req: &Request, env: &Env) -> Answer {
     let url = parse_url(&raw).map_err(policy_failure)?;
     check_host(&url, &allow).map_err(policy_failure)?;
     let cache = Cache::default();
-    let cache_key = format!("https://confab-preview.invalid/?u={}", url::form_urlencoded::byte_serialize(url.as_str().as_bytes()).collect::<String>());
+    let cache_key = format!(
+        "https://confab-preview.invalid/?u={}",
+        url::form_urlencoded::byte_serialize(url.as_str().as_bytes()).collect::<String>()
+    );
     if let Some(hit) = cache.get(cache_key.as_str(), false).await? {
         return Ok(hit);
     }
@@ -306,14 +316,19 @@ async fn preview(req: &Request, env: &Env) -> Answer {
     let result = match futures_util::future::select(work, timeout).await {
         futures_util::future::Either::Left((r, _)) => r?,
         futures_util::future::Either::Right(_) => {
-            return Err(Failure::new(ErrorCode::Validation, "the page took too long"))
+            return Err(Failure::new(
+                ErrorCode::Validation,
+                "the page took too long",
+            ))
         }
     };
     let headers = Headers::new();
     headers.set("cache-control", "private, max-age=600")?;
-    let response = Response::from_json(&result)?.with_headers(headers);
+    let mut response = Response::from_json(&result)?.with_headers(headers);
     let mut stored = response.cloned()?;
-    stored.headers_mut().set("cache-control", "public, max-age=600")?;
+    stored
+        .headers_mut()
+        .set("cache-control", "public, max-age=600")?;
     if let Err(e) = cache.put(cache_key.as_str(), stored).await {
         console_warn!("caching a preview failed: {e}");
     }
