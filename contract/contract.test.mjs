@@ -197,7 +197,8 @@ before(async () => {
   };
   if (TARGET === "origin-s3") {
     const port = await freePort();
-    const moto = spawn(process.env.MOTO_SERVER ?? "moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
+    // `python3 -m moto.server` rather than the moto_server script: no PATH or pyenv-shim surprises.
+    const moto = spawn(process.env.PYTHON ?? "python3", ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
       stdio: "ignore",
     });
     children.push(moto);
