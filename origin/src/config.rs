@@ -22,6 +22,19 @@ pub struct Config {
     #[arg(long, env = "CONFAB_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Most database connections this process opens (PostgreSQL).
+    #[arg(long, env = "CONFAB_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// Redis URL (`redis://host:port`). When set, messages go through Redis (fan-out across
+    /// instances, presence, recovery) and are persisted by `confab worker` processes.
+    #[arg(long, env = "CONFAB_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Most messages waiting in the Redis persistence stream before sends get `unavailable`.
+    #[arg(long, env = "CONFAB_STREAM_MAX", default_value_t = 100_000)]
+    pub stream_max: i64,
+
     /// The URL people use to reach this server (cookies are `Secure` when it is https).
     /// Default: http://LISTEN.
     #[arg(long, env = "CONFAB_PUBLIC_URL")]
@@ -75,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
 
+    /// Seconds to keep serving after a stop signal while `/readyz` answers 503, so a load
+    /// balancer stops sending new clients here before WebSockets are closed.
+    #[arg(long, env = "CONFAB_DRAIN_SECS", default_value_t = 0)]
+    pub drain_secs: u64,
+
     /// Most WebSocket connections at once; further upgrades get 503.
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -113,6 +131,9 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             database_url: None,
+            database_max_connections: 10,
+            redis_url: None,
+            stream_max: 100_000,
             public_url: None,
             allowed_origins: Vec::new(),
             jwt_private_key_file: None,
@@ -125,6 +146,7 @@ impl Config {
             revalidate_secs: 60,
             write_timeout_secs: 10,
             shutdown_timeout_secs: 10,
+            drain_secs: 0,
             max_connections: 10_000,
             room_buffer: 256,
             queue_capacity: 8192,
@@ -146,11 +168,44 @@ impl Config {
     /// Whether this is the embedded single-node shape (no external services), where development
     /// conveniences such as a generated signing key are allowed.
     pub fn is_embedded(&self) -> bool {
-        self.database_url().starts_with("sqlite:")
+        self.database_url().starts_with("sqlite:") && self.redis_url.is_none()
     }
 
     /// Idle timeout as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
     }
+}
+
+/// The settings of `confab worker`, which moves messages from the Redis stream into the database.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerConfig {
+    /// Database URL (`postgres://...`, or `sqlite://PATH`).
+    #[arg(long, env = "CONFAB_DATABASE_URL")]
+    pub database_url: String,
+
+    /// Redis URL.
+    #[arg(long, env = "CONFAB_REDIS_URL")]
+    pub redis_url: String,
+
+    /// Most database connections this process opens.
+    #[arg(long, env = "CONFAB_DATABASE_MAX_CONNECTIONS", default_value_t = 4)]
+    pub database_max_connections: u32,
+
+    /// This worker's consumer name in the group; a restarted worker with the same name takes up
+    /// its own unfinished entries at once. Default: worker-HOSTNAME.
+    #[arg(long, env = "CONFAB_WORKER_NAME")]
+    pub worker_name: Option<String>,
+
+    /// Most messages written per database statement.
+    #[arg(long, env = "CONFAB_WORKER_BATCH", default_value_t = 256)]
+    pub batch: usize,
+
+    /// Address to serve this worker's `/metrics` on (Prometheus); none by default.
+    #[arg(long, env = "CONFAB_WORKER_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// Milliseconds after which another consumer's unacknowledged entries are taken over.
+    #[arg(long, env = "CONFAB_WORKER_CLAIM_IDLE_MS", default_value_t = 15_000)]
+    pub claim_idle_ms: u64,
 }

@@ -11,7 +11,11 @@
 //!   task; [`gateway::hub::RoomHub`] holds this instance's live rooms and users.
 //! - [`broker`]: accepts messages (seq, durable hand-off, fan-out), presence and recovery;
 //!   [`broker::memory`] is the in-process one, with its batch persister.
-//! - [`store`]: the database behind a trait; [`store::sqlite`] is the embedded default.
+//! - [`store`]: the database behind a trait; [`store::sqlite`] is the embedded default,
+//!   [`store::postgres`] the scaled one (the same SQL for both, in `store::sql`).
+//! - [`broker::redis`]: the broker for many instances (Lua publish, one pub/sub connection per
+//!   instance, presence with heartbeats); [`worker`]: `confab worker`, which moves messages
+//!   from the Redis stream into the database.
 //! - [`files`]: uploaded files (local disk or S3/R2), upload checks, attachment resolution.
 //! - [`preview`]: the SSRF-safe link-preview fetcher with its bounded cache.
 //!
@@ -27,11 +31,13 @@ pub mod error;
 pub mod files;
 pub mod gateway;
 pub mod http;
+pub mod metrics;
 pub mod preview;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod worker;
 
 pub use config::Config;
 pub use startup::Application;

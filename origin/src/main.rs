@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use confab_origin::config::WorkerConfig;
 use confab_origin::{startup, Application, Config};
 
 /// Confab: real-time chat. With no configuration, `confab serve` runs the whole app on one
@@ -19,6 +20,8 @@ enum Command {
     Serve(Box<Config>),
     /// Apply database migrations, then exit (they also run when the server starts).
     Migrate(Box<Config>),
+    /// Move accepted messages from the Redis stream into the database (scaled-out shape).
+    Worker(Box<WorkerConfig>),
     /// Print a new Ed25519 token-signing key (PKCS#8 PEM) for CONFAB_JWT_PRIVATE_KEY_FILE.
     Keygen,
 }
@@ -43,6 +46,23 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             println!("migrations applied to {}", config.database_url());
             Ok(())
+        }
+        Command::Worker(config) => {
+            confab_origin::metrics::install();
+            if let Some(addr) = config.metrics_listen {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let app = axum::Router::new().route(
+                    "/metrics",
+                    axum::routing::get(|| async { confab_origin::metrics::render() }),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = ?e, "metrics endpoint failed");
+                    }
+                });
+            }
+            let worker = confab_origin::worker::Worker::connect(&config).await?;
+            worker.run(shutdown_signal()).await
         }
         Command::Keygen => {
             print!("{}", confab_origin::auth::tokens::generate_pem()?);

@@ -5,10 +5,12 @@
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::{RedisBroker, RedisSettings};
 use crate::broker::DynBroker;
 use crate::config::Config;
 use crate::gateway::hub::RoomHub;
 use crate::state::AppState;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::DynStore;
 use anyhow::{bail, Context};
@@ -30,14 +32,24 @@ pub struct Application {
 
 /// Opens the database named by the configuration and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
-    let url = config.database_url();
+    connect_store(&config.database_url(), config.database_max_connections).await
+}
+
+/// Opens the database at `url` (SQLite or PostgreSQL) and applies migrations.
+pub async fn connect_store(url: &str, max_connections: u32) -> anyhow::Result<DynStore> {
+    let url = url.to_owned();
     if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(&url)
             .await
             .with_context(|| format!("opening the database {url}"))?;
         Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = PgStore::connect(&url, max_connections)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok(Arc::new(store))
     } else {
-        bail!("unsupported database URL {url:?}: expected sqlite://PATH")
+        bail!("unsupported database URL {url:?}: expected sqlite://PATH or postgres://...")
     }
 }
 
@@ -80,6 +92,7 @@ fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
 impl Application {
     /// Binds the listener and builds every component.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        crate::metrics::install();
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
@@ -106,11 +119,25 @@ impl Application {
         };
         let store = open_store(&config).await?;
         let hub = Arc::new(RoomHub::new(config.room_buffer));
-        let broker: DynBroker = Arc::new(MemoryBroker::start(
-            hub.clone(),
-            store.clone(),
-            config.queue_capacity,
-        ));
+        let broker: DynBroker = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisBroker::start(
+                    url,
+                    hub.clone(),
+                    store.clone(),
+                    RedisSettings {
+                        stream_max: config.stream_max,
+                    },
+                )
+                .await
+                .context("connecting to Redis")?,
+            ),
+            None => Arc::new(MemoryBroker::start(
+                hub.clone(),
+                store.clone(),
+                config.queue_capacity,
+            )),
+        };
         let throttle = Arc::new(LoginThrottle::new(config.auth_burst_per_address));
         let files = crate::files::open(&config.files, &config.data_dir).await?;
         tracing::info!(files = %files.describe(), "file storage");
@@ -133,6 +160,7 @@ impl Application {
             keys: Arc::new(keys),
             throttle,
             allowed_origins: Arc::new(allowed_origins),
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             uploads,
@@ -178,13 +206,22 @@ impl Application {
         };
         let app = crate::http::router(state.clone());
         let signal = shutdown.clone();
+        let draining = state.draining.clone();
+        let drain = Duration::from_secs(state.config.drain_secs);
         axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             tokio::select! {
-                _ = stop => {}
+                _ = stop => {
+                    // Fail readiness first, so the load balancer sends new clients elsewhere.
+                    draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                    if !drain.is_zero() {
+                        tracing::info!(?drain, "draining before shutdown");
+                        tokio::time::sleep(drain).await;
+                    }
+                }
                 _ = signal.cancelled() => {}
             }
             signal.cancel();

@@ -33,6 +33,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// WebSocket connection slots; a session holds one permit for its lifetime.
     pub connections: Arc<Semaphore>,
+    /// Set when a stop signal arrived: `/readyz` answers 503 while the server drains.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Cancelled when the server starts shutting down; sessions then close with 1001.
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them.

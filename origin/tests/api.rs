@@ -614,3 +614,59 @@ async fn signing_keys_are_generated_only_in_the_embedded_setup() {
     );
     assert!(!dir.path().join("jwt-ed25519.pem").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_fails_readiness_before_closing() {
+    let mut server = TestServer::start_with(|c| c.drain_secs = 2).await;
+    let ann = server.register("ann").await;
+    let mut ws = ann.ws().await;
+    let http = reqwest::Client::new();
+    let url = server.url("/readyz");
+    server.signal_stop();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        http.get(&url).send().await.unwrap().status(),
+        503,
+        "not ready while draining"
+    );
+    ws.send(serde_json::json!({"type": "ping"})).await;
+    assert!(
+        matches!(ws.next().await, confab_shared::protocol::ServerFrame::Pong),
+        "sockets still served"
+    );
+    let frame = ws.closed().await.expect("closed after the drain");
+    assert_eq!(u16::from(frame.code), 1001);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_exported_in_prometheus_format() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let room = ann.create_room("measured").await;
+    let mut ws = ann.ws().await;
+    ws.subscribe(&room, None).await;
+    ws.say(&room, "m1", "count me").await;
+    ann.get(&format!("/api/rooms/{}/messages", room.id)).await;
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "confab_ws_connections",
+        "confab_ws_frames_in_total",
+        "confab_ws_frames_out_total",
+        "confab_send_ack_seconds_bucket",
+        "confab_broker_publish_seconds_bucket",
+        "confab_fanout_seconds_bucket",
+        "confab_persist_batch_size_bucket",
+        "confab_persist_lag_seconds_bucket",
+        "confab_db_seconds_bucket{op=\"insert_messages\"",
+        "confab_db_seconds_bucket{op=\"messages_before\"",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    server.stop().await;
+}

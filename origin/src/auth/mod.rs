@@ -43,7 +43,7 @@ impl AuthUser {
             .keys
             .verify(token)
             .map_err(|_| ApiError::Unauthorized)?;
-        if !state.store.session_active(claims.sid).await? {
+        if !crate::metrics::db("session_active", state.store.session_active(claims.sid)).await? {
             return Err(ApiError::Unauthorized);
         }
         Ok(Self {

@@ -90,6 +90,7 @@ impl Shared {
                 log.recent.push_back(chat);
             }
         }
+        crate::metrics::since_accepted("confab_fanout_seconds", message.created_at);
         self.hub.deliver(message.room, delivery);
     }
 }
@@ -154,12 +155,18 @@ impl Persister {
 
     async fn write(&self, jobs: &mut Vec<Job>) {
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.message.clone()).collect();
-        let outcome = self.shared.store.insert_messages(&batch).await;
+        metrics::histogram!("confab_persist_batch_size").record(batch.len() as f64);
+        let outcome =
+            crate::metrics::db("insert_messages", self.shared.store.insert_messages(&batch)).await;
         match outcome {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
                     let accepted = match outcome {
                         InsertOutcome::Inserted => {
+                            crate::metrics::since_accepted(
+                                "confab_persist_lag_seconds",
+                                job.message.created_at,
+                            );
                             self.shared.committed(&job.message);
                             Accepted {
                                 id: job.message.id,

@@ -3,6 +3,7 @@
 //! reconnecting client missed. [`memory::MemoryBroker`] is the embedded, in-process one.
 
 pub mod memory;
+pub mod redis;
 
 use crate::gateway::hub::UserEvent;
 use crate::store::StoreError;
@@ -86,6 +87,12 @@ pub trait Broker: Send + Sync + 'static {
         user: &UserPublic,
         online: bool,
     ) -> Result<(), BrokerError>;
+
+    /// Waits until this instance receives the room's live events from every instance (the
+    /// in-process broker always does; the Redis one once its subscription is confirmed).
+    async fn await_subscribed(&self, _room: RoomId) -> Result<(), BrokerError> {
+        Ok(())
+    }
 
     /// Who is in the room now, across instances.
     async fn online(&self, room: RoomId) -> Result<Vec<UserPublic>, BrokerError>;

@@ -16,7 +16,7 @@ use confab_shared::ids::{RoomId, SessionId, UserId};
 use confab_shared::protocol::{ServerFrame, UserPublic};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 /// User events buffered per user; they are rare, so a small buffer is plenty.
 const USER_BUFFER: usize = 32;
@@ -36,6 +36,9 @@ pub struct Delivery {
 pub enum DeliveryKind {
     /// A new message.
     Message { seq: i64, author: UserPublic },
+    /// This instance may have missed events of the room (its broker link was down): every
+    /// subscribed connection must resync.
+    Resync,
     /// Anything else for subscribers only (presence, typing, edits, deletions). `from` names
     /// the user whose own action it reports (presence, typing): it is not echoed back to them.
     Event { from: Option<UserId> },
@@ -61,7 +64,7 @@ impl Delivery {
 }
 
 /// Something that concerns every connection of one user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UserEvent {
     /// Sessions were revoked: one (`Some`) or all of the user's (`None`). Their sockets close.
     SessionsRevoked(Option<SessionId>),
@@ -87,6 +90,9 @@ struct Inner {
 pub struct RoomHub {
     inner: Mutex<Inner>,
     room_buffer: usize,
+    /// Signalled whenever a room or user starts or stops being live here, so a broker that
+    /// subscribes per room (Redis) can follow.
+    changed: Notify,
 }
 
 impl RoomHub {
@@ -95,7 +101,23 @@ impl RoomHub {
         Self {
             inner: Mutex::new(Inner::default()),
             room_buffer: room_buffer.max(1),
+            changed: Notify::new(),
         }
+    }
+
+    /// Resolves after the set of live rooms or users changes.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// The rooms with a listener or a present user here.
+    pub fn live_rooms(&self) -> Vec<RoomId> {
+        self.lock().rooms.keys().copied().collect()
+    }
+
+    /// The users with a connection here.
+    pub fn live_users(&self) -> Vec<UserId> {
+        self.lock().users.keys().copied().collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -107,7 +129,8 @@ impl RoomHub {
     pub fn listen(&self, room: RoomId) -> broadcast::Receiver<Arc<Delivery>> {
         let mut inner = self.lock();
         let buffer = self.room_buffer;
-        inner
+        let fresh = !inner.rooms.contains_key(&room);
+        let rx = inner
             .rooms
             .entry(room)
             .or_insert_with(|| LocalRoom {
@@ -115,7 +138,12 @@ impl RoomHub {
                 present: HashMap::new(),
             })
             .tx
-            .subscribe()
+            .subscribe();
+        drop(inner);
+        if fresh {
+            self.changed.notify_one();
+        }
+        rx
     }
 
     /// Forgets a room once nobody here listens to it any more.
@@ -124,7 +152,20 @@ impl RoomHub {
         if let Some(r) = inner.rooms.get(&room) {
             if r.tx.receiver_count() == 0 && r.present.is_empty() {
                 inner.rooms.remove(&room);
+                drop(inner);
+                self.changed.notify_one();
             }
+        }
+    }
+
+    /// Tells every local listener of every room to resync (after a broker outage).
+    pub fn resync_all(&self) {
+        let inner = self.lock();
+        for r in inner.rooms.values() {
+            let _delivered = r.tx.send(Arc::new(Delivery {
+                kind: DeliveryKind::Resync,
+                frame: Utf8Bytes::from_static(""),
+            }));
         }
     }
 
@@ -178,6 +219,8 @@ impl RoomHub {
         };
         if r.tx.receiver_count() == 0 && r.present.is_empty() {
             inner.rooms.remove(&room);
+            drop(inner);
+            self.changed.notify_one();
         }
         last
     }
@@ -194,11 +237,18 @@ impl RoomHub {
 
     /// Starts receiving a user's events. Call [`RoomHub::release_user`] after dropping it.
     pub fn listen_user(&self, user: UserId) -> broadcast::Receiver<Arc<UserEvent>> {
-        self.lock()
+        let mut inner = self.lock();
+        let fresh = !inner.users.contains_key(&user);
+        let rx = inner
             .users
             .entry(user)
             .or_insert_with(|| broadcast::channel(USER_BUFFER).0)
-            .subscribe()
+            .subscribe();
+        drop(inner);
+        if fresh {
+            self.changed.notify_one();
+        }
+        rx
     }
 
     /// Forgets a user once none of their connections is here.
@@ -210,6 +260,8 @@ impl RoomHub {
             .is_some_and(|tx| tx.receiver_count() == 0)
         {
             inner.users.remove(&user);
+            drop(inner);
+            self.changed.notify_one();
         }
     }
 

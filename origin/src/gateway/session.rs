@@ -83,6 +83,8 @@ pub struct Session {
     strikes: u32,
     strikes_since: Instant,
     last_inbound: Instant,
+    frames_out: metrics::Counter,
+    frames_in: metrics::Counter,
 }
 
 fn limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
@@ -123,8 +125,12 @@ impl Session {
             strikes: 0,
             strikes_since: Instant::now(),
             last_inbound: Instant::now(),
+            frames_out: metrics::counter!("confab_ws_frames_out_total"),
+            frames_in: metrics::counter!("confab_ws_frames_in_total"),
             state,
         };
+        let connections = metrics::gauge!("confab_ws_connections");
+        connections.increment(1.0);
         let mut user_events = BroadcastStream::new(session.state.hub.listen_user(user.id));
         let outcome = match session.state.store.member_rooms(user.id).await {
             Ok(rooms) => {
@@ -138,6 +144,7 @@ impl Session {
                 Flow::Close(close::INTERNAL, "server error")
             }
         };
+        connections.decrement(1.0);
         session.leave_all().await;
         drop(user_events);
         session.state.hub.release_user(user.id);
@@ -207,6 +214,7 @@ impl Session {
                     }
                     Some(Ok(message)) => {
                         self.last_inbound = Instant::now();
+                        self.frames_in.increment(1);
                         self.on_message(message).await
                     }
                 },
@@ -238,9 +246,13 @@ impl Session {
     async fn send_raw(&mut self, message: Message) -> Flow {
         let timeout = Duration::from_secs(self.state.config.write_timeout_secs.max(1));
         match tokio::time::timeout(timeout, self.socket.send(message)).await {
-            Ok(Ok(())) => Flow::Continue,
+            Ok(Ok(())) => {
+                self.frames_out.increment(1);
+                Flow::Continue
+            }
             Ok(Err(_)) => Flow::Gone,
             Err(_) => {
+                metrics::counter!("confab_slow_client_drops_total").increment(1);
                 tracing::info!(user = %self.user.id, "dropping a client that stopped reading");
                 Flow::Gone
             }
@@ -387,6 +399,11 @@ impl Session {
                 .await;
         }
         let broker = self.state.broker.clone();
+        // Live events must flow before recovery reads history, or a message accepted in between
+        // would be neither recovered nor delivered.
+        if let Err(e) = broker.await_subscribed(room).await {
+            return self.broker_error(e, room.to_string()).await;
+        }
         let (high, recovered) = match after_seq {
             Some(after) => match broker.recover(room, after, RECOVERY_LIMIT).await {
                 Ok(recovery) => {
@@ -520,6 +537,7 @@ impl Session {
                 }
             },
         };
+        let started = Instant::now();
         let outgoing = Outgoing {
             room,
             author: self.user.clone(),
@@ -527,15 +545,22 @@ impl Session {
             body,
             attachment,
         };
-        match self.state.broker.publish_message(outgoing).await {
+        let published = self.state.broker.publish_message(outgoing).await;
+        metrics::histogram!("confab_broker_publish_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match published {
             Ok(accepted) => {
-                self.send(&ServerFrame::Ack {
-                    room,
-                    client_msg_id,
-                    id: accepted.id,
-                    seq: accepted.seq,
-                })
-                .await
+                let flow = self
+                    .send(&ServerFrame::Ack {
+                        room,
+                        client_msg_id,
+                        id: accepted.id,
+                        seq: accepted.seq,
+                    })
+                    .await;
+                metrics::histogram!("confab_send_ack_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                flow
             }
             Err(e) => self.broker_error(e, reference).await,
         }
@@ -627,6 +652,7 @@ impl Session {
             Ok(d) => d,
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
                 if view.subscribed.is_some() {
+                    metrics::counter!("confab_resyncs_total").increment(1);
                     tracing::info!(user = %me, %room, missed, "slow consumer: resync");
                     self.unsubscribe(room).await;
                     return self.send(&ServerFrame::Resync { room }).await;
@@ -642,6 +668,12 @@ impl Session {
             }
         };
         match (&delivery.kind, view.subscribed) {
+            (DeliveryKind::Resync, Some(_)) => {
+                metrics::counter!("confab_resyncs_total").increment(1);
+                self.unsubscribe(room).await;
+                self.send(&ServerFrame::Resync { room }).await
+            }
+            (DeliveryKind::Resync, None) => Flow::Continue,
             (DeliveryKind::Message { seq, author }, Some(high)) => {
                 if *seq <= high {
                     return Flow::Continue;

@@ -10,11 +10,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(|| async { crate::metrics::render() }))
 }
 
 /// Ready when the database answers and the server is not shutting down.
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.shutdown.is_cancelled() {
+    if state.shutdown.is_cancelled() || state.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match state.store.ping().await {

@@ -100,16 +100,14 @@ async fn list(
         ));
     }
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut rows = state
-        .store
-        .list_rooms(&RoomQuery {
-            user: user.id,
-            scope: q.scope,
-            name_contains,
-            after,
-            limit,
-        })
-        .await?;
+    let query = RoomQuery {
+        user: user.id,
+        scope: q.scope,
+        name_contains,
+        after,
+        limit,
+    };
+    let mut rows = crate::metrics::db("list_rooms", state.store.list_rooms(&query)).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|(_, c)| encode_cursor(c))
@@ -257,10 +255,11 @@ async fn history(
         return Err(ApiError::Validation("before_seq must be at least 1".into()));
     }
     require_member(&state, id, &user).await?;
-    let mut messages = state
-        .store
-        .messages_before(id, q.before_seq, limit + 1)
-        .await?;
+    let mut messages = crate::metrics::db(
+        "messages_before",
+        state.store.messages_before(id, q.before_seq, limit + 1),
+    )
+    .await?;
     let has_more = messages.len() > limit as usize;
     if has_more {
         // Oldest first: the extra row is the first one.

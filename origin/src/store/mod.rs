@@ -2,6 +2,8 @@
 //! trait. [`sqlite::SqliteStore`] is the embedded default. Callers pass the current time in, so
 //! the store holds no clock.
 
+pub mod postgres;
+pub(crate) mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;

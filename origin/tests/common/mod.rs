@@ -62,6 +62,13 @@ impl TestServer {
         }
     }
 
+    /// Sends the stop signal without waiting.
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stops gracefully and waits until the server has finished.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

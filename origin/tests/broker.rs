@@ -1,0 +1,490 @@
+//! One broker test suite, run against the in-process broker and the Redis broker (local Redis
+//! at CONFAB_TEST_REDIS_URL, default redis://127.0.0.1:6379), plus Redis-only tests with two
+//! brokers standing for two instances.
+#![allow(clippy::unwrap_used)]
+
+use confab_origin::broker::memory::MemoryBroker;
+use confab_origin::broker::redis::{RedisBroker, RedisSettings};
+use confab_origin::broker::{Broker, BrokerError, DynBroker, Outgoing};
+use confab_origin::gateway::hub::{Delivery, DeliveryKind, RoomHub, UserEvent};
+use confab_origin::store::sqlite::SqliteStore;
+use confab_origin::store::{DynStore, NewUser, RoomRecord};
+use confab_shared::domain::MessageBody;
+use confab_shared::ids::{ClientMsgId, RoomId, UserId};
+use confab_shared::protocol::{ServerFrame, UserPublic};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+fn redis_url() -> String {
+    std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+struct Fixture {
+    hub: Arc<RoomHub>,
+    broker: DynBroker,
+    store: DynStore,
+    room: RoomId,
+    ann: UserPublic,
+    _dir: tempfile::TempDir,
+}
+
+async fn store_with_room() -> (DynStore, RoomId, UserPublic, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: DynStore = Arc::new(
+        SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap(),
+    );
+    let ann = store
+        .create_user(NewUser {
+            id: UserId(Uuid::now_v7()),
+            username: "ann".into(),
+            username_folded: "ann".into(),
+            email: "ann@example.com".into(),
+            email_folded: "ann@example.com".into(),
+            password_hash: "h".into(),
+            created_at: 1,
+        })
+        .await
+        .unwrap()
+        .public();
+    let room = RoomId(Uuid::now_v7());
+    store
+        .create_room(RoomRecord {
+            id: room,
+            name: format!("r{room}"),
+            created_by: ann.id,
+            created_at: 1,
+        })
+        .await
+        .unwrap();
+    (store, room, ann, dir)
+}
+
+async fn redis_broker(hub: Arc<RoomHub>, store: DynStore) -> DynBroker {
+    Arc::new(
+        RedisBroker::start(
+            &redis_url(),
+            hub,
+            store,
+            RedisSettings {
+                stream_max: 1_000_000,
+            },
+        )
+        .await
+        .unwrap(),
+    )
+}
+
+impl Fixture {
+    async fn memory() -> Self {
+        let (store, room, ann, dir) = store_with_room().await;
+        let hub = Arc::new(RoomHub::new(64));
+        let broker: DynBroker = Arc::new(MemoryBroker::start(hub.clone(), store.clone(), 64));
+        Self {
+            hub,
+            broker,
+            store,
+            room,
+            ann,
+            _dir: dir,
+        }
+    }
+
+    async fn redis() -> Self {
+        let (store, room, ann, dir) = store_with_room().await;
+        let hub = Arc::new(RoomHub::new(64));
+        let broker = redis_broker(hub.clone(), store.clone()).await;
+        Self {
+            hub,
+            broker,
+            store,
+            room,
+            ann,
+            _dir: dir,
+        }
+    }
+
+    async fn listen(&self) -> broadcast::Receiver<Arc<Delivery>> {
+        let rx = self.hub.listen(self.room);
+        self.broker.await_subscribed(self.room).await.unwrap();
+        rx
+    }
+
+    fn outgoing(&self, cmid: &str, body: &str) -> Outgoing {
+        Outgoing {
+            room: self.room,
+            author: self.ann.clone(),
+            client_msg_id: ClientMsgId::parse(cmid).unwrap(),
+            body: MessageBody::parse(body).unwrap(),
+            attachment: None,
+        }
+    }
+}
+
+async fn next(rx: &mut broadcast::Receiver<Arc<Delivery>>) -> Arc<Delivery> {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn publish_assigns_seqs_delivers_once_and_is_idempotent(f: Fixture) {
+    let mut rx = f.listen().await;
+    let a = f
+        .broker
+        .publish_message(f.outgoing("c1", "one"))
+        .await
+        .unwrap();
+    let b = f
+        .broker
+        .publish_message(f.outgoing("c2", "two"))
+        .await
+        .unwrap();
+    assert_eq!((a.seq, b.seq), (1, 2));
+    let again = f
+        .broker
+        .publish_message(f.outgoing("c1", "one"))
+        .await
+        .unwrap();
+    assert_eq!(again, a);
+    for want in [1, 2] {
+        let d = next(&mut rx).await;
+        match &d.kind {
+            DeliveryKind::Message { seq, author } => {
+                assert_eq!((*seq, author.id), (want, f.ann.id))
+            }
+            other => panic!("{other:?}"),
+        }
+        let ServerFrame::Message(m) = serde_json::from_str(d.frame.as_str()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.seq, want);
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "the resend was not delivered"
+    );
+    assert_eq!(f.broker.last_seq(f.room).await.unwrap(), 2);
+}
+
+async fn recovery_returns_exactly_what_was_missed(f: Fixture) {
+    for i in 1..=6 {
+        f.broker
+            .publish_message(f.outgoing(&format!("c{i}"), &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let r = f.broker.recover(f.room, 2, 10).await.unwrap();
+    assert!(r.complete);
+    assert_eq!(
+        r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [3, 4, 5, 6]
+    );
+    let r = f.broker.recover(f.room, 0, 4).await.unwrap();
+    assert!(!r.complete);
+    assert_eq!(
+        r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let r = f.broker.recover(f.room, 6, 10).await.unwrap();
+    assert!(r.complete && r.messages.is_empty());
+}
+
+async fn events_and_presence_reach_listeners(f: Fixture) {
+    let mut rx = f.listen().await;
+    // As a session does: count the connection in locally, then tell the broker.
+    assert!(f.hub.enter(f.room, &f.ann));
+    f.broker.set_presence(f.room, &f.ann, true).await.unwrap();
+    let d = next(&mut rx).await;
+    assert!(matches!(d.kind, DeliveryKind::Event { from: Some(u) } if u == f.ann.id));
+    assert!(d.frame.as_str().contains("\"online\":true"));
+    let online = f.broker.online(f.room).await.unwrap();
+    assert_eq!(
+        online
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["ann"]
+    );
+    f.broker
+        .publish_event(
+            f.room,
+            ServerFrame::Typing {
+                room: f.room,
+                user: f.ann.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(next(&mut rx).await.frame.as_str().contains("\"typing\""));
+    let mut urx = f.hub.listen_user(f.ann.id);
+    tokio::time::sleep(Duration::from_millis(200)).await; // the user channel subscription (Redis)
+    f.broker
+        .publish_user_event(
+            f.ann.id,
+            UserEvent::ReadMarker {
+                room: f.room,
+                seq: 3,
+            },
+        )
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), urx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *ev,
+        UserEvent::ReadMarker {
+            room: f.room,
+            seq: 3
+        }
+    );
+    assert!(f.hub.leave(f.room, f.ann.id));
+    f.broker.set_presence(f.room, &f.ann, false).await.unwrap();
+    assert!(next(&mut rx)
+        .await
+        .frame
+        .as_str()
+        .contains("\"online\":false"));
+    assert!(f.broker.online(f.room).await.unwrap().is_empty());
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Fixture::memory().await).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Fixture::redis().await).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    publish_assigns_seqs_delivers_once_and_is_idempotent,
+    recovery_returns_exactly_what_was_missed,
+    events_and_presence_reach_listeners,
+);
+
+/// Two Redis brokers are two instances: presence transitions are global, and a resend through
+/// the other instance is still recognized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_instances_share_seq_idempotency_and_presence() {
+    let f = Fixture::redis().await;
+    let hub2 = Arc::new(RoomHub::new(64));
+    let other = redis_broker(hub2.clone(), f.store.clone()).await;
+    let mut rx1 = f.listen().await;
+    let mut rx2 = hub2.listen(f.room);
+    other.await_subscribed(f.room).await.unwrap();
+
+    let a = f
+        .broker
+        .publish_message(f.outgoing("x1", "hello"))
+        .await
+        .unwrap();
+    let b = other
+        .publish_message(f.outgoing("x1", "hello"))
+        .await
+        .unwrap();
+    assert_eq!(a, b, "a resend through another instance gets the same ack");
+    let c = other
+        .publish_message(f.outgoing("x2", "next"))
+        .await
+        .unwrap();
+    assert_eq!(c.seq, a.seq + 1);
+    for rx in [&mut rx1, &mut rx2] {
+        assert!(matches!(
+            next(rx).await.kind,
+            DeliveryKind::Message { seq: 1, .. }
+        ));
+        assert!(matches!(
+            next(rx).await.kind,
+            DeliveryKind::Message { seq: 2, .. }
+        ));
+    }
+
+    // Ann enters on both instances: one `online`; leaves one: nothing; leaves both: `offline`.
+    f.broker.set_presence(f.room, &f.ann, true).await.unwrap();
+    other.set_presence(f.room, &f.ann, true).await.unwrap();
+    f.broker.set_presence(f.room, &f.ann, false).await.unwrap();
+    assert!(next(&mut rx2)
+        .await
+        .frame
+        .as_str()
+        .contains("\"online\":true"));
+    assert_eq!(other.online(f.room).await.unwrap().len(), 1);
+    other.set_presence(f.room, &f.ann, false).await.unwrap();
+    assert!(next(&mut rx2)
+        .await
+        .frame
+        .as_str()
+        .contains("\"online\":false"));
+    assert!(other.online(f.room).await.unwrap().is_empty());
+    other.shutdown().await;
+    f.broker.shutdown().await;
+}
+
+/// An instance that dies without leaving: its users drop out of presence within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_instances_users_drop_out_of_presence() {
+    let f = Fixture::redis().await;
+    let hub2 = Arc::new(RoomHub::new(64));
+    let doomed = redis_broker(hub2, f.store.clone()).await;
+    let mut rx = f.listen().await;
+    doomed.set_presence(f.room, &f.ann, true).await.unwrap();
+    assert!(next(&mut rx)
+        .await
+        .frame
+        .as_str()
+        .contains("\"online\":true"));
+    // Simulate a crash: stop its heartbeat without deregistering.
+    drop(doomed);
+    let started = std::time::Instant::now();
+    let d = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(d.frame.as_str().contains("\"online\":false"));
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    f.broker.shutdown().await;
+}
+
+/// A private redis-server on a free port, restartable.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Redis goes away: sends fail with a retryable error (never a false ack). It comes back:
+/// the broker resubscribes, subscribed rooms are told to resync, and sends work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_gives_retryable_errors_then_recovers() {
+    let mut redis = PrivateRedis::start(free_port());
+    let (store, room, ann, _dir) = store_with_room().await;
+    let hub = Arc::new(RoomHub::new(64));
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let broker = RedisBroker::start(
+        &url,
+        hub.clone(),
+        store.clone(),
+        RedisSettings { stream_max: 1000 },
+    )
+    .await
+    .unwrap();
+    let mut rx = hub.listen(room);
+    broker.await_subscribed(room).await.unwrap();
+    let out = |cmid: &str| Outgoing {
+        room,
+        author: ann.clone(),
+        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
+        body: MessageBody::parse("hi").unwrap(),
+        attachment: None,
+    };
+    assert_eq!(broker.publish_message(out("a")).await.unwrap().seq, 1);
+    assert!(matches!(
+        next(&mut rx).await.kind,
+        DeliveryKind::Message { seq: 1, .. }
+    ));
+
+    let port = redis.port;
+    redis.kill();
+    match broker.publish_message(out("b")).await {
+        Err(BrokerError::Unavailable(_)) => {}
+        other => panic!("expected a retryable error, got {other:?}"),
+    }
+    let _redis = PrivateRedis::start(port);
+    let restarted = std::time::Instant::now();
+    // Subscribed listeners are told to resync once the subscription is back.
+    let d = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(d.kind, DeliveryKind::Resync));
+    let accepted = loop {
+        match broker.publish_message(out("b")).await {
+            Ok(a) => break a,
+            Err(_) if restarted.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("not back within 5 s: {e:?}"),
+        }
+    };
+    assert!(accepted.seq >= 1);
+    assert!(matches!(
+        next(&mut rx).await.kind,
+        DeliveryKind::Message { .. }
+    ));
+    broker.shutdown().await;
+}

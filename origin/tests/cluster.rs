@@ -1,0 +1,649 @@
+//! The scaled-out shape on the real services: origin instances, workers, a private Redis and
+//! HAProxy started by `scripts/cluster`, on the local PostgreSQL. Needs `haproxy` installed
+//! (scripts/test installs it). Each test brings up its own cluster; they run one at a time.
+//! Measured recovery times are printed (run with --nocapture to see them).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{password, Client, Ws};
+use confab_shared::api::{Me, Room, RoomPage};
+use confab_shared::protocol::ServerFrame;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    lb: String,
+    instances: Vec<String>,
+    redis: String,
+    database: String,
+}
+
+impl Cluster {
+    fn up(instances: usize, workers: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = Command::new(repo().join("scripts/cluster"))
+            .args([
+                "up",
+                "--instances",
+                &instances.to_string(),
+                "--workers",
+                &workers.to_string(),
+            ])
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(dir.path())
+            .env("CONFAB_CLUSTER_BUILD", "0")
+            .env("CONFAB_SEND_RATE", "1000")
+            .env("CONFAB_FRAME_RATE", "1000")
+            .env("CONFAB_AUTH_BURST_PER_ADDRESS", "1000")
+            .env("CARGO_TARGET_DIR", target_dir())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "cluster up failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut c = Self {
+            dir,
+            lb: String::new(),
+            instances: Vec::new(),
+            redis: String::new(),
+            database: String::new(),
+        };
+        for line in stdout.lines() {
+            if let Some(v) = line.strip_prefix("lb=") {
+                c.lb = v.into();
+            } else if let Some(v) = line.strip_prefix("instance=") {
+                c.instances.push(v.into());
+            } else if let Some(v) = line.strip_prefix("redis=") {
+                c.redis = v.into();
+            } else if let Some(v) = line.strip_prefix("database=") {
+                c.database = v.into();
+            }
+        }
+        assert_eq!(c.instances.len(), instances);
+        c
+    }
+
+    fn run(&self, args: &[&str]) {
+        let ok = Command::new(repo().join("scripts/cluster"))
+            .args(args)
+            .arg("--dir")
+            .arg(self.dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "scripts/cluster {args:?}");
+    }
+
+    fn kill(&self, name: &str) {
+        self.run(&["kill", name]);
+    }
+
+    fn start(&self, name: &str) {
+        self.run(&["start", name]);
+    }
+
+    async fn pg(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.database)
+            .await
+            .unwrap()
+    }
+
+    async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the workers have drained the persistence stream.
+    async fn drained(&self) {
+        let mut conn = self.redis().await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let len: i64 = redis::cmd("XLEN")
+                .arg("confab:persist")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if len == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "stream not drained: {len} left");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/cluster"))
+            .args(["down", "--dir"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn target_dir() -> String {
+    std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| repo().join("target").display().to_string())
+}
+
+fn addr_of(url: &str) -> std::net::SocketAddr {
+    url.trim_start_matches("http://").parse().unwrap()
+}
+
+/// Registers through `base` (an instance or the load balancer).
+async fn register(base: &str, name: &str) -> Client {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let http = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap();
+    let res = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": password()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let me: Me = res.json().await.unwrap();
+    Client {
+        http,
+        jar,
+        base: base.into(),
+        addr: addr_of(base),
+        me,
+    }
+}
+
+/// The same user's cookies, pointed at another URL (another instance).
+fn via(c: &Client, base: &str) -> Client {
+    Client {
+        http: c.http.clone(),
+        jar: c.jar.clone(),
+        base: base.into(),
+        addr: addr_of(base),
+        me: c.me.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_on_different_instances_chat_see_presence_typing_and_activity() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::up(3, 1);
+    let ann = register(&cluster.lb, "ann").await;
+    let bob = register(&cluster.lb, "bob").await;
+    let carl = register(&cluster.lb, "carl").await;
+    // A room created through instance 3 is visible through instance 1.
+    let room = via(&ann, &cluster.instances[2])
+        .create_room("everywhere")
+        .await;
+    let page: RoomPage = via(&bob, &cluster.instances[0])
+        .get("/api/rooms?scope=discover")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(page.rooms.iter().any(|r| r.id == room.id));
+    via(&bob, &cluster.instances[0]).join(&room).await;
+    via(&carl, &cluster.instances[1]).join(&room).await;
+
+    let mut a = via(&ann, &cluster.instances[0]).ws().await;
+    let mut b = via(&bob, &cluster.instances[1]).ws().await;
+    let mut c = via(&carl, &cluster.instances[2]).ws().await; // member, not subscribed
+    a.subscribe(&room, None).await;
+    let ServerFrame::Subscribed { online, .. } = b.subscribe(&room, None).await else {
+        unreachable!()
+    };
+    assert_eq!(online.len(), 2, "{online:?}");
+    match a
+        .expect(|f| matches!(f, ServerFrame::Presence { .. }))
+        .await
+    {
+        ServerFrame::Presence { user, online, .. } => assert!(online && user.username == "bob"),
+        _ => unreachable!(),
+    }
+    b.send(json!({"type": "typing", "room": room.id})).await;
+    match a.expect(|f| matches!(f, ServerFrame::Typing { .. })).await {
+        ServerFrame::Typing { user, .. } => assert_eq!(user.username, "bob"),
+        _ => unreachable!(),
+    }
+    let (_, seq) = a.say(&room, "a1", "hello from instance 1").await;
+    let ServerFrame::Message(m) = b.expect(|f| matches!(f, ServerFrame::Message(_))).await else {
+        unreachable!()
+    };
+    assert_eq!((m.seq, m.body.as_str()), (seq, "hello from instance 1"));
+    let (_, seq2) = b.say(&room, "b1", "hello from instance 2").await;
+    let ServerFrame::Message(m) = a
+        .expect(|f| matches!(f, ServerFrame::Message(m) if m.author.username == "bob"))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(m.seq, seq2);
+    for want in [seq, seq2] {
+        match c
+            .expect(|f| matches!(f, ServerFrame::Activity { .. }))
+            .await
+        {
+            ServerFrame::Activity { seq, room: r, .. } => assert_eq!((r, seq), (room.id, want)),
+            _ => unreachable!(),
+        }
+    }
+    drop(b);
+    match a
+        .expect(|f| matches!(f, ServerFrame::Presence { .. }))
+        .await
+    {
+        ServerFrame::Presence { user, online, .. } => assert!(!online && user.username == "bob"),
+        _ => unreachable!(),
+    }
+}
+
+/// A client that reconnects through the load balancer, recovers with `after_seq`, and resends
+/// unacknowledged messages with the same `client_msg_id`.
+struct Chatter {
+    client: Client,
+    room: Room,
+    ws: Option<Ws>,
+    /// seq -> message id, as this client has seen them.
+    seen: BTreeMap<i64, String>,
+    duplicates: usize,
+    /// client_msg_id -> (id, seq) once acked.
+    acked: HashMap<String, (String, i64)>,
+    reconnects: usize,
+}
+
+impl Chatter {
+    async fn connect(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.client.ws_with_origin(None).await {
+                Ok(mut ws) => {
+                    let after = self.seen.keys().next_back().copied();
+                    let mut frame = json!({"type": "subscribe", "room": self.room.id});
+                    if let Some(a) = after {
+                        frame["after_seq"] = json!(a);
+                    }
+                    ws.send(frame).await;
+                    self.ws = Some(ws);
+                    return;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("could not reconnect: {e}"),
+            }
+        }
+    }
+
+    fn record(&mut self, f: &ServerFrame) {
+        if let ServerFrame::Message(m) = f {
+            if self.seen.insert(m.seq, m.id.to_string()).is_some() {
+                self.duplicates += 1;
+            }
+        }
+    }
+
+    /// Sends (or resends) until acked, reconnecting as needed.
+    async fn say(&mut self, cmid: &str) {
+        loop {
+            if self.ws.is_none() {
+                self.reconnects += 1;
+                self.connect().await;
+            }
+            let ws = self.ws.as_mut().unwrap();
+            let frame = json!({"type": "send", "room": self.room.id, "client_msg_id": cmid, "body": format!("msg {cmid}")});
+            if futures::SinkExt::send(
+                &mut ws.stream,
+                tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into()),
+            )
+            .await
+            .is_err()
+            {
+                self.ws = None;
+                continue;
+            }
+            match self.until_ack(cmid).await {
+                Some(true) => return,
+                Some(false) => tokio::time::sleep(Duration::from_millis(100)).await, // retryable error
+                None => self.ws = None,
+            }
+        }
+    }
+
+    /// Reads until the ack for `cmid` (Some(true)), a retryable error for it (Some(false)), or a
+    /// broken socket (None).
+    async fn until_ack(&mut self, cmid: &str) -> Option<bool> {
+        loop {
+            let msg = tokio::time::timeout(
+                Duration::from_secs(10),
+                futures::StreamExt::next(&mut self.ws.as_mut()?.stream),
+            )
+            .await;
+            let text = match msg {
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => t,
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_)) | None)
+                | Err(_) => return None,
+                Ok(Some(Ok(_))) => continue,
+            };
+            let f: ServerFrame = serde_json::from_str(&text).unwrap();
+            self.record(&f);
+            match f {
+                ServerFrame::Ack {
+                    client_msg_id,
+                    id,
+                    seq,
+                    ..
+                } if client_msg_id.as_str() == cmid => {
+                    self.acked.insert(cmid.into(), (id.to_string(), seq));
+                    return Some(true);
+                }
+                ServerFrame::Error {
+                    reference: Some(r),
+                    code,
+                    ..
+                } if r == cmid => {
+                    assert!(code.is_retryable(), "{code:?}");
+                    return Some(false);
+                }
+                ServerFrame::Resync { .. } => {
+                    let after = self.seen.keys().next_back().copied().unwrap_or(0);
+                    self.ws
+                        .as_mut()?
+                        .send(
+                            json!({"type": "subscribe", "room": self.room.id, "after_seq": after}),
+                        )
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until every one of `ids` has been seen.
+    async fn catch_up(&mut self, ids: &[(String, i64)]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ids.iter().all(|(id, seq)| self.seen.get(seq) == Some(id)) {
+            assert!(
+                Instant::now() < deadline,
+                "client {} never saw everything",
+                self.client.me.username
+            );
+            if self.ws.is_none() {
+                self.connect().await;
+            }
+            if self.until_ack("--never--").await.is_none() {
+                self.ws = None;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_an_instance_loses_no_acked_message_and_duplicates_none() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::up(3, 2);
+    let owner = register(&cluster.lb, "owner").await;
+    let room = owner.create_room("chaos").await;
+    let mut chatters = Vec::new();
+    for i in 0..6 {
+        let client = register(&cluster.lb, &format!("user{i}")).await;
+        client.join(&room).await;
+        let mut c = Chatter {
+            client,
+            room: room.clone(),
+            ws: None,
+            seen: BTreeMap::new(),
+            duplicates: 0,
+            acked: HashMap::new(),
+            reconnects: 0,
+        };
+        c.connect().await;
+        chatters.push(c);
+    }
+    let mut killed_at = None;
+    for round in 0..16 {
+        if round == 6 {
+            cluster.kill("instance-1");
+            killed_at = Some(Instant::now());
+        }
+        for (i, c) in chatters.iter_mut().enumerate() {
+            c.say(&format!("u{i}-r{round}")).await;
+        }
+    }
+    let recovered_in = killed_at.unwrap().elapsed();
+    let all: Vec<(String, i64)> = chatters
+        .iter()
+        .flat_map(|c| c.acked.values().cloned())
+        .collect();
+    assert_eq!(all.len(), 6 * 16);
+    for c in chatters.iter_mut() {
+        c.catch_up(&all).await;
+        assert_eq!(c.duplicates, 0, "{} saw duplicates", c.client.me.username);
+        assert_eq!(
+            c.seen.len(),
+            all.len(),
+            "{} saw exactly the acked messages",
+            c.client.me.username
+        );
+    }
+    let reconnected: usize = chatters.iter().map(|c| c.reconnects).sum();
+    assert!(reconnected > 0, "some clients were on the killed instance");
+    println!("kill -9 of 1 of 3 instances: {reconnected} clients reconnected through HAProxy; 10 more rounds of 6 acked sends done {recovered_in:?} after the kill");
+    cluster.drained().await;
+    let pg = cluster.pg().await;
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(&pg)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        all.len() as i64,
+        "every acked message is in PostgreSQL exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::up(1, 1);
+    let ann = register(&cluster.lb, "ann").await;
+    let room = ann.create_room("bulk").await;
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        senders.push(via(&ann, &cluster.instances[0]).ws().await);
+    }
+    const N: usize = 2000;
+    for i in 0..N {
+        senders[i % 4].send(json!({"type": "send", "room": room.id, "client_msg_id": format!("m{i}"), "body": format!("bulk {i}")})).await;
+        if i == N / 2 {
+            cluster.kill("worker-1");
+        }
+    }
+    let mut acked = 0;
+    for (i, s) in senders.iter_mut().enumerate() {
+        let expected = (i..N).step_by(4).count();
+        let mut got = 0;
+        while got < expected {
+            match s.next().await {
+                ServerFrame::Ack { .. } => got += 1,
+                ServerFrame::Error { code, .. } => panic!("{code:?}"),
+                _ => {}
+            }
+        }
+        acked += got;
+    }
+    let restarted = Instant::now();
+    cluster.start("worker-1");
+    cluster.drained().await;
+    println!(
+        "worker restarted after kill -9: stream of {N} drained {:?} after restart",
+        restarted.elapsed()
+    );
+    let pg = cluster.pg().await;
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT client_msg_id) FROM messages")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (acked as i64, acked as i64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_gives_retryable_errors_and_rooms_recover_within_seconds() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::up(2, 1);
+    let ann = register(&cluster.lb, "ann").await;
+    let bob = register(&cluster.lb, "bob").await;
+    let room = ann.create_room("flaky").await;
+    bob.join(&room).await;
+    // Both through HAProxy (leastconn puts them on different instances).
+    let mut a = ann.ws().await;
+    let mut b = bob.ws().await;
+    a.subscribe(&room, None).await;
+    b.subscribe(&room, None).await;
+    a.say(&room, "before", "before the outage").await;
+
+    cluster.kill("redis");
+    a.send(json!({"type": "send", "room": room.id, "client_msg_id": "during", "body": "during"}))
+        .await;
+    match a
+        .expect(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
+        .await
+    {
+        ServerFrame::Error {
+            code, reference, ..
+        } => {
+            assert!(code.is_retryable());
+            assert_eq!(reference.as_deref(), Some("during"));
+        }
+        other => panic!("no false ack during the outage: {other:?}"),
+    }
+    cluster.start("redis");
+    let back = Instant::now();
+    // Retry the same message until it is accepted; then Bob, on the other instance, gets it.
+    let seq = loop {
+        a.send(
+            json!({"type": "send", "room": room.id, "client_msg_id": "during", "body": "during"}),
+        )
+        .await;
+        match a
+            .expect(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
+            .await
+        {
+            ServerFrame::Ack { seq, .. } => break seq,
+            _ => {
+                assert!(
+                    back.elapsed() < Duration::from_secs(5),
+                    "not back within 5 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Bob's instance tells him to resync, or delivers the message if it resubscribed first.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = false;
+    while !seen && Instant::now() < deadline {
+        match b.next().await {
+            ServerFrame::Message(m) if m.seq == seq => seen = true,
+            ServerFrame::Resync { .. } => {
+                b.send(json!({"type": "subscribe", "room": room.id, "after_seq": 1}))
+                    .await;
+            }
+            _ => {}
+        }
+    }
+    assert!(seen, "bob got the message after the restart");
+    println!("redis restart: sends accepted again {:?} after redis came back; cross-instance delivery within {:?}", back.elapsed(), back.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_continues_while_postgres_is_away_and_the_stream_drains_after() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::up(2, 1);
+    let ann = register(&cluster.lb, "ann").await;
+    let bob = register(&cluster.lb, "bob").await;
+    let room = ann.create_room("no-db").await;
+    bob.join(&room).await;
+    let mut a = ann.ws().await;
+    let mut b = bob.ws().await;
+    a.subscribe(&room, None).await;
+    b.subscribe(&room, None).await;
+    a.say(&room, "warm", "warm up").await;
+
+    // "Stop" PostgreSQL for this cluster's database: no new connections, existing ones cut.
+    let db = cluster.database.rsplit('/').next().unwrap().to_owned();
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .unwrap();
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut during = Vec::new();
+    for i in 0..20 {
+        let (id, seq) = a
+            .say(
+                &room,
+                &format!("d{i}"),
+                &format!("while the database is away {i}"),
+            )
+            .await;
+        during.push((id, seq));
+    }
+    let mut got = 0;
+    while got < during.len() {
+        if let ServerFrame::Message(m) = b.next().await {
+            if m.body.starts_with("while the database") {
+                got += 1;
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let back = Instant::now();
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    cluster.drained().await;
+    println!("postgres back: stream drained {:?} later", back.elapsed());
+    let pg = cluster.pg().await;
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(&pg)
+        .await
+        .unwrap();
+    assert_eq!(stored, 21);
+}

@@ -1,0 +1,368 @@
+//! One store test suite, run against SQLite and PostgreSQL (a fresh database per test on the
+//! local server at CONFAB_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres).
+#![allow(clippy::unwrap_used)]
+
+use confab_origin::store::postgres::PgStore;
+use confab_origin::store::sqlite::SqliteStore;
+use confab_origin::store::{
+    DynStore, InsertOutcome, NewMessage, NewUser, RefreshOutcome, RoomQuery, RoomRecord, StoreError,
+};
+use confab_shared::api::RoomScope;
+use confab_shared::ids::{ClientMsgId, MessageId, RoomId, SessionId, UserId};
+use confab_shared::protocol::UserPublic;
+use sqlx::Connection;
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn admin_url() -> String {
+    std::env::var("CONFAB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A store plus whatever must outlive it (temp dir, database name).
+struct Fixture {
+    store: DynStore,
+    _dir: Option<tempfile::TempDir>,
+    pg_db: Option<String>,
+}
+
+impl Fixture {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        Self {
+            store: Arc::new(SqliteStore::connect(&url).await.unwrap()),
+            _dir: Some(dir),
+            pg_db: None,
+        }
+    }
+
+    async fn postgres() -> Self {
+        let name = format!("confab_t_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin_url()).unwrap();
+        url.set_path(&name);
+        Self {
+            store: Arc::new(PgStore::connect(url.as_str(), 5).await.unwrap()),
+            _dir: None,
+            pg_db: Some(name),
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some(name) = self.pg_db {
+            let mut admin = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn user(store: &DynStore, name: &str) -> UserPublic {
+    let u = store
+        .create_user(NewUser {
+            id: UserId(Uuid::now_v7()),
+            username: name.into(),
+            username_folded: name.to_lowercase(),
+            email: format!("{name}@example.com"),
+            email_folded: format!("{}@example.com", name.to_lowercase()),
+            password_hash: "hash".into(),
+            created_at: 1,
+        })
+        .await
+        .unwrap();
+    u.public()
+}
+
+async fn room(store: &DynStore, name: &str, by: &UserPublic) -> RoomId {
+    let id = RoomId(Uuid::now_v7());
+    store
+        .create_room(RoomRecord {
+            id,
+            name: name.into(),
+            created_by: by.id,
+            created_at: 2,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn msg(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> NewMessage {
+    NewMessage {
+        id: MessageId(Uuid::now_v7()),
+        room,
+        seq,
+        author: author.clone(),
+        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
+        body: format!("body {seq}"),
+        attachment: None,
+        created_at: 10 + seq,
+    }
+}
+
+async fn users_are_unique_regardless_of_case(store: DynStore) {
+    user(&store, "Ann").await;
+    let clash = store
+        .create_user(NewUser {
+            id: UserId(Uuid::now_v7()),
+            username: "ANN".into(),
+            username_folded: "ann".into(),
+            email: "x@example.com".into(),
+            email_folded: "x@example.com".into(),
+            password_hash: "h".into(),
+            created_at: 1,
+        })
+        .await;
+    assert!(matches!(
+        clash,
+        Err(StoreError::Conflict("username is taken"))
+    ));
+    assert_eq!(
+        store.user_by_login("ann").await.unwrap().unwrap().username,
+        "Ann"
+    );
+    assert!(store
+        .user_by_login("ann@example.com")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store.user_by_login("nobody").await.unwrap().is_none());
+}
+
+async fn refresh_tokens_rotate_and_reuse_revokes(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let sid = SessionId(Uuid::new_v4());
+    store
+        .create_session(sid, ann.id, b"t1", 1_000, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rotate_refresh(b"t1", b"t2", 1_000, 1).await.unwrap(),
+        RefreshOutcome::Rotated {
+            user: ann.id,
+            session: sid
+        }
+    );
+    assert_eq!(
+        store.rotate_refresh(b"t1", b"t3", 1_000, 2).await.unwrap(),
+        RefreshOutcome::Reused {
+            user: ann.id,
+            session: sid
+        }
+    );
+    assert!(!store.session_active(sid).await.unwrap());
+    assert_eq!(
+        store.rotate_refresh(b"t2", b"t4", 1_000, 3).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+    let sid2 = SessionId(Uuid::new_v4());
+    store
+        .create_session(sid2, ann.id, b"u1", 5, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rotate_refresh(b"u1", b"u2", 1_000, 6).await.unwrap(),
+        RefreshOutcome::Invalid,
+        "expired"
+    );
+    assert_eq!(
+        store.revoke_user_sessions(ann.id, 7).await.unwrap(),
+        vec![sid2]
+    );
+}
+
+async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let bob = user(&store, "bob").await;
+    let mut ids = Vec::new();
+    for name in ["Alpha", "beta", "Gamma_1", "gamma%2", "delta"] {
+        ids.push(room(&store, name, &ann).await);
+    }
+    assert!(matches!(
+        store
+            .create_room(RoomRecord {
+                id: RoomId(Uuid::now_v7()),
+                name: "ALPHA".into(),
+                created_by: bob.id,
+                created_at: 3
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.join_room(ids[1], bob.id, 4).await.unwrap());
+    assert!(!store.join_room(ids[1], bob.id, 4).await.unwrap());
+    let q = |scope, name: Option<&str>, limit| RoomQuery {
+        user: bob.id,
+        scope,
+        name_contains: name.map(str::to_owned),
+        after: None,
+        limit,
+    };
+    let joined = store
+        .list_rooms(&q(RoomScope::Joined, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        joined
+            .iter()
+            .map(|(r, _)| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["beta"]
+    );
+    let discover = store
+        .list_rooms(&q(RoomScope::Discover, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(discover.len(), 4);
+    let gamma = store
+        .list_rooms(&q(RoomScope::All, Some("GAMMA"), 10))
+        .await
+        .unwrap();
+    assert_eq!(gamma.len(), 2);
+    let pct = store
+        .list_rooms(&q(RoomScope::All, Some("%"), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        pct.iter().map(|(r, _)| r.name.as_str()).collect::<Vec<_>>(),
+        ["gamma%2"]
+    );
+    // Keyset paging: two at a time, limit+1 rows tell there is more.
+    let mut names = Vec::new();
+    let mut after = None;
+    loop {
+        let mut page = store
+            .list_rooms(&RoomQuery {
+                after: after.clone(),
+                ..q(RoomScope::All, None, 2)
+            })
+            .await
+            .unwrap();
+        let more = page.len() > 2;
+        page.truncate(2);
+        after = page.last().map(|(_, c)| c.clone());
+        names.extend(page.into_iter().map(|(r, _)| r.name));
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(names.len(), 5);
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "no repeats across pages");
+    assert_eq!(&names[..3], ["Alpha", "beta", "delta"]);
+    assert!(store.leave_room(ids[1], bob.id).await.unwrap());
+    assert!(!store.is_member(ids[1], bob.id).await.unwrap());
+    assert!(store.is_member(ids[0], ann.id).await.unwrap());
+    assert_eq!(store.members(ids[0]).await.unwrap().len(), 1);
+}
+
+async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let bob = user(&store, "bob").await;
+    let r = room(&store, "general", &ann).await;
+    store.join_room(r, bob.id, 3).await.unwrap();
+    let batch: Vec<NewMessage> = (1..=5).map(|s| msg(r, s, &ann, &format!("c{s}"))).collect();
+    let out = store.insert_messages(&batch).await.unwrap();
+    assert!(out.iter().all(|o| *o == InsertOutcome::Inserted));
+    // A resend of c2 with another seq, plus a duplicate inside the same batch.
+    let again = vec![
+        msg(r, 6, &ann, "c2"),
+        msg(r, 7, &bob, "b1"),
+        msg(r, 8, &bob, "b1"),
+    ];
+    let out = store.insert_messages(&again).await.unwrap();
+    assert_eq!(
+        out[0],
+        InsertOutcome::Duplicate {
+            id: batch[1].id,
+            seq: 2
+        }
+    );
+    assert_eq!(out[1], InsertOutcome::Inserted);
+    assert!(matches!(out[2], InsertOutcome::Duplicate { seq: 7, .. }));
+    assert_eq!(store.last_seq(r).await.unwrap(), 7);
+
+    let page = store.messages_before(r, None, 3).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5, 7]);
+    let page = store.messages_before(r, Some(4), 10).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let after = store.messages_after(r, 3, 10).await.unwrap();
+    assert_eq!(after.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5, 7]);
+    assert_eq!(after[0].author.username, "ann");
+
+    assert_eq!(store.unread(r, bob.id).await.unwrap(), 5);
+    assert_eq!(store.unread(r, ann.id).await.unwrap(), 1);
+    assert_eq!(store.mark_read(r, bob.id, 4).await.unwrap(), 4);
+    assert_eq!(
+        store.mark_read(r, bob.id, 2).await.unwrap(),
+        4,
+        "never moves back"
+    );
+    assert_eq!(store.unread(r, bob.id).await.unwrap(), 1);
+    let rooms = store.member_rooms(bob.id).await.unwrap();
+    assert_eq!((rooms[0].last_read_seq, rooms[0].unread), (4, 1));
+
+    let meta = store.message_meta(batch[4].id).await.unwrap().unwrap();
+    assert_eq!((meta.seq, meta.author), (5, ann.id));
+    assert!(store.edit_message(batch[4].id, "edited", 99).await.unwrap());
+    assert!(store.delete_message(batch[3].id, 100).await.unwrap());
+    assert!(!store.delete_message(batch[3].id, 101).await.unwrap());
+    assert!(store.message_meta(batch[3].id).await.unwrap().is_none());
+    let all = store.messages_after(r, 0, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 5, 7]
+    );
+    assert_eq!(all[3].body, "edited");
+    assert_eq!(all[3].edited_at, Some(99));
+    // A member who joins later starts with nothing unread.
+    let carl = user(&store, "carl").await;
+    store.join_room(r, carl.id, 5).await.unwrap();
+    assert_eq!(store.unread(r, carl.id).await.unwrap(), 0);
+    let room = store.room_for(r, carl.id).await.unwrap().unwrap();
+    assert_eq!(
+        (room.last_seq, room.member_count, room.joined),
+        (7, 3, true)
+    );
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let f = super::Fixture::sqlite().await;
+                    super::$test(f.store.clone()).await;
+                    f.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let f = super::Fixture::postgres().await;
+                    super::$test(f.store.clone()).await;
+                    f.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    users_are_unique_regardless_of_case,
+    refresh_tokens_rotate_and_reuse_revokes,
+    rooms_list_by_scope_search_and_cursor,
+    messages_batch_dedupe_history_and_unread,
+);
