@@ -47,7 +47,12 @@ pub async fn upgrade(
     let tracker = state.sessions.clone();
     // Frames a little over the limit are read and refused with 1009 by the session; the
     // transport cap (4x) bounds what is buffered at all.
-    ws.max_message_size(max.saturating_mul(4))
+    // Small buffers (tungstenite's default is 128 KiB each way): idle connections must stay
+    // cheap. The read buffer is allocated up front; the write buffer only when used, and lets
+    // a burst of frames go out in one write (see `Session::on_deliveries`).
+    ws.read_buffer_size(4096)
+        .write_buffer_size(8192)
+        .max_message_size(max.saturating_mul(4))
         .max_frame_size(max.saturating_mul(4))
         .on_upgrade(move |socket| {
             tracker.track_future(async move {

@@ -19,7 +19,7 @@ use confab_shared::domain::MessageBody;
 use confab_shared::ids::{ClientMsgId, RoomId, SessionId};
 use confab_shared::protocol::{AttachmentRef, ClientFrame, ServerFrame, UserPublic};
 use confab_shared::ErrorCode;
-use futures::FutureExt;
+use futures::{FutureExt, SinkExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -85,6 +85,8 @@ pub struct Session {
     last_inbound: Instant,
     frames_out: metrics::Counter,
     frames_in: metrics::Counter,
+    /// True while a burst of deliveries is queued for one flush (see `on_deliveries`).
+    batching: bool,
 }
 
 fn limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
@@ -127,6 +129,7 @@ impl Session {
             last_inbound: Instant::now(),
             frames_out: metrics::counter!("confab_ws_frames_out_total"),
             frames_in: metrics::counter!("confab_ws_frames_in_total"),
+            batching: false,
             state,
         };
         let connections = metrics::gauge!("confab_ws_connections");
@@ -219,7 +222,7 @@ impl Session {
                     }
                 },
                 Some((room, item)) = self.streams.next(), if !self.streams.is_empty() => {
-                    self.on_delivery(room, item).await
+                    self.on_deliveries(room, item).await
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
@@ -245,7 +248,16 @@ impl Session {
 
     async fn send_raw(&mut self, message: Message) -> Flow {
         let timeout = Duration::from_secs(self.state.config.write_timeout_secs.max(1));
-        match tokio::time::timeout(timeout, self.socket.send(message)).await {
+        // While a burst of deliveries is being written, frames are only queued in the write
+        // buffer; `flush_batch` writes them with one system call.
+        let write = async {
+            if self.batching {
+                self.socket.feed(message).await
+            } else {
+                self.socket.send(message).await
+            }
+        };
+        match tokio::time::timeout(timeout, write).await {
             Ok(Ok(())) => {
                 self.frames_out.increment(1);
                 Flow::Continue
@@ -254,6 +266,39 @@ impl Session {
             Err(_) => {
                 metrics::counter!("confab_slow_client_drops_total").increment(1);
                 tracing::info!(user = %self.user.id, "dropping a client that stopped reading");
+                Flow::Gone
+            }
+        }
+    }
+
+    /// Handles a delivery and every other one already waiting (up to a bound), then flushes
+    /// once: under load a connection gets several frames per write instead of one.
+    async fn on_deliveries(
+        &mut self,
+        room: RoomId,
+        item: Result<Arc<Delivery>, BroadcastStreamRecvError>,
+    ) -> Flow {
+        const MAX_BATCH: usize = 64;
+        self.batching = true;
+        let mut flow = self.on_delivery(room, item).await;
+        let mut handled = 1;
+        while matches!(flow, Flow::Continue) && handled < MAX_BATCH {
+            let Some(Some((room, item))) = self.streams.next().now_or_never() else {
+                break;
+            };
+            flow = self.on_delivery(room, item).await;
+            handled += 1;
+        }
+        self.batching = false;
+        if !matches!(flow, Flow::Continue) {
+            return flow;
+        }
+        let timeout = Duration::from_secs(self.state.config.write_timeout_secs.max(1));
+        match tokio::time::timeout(timeout, self.socket.flush()).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(_)) => Flow::Gone,
+            Err(_) => {
+                metrics::counter!("confab_slow_client_drops_total").increment(1);
                 Flow::Gone
             }
         }

@@ -1,0 +1,639 @@
+// End-to-end test of the web client in a real browser against a real origin.
+//
+// Starts `target/debug/confab serve` on 127.0.0.1:0 with a temporary data directory, serving
+// web/dist (built first if missing), plus a loopback fixture page for link previews, and drives
+// Debian's Chromium through playwright-core with two users in two browser contexts.
+// Screenshots of the main screens go to docs/screenshots/.
+//
+// Env: CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1 to watch, E2E_KEEP=1 to keep the data dir.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(WEB, '..');
+const BIN = path.join(ROOT, 'target', 'debug', 'confab');
+const SHOTS = path.join(ROOT, 'docs', 'screenshots');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const PASSWORD = 'correct horse battery staple';
+
+function log(...args) {
+  console.log(...args);
+}
+
+// ---- prerequisites -------------------------------------------------------------------------
+
+function ensureBuilt() {
+  if (!fs.existsSync(path.join(WEB, 'dist', 'index.html'))) {
+    log('== web/dist missing: npm run build');
+    const r = spawnSync('npm', ['run', 'build'], { cwd: WEB, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('npm run build failed');
+  }
+  if (!fs.existsSync(BIN)) {
+    log('== target/debug/confab missing: cargo build --bin confab');
+    const r = spawnSync('cargo', ['build', '--bin', 'confab'], { cwd: ROOT, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('cargo build failed');
+  }
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt-get install -y chromium)`);
+}
+
+// ---- the origin ------------------------------------------------------------------------------
+
+class Origin {
+  constructor(dataDir, env) {
+    this.dataDir = dataDir;
+    this.env = env;
+    this.proc = null;
+    this.url = null;
+    this.port = 0;
+  }
+
+  async start(port = 0) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.spawn(port);
+        return;
+      } catch (e) {
+        // The port can be briefly unavailable right after a stop.
+        if (port === 0 || attempt >= 20) throw e;
+        await sleep(250);
+      }
+    }
+  }
+
+  async spawn(port) {
+    const args = [
+      'serve',
+      '--listen', `127.0.0.1:${port}`,
+      '--data-dir', this.dataDir,
+      '--web-dir', path.join(WEB, 'dist'),
+      '--send-rate', '1000',
+      '--frame-rate', '1000',
+      '--auth-burst-per-address', '1000',
+    ];
+    const proc = spawn(BIN, args, {
+      cwd: ROOT,
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stderr = [];
+    proc.stderr.on('data', (d) => {
+      stderr.push(d);
+      if (process.env.E2E_VERBOSE) process.stderr.write(d);
+    });
+    const lines = readline.createInterface({ input: proc.stdout });
+    const first = await Promise.race([
+      once(lines, 'line').then(([l]) => l),
+      once(proc, 'exit').then(() => null),
+      sleep(30_000).then(() => null),
+    ]);
+    const m = first && /running at (http:\/\/\S+)/.exec(first);
+    if (!m) {
+      proc.kill('SIGKILL');
+      throw new Error(`confab did not start: ${first ?? ''}\n${Buffer.concat(stderr).toString().slice(-2000)}`);
+    }
+    lines.on('line', () => {});
+    this.proc = proc;
+    this.url = m[1];
+    this.port = Number(new URL(this.url).port);
+  }
+
+  /** SIGTERM and wait: the graceful path (sockets get close 1001, queued messages are written). */
+  async stop() {
+    if (!this.proc) return;
+    const p = this.proc;
+    this.proc = null;
+    const exited = once(p, 'exit');
+    p.kill('SIGTERM');
+    const done = await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)]);
+    if (!done) {
+      p.kill('SIGKILL');
+      await exited;
+    }
+  }
+}
+
+// A loopback page for link previews, and a tiny image for its og:image.
+function startFixture(png) {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/image.png') {
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length });
+      res.end(png);
+      return;
+    }
+    const body = `<!doctype html><html><head><title>Fixture page</title>
+<meta property="og:title" content="The Confab fixture article">
+<meta property="og:description" content="A local page whose preview card the e2e test expects.">
+<meta property="og:site_name" content="Fixture News">
+<meta property="og:image" content="http://${req.headers.host}/image.png">
+</head><body><h1>Fixture</h1></body></html>`;
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- page helpers ------------------------------------------------------------------------------
+
+async function register(page, origin, name) {
+  await page.goto(origin);
+  await page.getByRole('tab', { name: 'Create account' }).click();
+  const form = page.getByRole('form', { name: 'Create account' });
+  await form.getByLabel('Username').fill(name);
+  await form.getByLabel('Email').fill(`${name}@example.test`);
+  await form.getByLabel('Password').fill(PASSWORD);
+  await form.getByRole('button', { name: 'Create account' }).click();
+  await live(page);
+}
+
+async function live(page, timeout = 20_000) {
+  await page.locator('[data-testid=connection-state][data-state=live]').waitFor({ timeout });
+}
+
+async function createRoom(page, name) {
+  await page.getByRole('button', { name: 'New room' }).click();
+  await page.getByLabel('Room name').fill(name);
+  await page.getByRole('button', { name: 'Create room' }).click();
+  await roomShown(page, name);
+}
+
+async function joinRoom(page, name) {
+  await page.getByRole('button', { name: 'Discover' }).click();
+  await page.getByLabel('Search rooms to join').fill(name);
+  await page.getByRole('button', { name: `Join ${name}`, exact: true }).click();
+  await roomShown(page, name);
+}
+
+async function openRoom(page, name) {
+  await page.locator(`[data-testid=room-link][data-room-name="${name}"]`).click();
+  await roomShown(page, name);
+}
+
+async function roomShown(page, name) {
+  await page.locator('[data-testid=room-title]', { hasText: `# ${name}` }).waitFor();
+  await page.locator('[data-testid=message-list]').waitFor();
+}
+
+async function send(page, text) {
+  const box = page.getByRole('textbox', { name: /^Message #/ });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+function message(page, text) {
+  return page.locator('[data-testid=message]', { hasText: text });
+}
+
+async function seen(page, text, timeout = 15_000) {
+  await message(page, text).first().waitFor({ timeout });
+}
+
+async function countOf(page, text) {
+  return message(page, text).count();
+}
+
+function assert(cond, what) {
+  if (!cond) throw new Error(`assertion failed: ${what}`);
+}
+
+async function probe(origin, method, p) {
+  const r = await fetch(origin + p, { method });
+  return r.status !== 404 && r.status !== 405;
+}
+
+async function shoot(page, name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const file = path.join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  log(`   screenshot ${path.relative(ROOT, file)} (${Math.round(fs.statSync(file).size / 1024)} KB)`);
+}
+
+// ---- the run -----------------------------------------------------------------------------------
+
+async function main() {
+  ensureBuilt();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-'));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: !process.env.E2E_HEADFUL,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ].filter((a) => a !== '--headless' || !process.env.E2E_HEADFUL),
+  });
+  // A small image made by the browser itself, for the upload and the fixture's og:image.
+  const png = await (async () => {
+    const p = await browser.newPage({ viewport: { width: 96, height: 64 } });
+    await p.setContent(
+      '<body style="margin:0;background:linear-gradient(135deg,#0967d2,#47a3f3)"><div style="font:bold 28px sans-serif;color:#fff;padding:14px">Hi!</div></body>',
+    );
+    const buf = await p.screenshot();
+    await p.close();
+    return buf;
+  })();
+  // A "design mock" for the screenshots.
+  const mock = await (async () => {
+    const p = await browser.newPage({ viewport: { width: 320, height: 180 } });
+    await p.setContent(
+      `<body style="margin:0;font-family:sans-serif;background:#f0f4f8">
+        <div style="height:34px;background:#0967d2;color:#fff;font:bold 15px sans-serif;padding:9px 14px;box-sizing:border-box">Acme · Landing page v2</div>
+        <div style="padding:16px 14px"><div style="font:bold 20px sans-serif;color:#102a43">Chat that keeps up.</div>
+        <div style="margin:8px 0 14px;color:#486581;font-size:13px">Rooms, files and previews in real time.</div>
+        <span style="background:#f0b429;color:#102a43;font-weight:bold;padding:8px 16px;border-radius:6px;font-size:13px">Get started</span></div></body>`,
+    );
+    const buf = await p.screenshot();
+    await p.close();
+    return buf;
+  })();
+  const fixture = await startFixture(png);
+  const fixtureHost = `127.0.0.1:${fixture.address().port}`;
+  const origin = new Origin(dataDir, { CONFAB_PREVIEW_ALLOWLIST: fixtureHost });
+  await origin.start();
+  log(`== origin ${origin.url}, data ${dataDir}, fixture http://${fixtureHost}/`);
+
+  const ctxOptions = { viewport: { width: 1200, height: 760 }, colorScheme: 'light', deviceScaleFactor: 1 };
+  const aliceCtx = await browser.newContext(ctxOptions);
+  const bobCtx = await browser.newContext(ctxOptions);
+  // Browser notifications: a stand-in Notification that says "granted" and records each one.
+  await bobCtx.addInitScript(() => {
+    window.__notes = [];
+    class FakeNotification {
+      static permission = 'granted';
+      static requestPermission() {
+        return Promise.resolve('granted');
+      }
+      constructor(title, options) {
+        window.__notes.push({ title, body: options?.body ?? '', tag: options?.tag ?? '' });
+      }
+      close() {}
+    }
+    window.Notification = FakeNotification;
+  });
+  const alice = await aliceCtx.newPage();
+  const bob = await bobCtx.newPage();
+  for (const p of [alice, bob]) {
+    p.setDefaultTimeout(15_000);
+    p.on('dialog', (d) => void d.accept()); // confirm() before deleting or leaving
+  }
+  const errors = [];
+  for (const [who, p] of [['alice', alice], ['bob', bob]]) {
+    p.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
+  }
+
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  async function step(name, fn) {
+    const t0 = Date.now();
+    try {
+      const r = await fn();
+      if (r === 'skip') {
+        skipped++;
+        log(`-  ${name} (skipped: the server has no such endpoint yet)`);
+        return;
+      }
+      passed++;
+      log(`ok ${name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      failed++;
+      log(`FAIL ${name}: ${e.message}`);
+      for (const [who, p] of [['alice', alice], ['bob', bob]]) {
+        await p.screenshot({ path: path.join(os.tmpdir(), `confab-e2e-fail-${who}.png`) }).catch(() => {});
+      }
+      log(`   (failure screenshots in ${os.tmpdir()}/confab-e2e-fail-*.png)`);
+    }
+  }
+
+  try {
+    await step('login screen renders', async () => {
+      await alice.goto(origin.url);
+      await alice.getByRole('tab', { name: 'Sign in' }).waitFor();
+      await shoot(alice, 'login');
+    });
+
+    await step('two users register in two browser contexts', async () => {
+      await register(alice, origin.url, 'alice');
+      await register(bob, origin.url, 'bob');
+    });
+
+    await step('alice creates a room and bob discovers and joins it', async () => {
+      await createRoom(alice, 'general');
+      await joinRoom(bob, 'general');
+    });
+
+    await step('they chat both ways in real time, with Markdown', async () => {
+      await send(alice, 'Hello **Bob**! Welcome to `general`.');
+      await seen(bob, 'Welcome to general');
+      assert((await message(bob, 'Welcome').locator('strong', { hasText: 'Bob' }).count()) === 1, 'bold rendered');
+      await send(bob, 'Hi Alice, good to be here');
+      await seen(alice, 'good to be here');
+      // Raw HTML is shown as text, never rendered.
+      await send(alice, 'no <b>raw</b> html');
+      await seen(bob, 'no <b>raw</b> html');
+      assert((await message(bob, 'raw').locator('b').count()) === 0, 'no raw HTML element');
+    });
+
+    await step('own messages can be edited and deleted, live for the other user', async () => {
+      await send(alice, 'a message with a tpyo');
+      await seen(bob, 'a message with a tpyo');
+      const mine = message(alice, 'a message with a tpyo');
+      await mine.hover();
+      await mine.getByRole('button', { name: 'Message actions' }).click();
+      await alice.getByRole('menuitem', { name: 'Edit' }).click();
+      const edit = alice.getByRole('textbox', { name: 'Edit message' });
+      await edit.fill('a message without typos');
+      await edit.press('Enter');
+      await message(bob, 'a message without typos').filter({ hasText: '(edited)' }).waitFor();
+      assert((await countOf(bob, 'tpyo')) === 0, 'old text gone');
+      // Others' messages have no actions.
+      assert((await message(alice, 'good to be here').getByRole('button', { name: 'Message actions' }).count()) === 0, 'no actions on others');
+      const edited = message(alice, 'a message without typos');
+      await edited.hover();
+      await edited.getByRole('button', { name: 'Message actions' }).click();
+      await alice.getByRole('menuitem', { name: 'Delete' }).click();
+      await message(bob, 'a message without typos').waitFor({ state: 'detached' });
+      await message(alice, 'a message without typos').waitFor({ state: 'detached' });
+    });
+
+    await step('typing indicator and online members', async () => {
+      await bob.waitForTimeout(2_100); // typing is relayed at most once per 2 s
+      await bob.getByRole('textbox', { name: /^Message #/ }).pressSequentially('typing something', { delay: 20 });
+      await alice.locator('[data-testid=typing]', { hasText: 'bob is typing' }).waitFor();
+      await bob.getByRole('textbox', { name: /^Message #/ }).fill('');
+      await alice.locator('[data-testid=member][data-online=true]', { hasText: 'bob' }).waitFor();
+    });
+
+    await step('an unread badge appears for a room not on screen', async () => {
+      await createRoom(alice, 'random');
+      await joinRoom(bob, 'random');
+      await openRoom(bob, 'general');
+      await send(alice, 'Over here in random');
+      await send(alice, 'Twice, even');
+      const badge = bob.locator('[data-testid=room-link][data-room-name="random"] [data-testid=unread-badge]');
+      await badge.filter({ hasText: /^2$/ }).waitFor();
+      const notes = await bob.evaluate(() => window.__notes);
+      assert(notes.some((n) => n.title === 'alice in random'), `a notification for random: ${JSON.stringify(notes)}`);
+      assert(!notes.some((n) => n.title === 'alice in general'), 'no notification for the room on screen');
+      await openRoom(bob, 'random');
+      await seen(bob, 'Twice, even');
+      await badge.waitFor({ state: 'detached' });
+      await openRoom(alice, 'general');
+      await openRoom(bob, 'general');
+    });
+
+    await step('an image appears inline for both users', async () => {
+      if (!(await probe(origin.url, 'POST', '/api/uploads'))) return 'skip';
+      await alice.locator('input[type=file]').setInputFiles({ name: 'hello.png', mimeType: 'image/png', buffer: png });
+      for (const p of [alice, bob]) {
+        const img = p.locator('[data-testid=inline-image]').last();
+        await img.waitFor();
+        await p.waitForFunction(
+          (el) => el.complete && el.naturalWidth > 0,
+          await img.elementHandle(),
+          { timeout: 10_000 },
+        );
+      }
+      await bob.locator('[data-testid=inline-image]').last().click();
+      await bob.locator('[data-testid=image-viewer]').waitFor();
+      await bob.keyboard.press('Escape');
+      await bob.locator('[data-testid=image-viewer]').waitFor({ state: 'detached' });
+    });
+
+    await step('files by drag-and-drop and paste; other files as download cards', async () => {
+      if (!(await probe(origin.url, 'POST', '/api/uploads'))) return 'skip';
+      const before = await bob.locator('[data-testid=inline-image]').count();
+      // Drop a text file onto the conversation.
+      await alice.evaluate(() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['hello from a dropped file\n'], 'notes.txt', { type: 'text/plain' }));
+        const target = document.querySelector('[data-testid=message-list]');
+        target.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        target.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      });
+      for (const p of [alice, bob]) {
+        const card = p.locator('[data-testid=file-card]', { hasText: 'notes.txt' });
+        await card.waitFor();
+        const href = await card.getByRole('link').getAttribute('href');
+        const r = await p.evaluate(async (u) => (await fetch(u)).text(), href);
+        assert(r.includes('hello from a dropped file'), 'the download serves the file');
+      }
+      // Paste an image into the composer.
+      await alice.evaluate(async (bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], 'pasted.png', { type: 'image/png' }));
+        const box = document.querySelector('textarea[aria-label^="Message #"]');
+        box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+      }, [...png]);
+      await bob.locator('[data-testid=inline-image]').nth(before).waitFor();
+    });
+
+    await step('a link preview card renders for a local fixture page', async () => {
+      if (!(await probe(origin.url, 'GET', '/api/preview?url=x'))) return 'skip';
+      await send(alice, `Read this: http://${fixtureHost}/article`);
+      for (const p of [alice, bob]) {
+        await p.locator('[data-testid=link-preview]', { hasText: 'The Confab fixture article' }).waitFor();
+      }
+    });
+
+    await step('older messages load when scrolling up', async () => {
+      await createRoom(alice, 'history');
+      // 60 messages over a second WebSocket of alice's (faster than typing them).
+      const lines = Array.from({ length: 60 }, (_, i) => `line ${String(i + 1).padStart(3, '0')}`);
+      await postViaSocket(alice, 'history', lines);
+      await seen(alice, 'line 060');
+      await joinRoom(bob, 'history');
+      await seen(bob, 'line 060');
+      assert((await countOf(bob, 'line 001')) === 0, 'only the newest page at first');
+      const list = bob.locator('[data-testid=message-list]');
+      await list.evaluate((el) => {
+        el.scrollTop = 0;
+      });
+      await seen(bob, 'line 001');
+      await bob.getByText('This is the beginning of #history.').waitFor();
+      for (const n of ['001', '011', '060']) assert((await countOf(bob, `line ${n}`)) === 1, `one line ${n}`);
+      await openRoom(alice, 'general');
+      await openRoom(bob, 'general');
+    });
+
+    await step('a server restart mid-conversation loses no message', async () => {
+      const port = origin.port;
+      await send(alice, 'before restart: one');
+      await send(bob, 'before restart: two');
+      await seen(alice, 'before restart: two');
+      await seen(bob, 'before restart: one');
+      await origin.stop();
+      for (const p of [alice, bob]) {
+        await p.locator('[data-testid=connection-state][data-state=reconnecting]').waitFor();
+      }
+      // Written while the server is down: shown as pending, sent on reconnect.
+      await send(alice, 'during outage: from alice');
+      await send(bob, 'during outage: from bob');
+      await alice.locator('[data-testid=pending-message]').first().waitFor();
+      await origin.start(port);
+      assert(origin.port === port, 'same port');
+      await live(alice, 30_000);
+      await live(bob, 30_000);
+      await send(alice, 'after restart: back');
+      const all = [
+        'before restart: one',
+        'before restart: two',
+        'during outage: from alice',
+        'during outage: from bob',
+        'after restart: back',
+      ];
+      for (const p of [alice, bob]) {
+        for (const t of all) await seen(p, t, 20_000);
+        await p.locator('[data-testid=pending-message]').waitFor({ state: 'detached' });
+        for (const t of all) assert((await countOf(p, t)) === 1, `exactly one "${t}"`);
+      }
+      // And a fresh load from the server's history agrees (everything was persisted).
+      await bob.reload();
+      await live(bob);
+      await openRoom(bob, 'general');
+      for (const t of all) {
+        await seen(bob, t);
+        assert((await countOf(bob, t)) === 1, `exactly one "${t}" after reload`);
+      }
+    });
+
+    await step('password change keeps this tab signed in; sign out and back in', async () => {
+      await bob.getByRole('button', { name: 'Account menu' }).click();
+      await bob.getByRole('menuitem', { name: 'Profile and password' }).click();
+      const form = bob.getByRole('form', { name: 'Change password' });
+      await form.getByLabel('Current password').fill(PASSWORD);
+      await form.getByLabel(/^New password/).fill('an even better passphrase');
+      await form.getByLabel('Repeat new password').fill('an even better passphrase');
+      await form.getByRole('button', { name: 'Change password' }).click();
+      await bob.getByText('Password changed').waitFor();
+      await bob.keyboard.press('Escape');
+      // The server closes every socket of the user; this tab has the new session and reconnects.
+      await live(bob, 20_000);
+      await send(alice, 'after the password change');
+      await seen(bob, 'after the password change');
+      await bob.getByRole('button', { name: 'Account menu' }).click();
+      await bob.getByRole('menuitem', { name: 'Sign out' }).click();
+      const login = bob.getByRole('form', { name: 'Sign in' });
+      await login.getByLabel('Username or email').fill('bob@example.test');
+      await login.getByLabel('Password').fill('an even better passphrase');
+      await login.getByRole('button', { name: 'Sign in' }).click();
+      await live(bob);
+      await openRoom(bob, 'general');
+      await seen(bob, 'after the password change');
+    });
+
+    await step('screenshots: light, dark and phone width', async () => {
+      // A fresh room with a conversation that shows the main features.
+      const uploads = await probe(origin.url, 'POST', '/api/uploads');
+      const previews = await probe(origin.url, 'GET', '/api/preview?url=x');
+      await createRoom(alice, 'design-review');
+      await joinRoom(bob, 'design-review');
+      await send(alice, 'Morning! The new **landing page** mock is up, notes welcome.');
+      if (uploads) {
+        await alice.locator('input[type=file]').setInputFiles({ name: 'landing-mock.png', mimeType: 'image/png', buffer: mock });
+        await bob.locator('[data-testid=inline-image]').waitFor();
+      }
+      await send(bob, 'Looks great. From the review:\n\n- [x] bigger call to action\n- [ ] check contrast in `dark mode`\n\n> ship it on Friday?');
+      await seen(alice, 'bigger call to action');
+      if (previews) {
+        await send(alice, `Background reading: http://${fixtureHost}/article`);
+        await bob.locator('[data-testid=link-preview]').waitFor();
+      }
+      if (uploads) {
+        await bob.locator('input[type=file]').setInputFiles({
+          name: 'review-notes.txt',
+          mimeType: 'text/plain',
+          buffer: Buffer.from('1. call to action\n2. contrast\n'),
+        });
+        await alice.locator('[data-testid=file-card]', { hasText: 'review-notes.txt' }).waitFor();
+      }
+      await send(alice, 'Friday works for me.');
+      await seen(bob, 'Friday works for me.');
+      // Some activity elsewhere, for the unread badges.
+      await postViaSocket(alice, 'random', ['lunch?', 'the usual place', 'at noon']);
+      await bob.locator('[data-testid=room-link][data-room-name="random"] [data-testid=unread-badge]').filter({ hasText: /^3$/ }).waitFor();
+      if (uploads || previews) {
+        await alice.locator('[data-testid=link-preview] img, [data-testid=inline-image]').last().waitFor();
+      }
+      for (const p of [alice, bob]) await p.mouse.move(5, 700);
+      await alice.waitForTimeout(400);
+      await shoot(alice, 'chat-light');
+      await bob.getByRole('button', { name: 'Switch to dark mode' }).click();
+      await bob.waitForTimeout(400);
+      await shoot(bob, 'chat-dark');
+      const phone = await aliceCtx.newPage();
+      await phone.setViewportSize({ width: 390, height: 760 });
+      await phone.goto(`${origin.url}/#/rooms/${await currentRoomId(alice)}`);
+      await live(phone);
+      await seen(phone, 'Friday works for me.');
+      await phone.waitForTimeout(400);
+      await shoot(phone, 'phone');
+      await phone.getByRole('button', { name: 'Open rooms' }).click();
+      await phone.getByRole('dialog').locator('[data-testid=room-link][data-room-name="random"]').waitFor();
+      await phone.waitForTimeout(400);
+      await shoot(phone, 'phone-rooms');
+      await phone.close();
+    });
+
+    await step('no uncaught errors in the pages', async () => {
+      assert(errors.length === 0, errors.join('; '));
+    });
+  } finally {
+    await browser.close().catch(() => {});
+    await origin.stop();
+    fixture.close();
+    if (!process.env.E2E_KEEP) fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  process.exit(failed ? 1 : 0);
+}
+
+/** Posts messages into a room (by name) over a second WebSocket of the page's user. */
+async function postViaSocket(page, roomName, bodies) {
+  await page.evaluate(
+    async ({ roomName, bodies }) => {
+      const page = await (await fetch('/api/rooms?scope=joined&limit=100')).json();
+      const room = page.rooms.find((r) => r.name === roomName).id;
+      const ws = new WebSocket(`ws://${location.host}/ws`);
+      let acks = 0;
+      await new Promise((resolve, reject) => {
+        ws.onerror = reject;
+        ws.onmessage = (e) => {
+          const f = JSON.parse(e.data);
+          if (f.type === 'ready') {
+            bodies.forEach((body, i) =>
+              ws.send(JSON.stringify({ type: 'send', room, client_msg_id: `bulk-${Date.now()}-${i}`, body })),
+            );
+          } else if (f.type === 'ack' && ++acks === bodies.length) resolve();
+          else if (f.type === 'error') reject(new Error(f.message));
+        };
+      });
+      ws.close();
+    },
+    { roomName, bodies },
+  );
+}
+
+async function currentRoomId(page) {
+  const hash = await page.evaluate(() => window.location.hash);
+  return decodeURIComponent(hash.replace(/^#\/rooms\//, ''));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,348 @@
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
+import {
+  Badge,
+  Box,
+  Button,
+  Center,
+  Drawer,
+  DrawerBody,
+  DrawerCloseButton,
+  DrawerContent,
+  DrawerHeader,
+  DrawerOverlay,
+  Flex,
+  Heading,
+  IconButton,
+  Menu,
+  MenuButton,
+  MenuItem,
+  MenuList,
+  Text,
+  Tooltip,
+  useColorModeValue,
+  useDisclosure,
+  Avatar,
+  Stack,
+} from '@chakra-ui/react';
+import type { Me, Room, ServerFrame } from '../generated/protocol';
+import { api, ApiError } from '../lib/api';
+import { Connection, type ConnectionState, type SessionCheck } from '../lib/connection';
+import { ColorModeButton } from './ColorModeButton';
+import { BellIcon, MenuIcon } from './icons';
+import { Sidebar } from './Sidebar';
+import { ChatView } from './ChatView';
+import { ProfileModal } from './ProfileModal';
+import { notify, notificationsSupported } from '../lib/notify';
+
+function wsUrl(): string {
+  const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${window.location.host}/ws`;
+}
+
+async function checkSession(): Promise<SessionCheck> {
+  try {
+    await api.me();
+    return 'ok';
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return 'denied';
+    return 'error';
+  }
+}
+
+function roomFromHash(): string | null {
+  const m = /^#\/rooms\/([^/?#]+)/.exec(window.location.hash);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+export function goToRoom(id: string | null): void {
+  window.location.hash = id ? `#/rooms/${encodeURIComponent(id)}` : '#/';
+}
+
+export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }) {
+  const conn = useMemo(
+    () =>
+      new Connection({
+        url: wsUrl(),
+        loadHistory: (room, beforeSeq) => api.messages(room, beforeSeq, 50),
+        checkSession,
+        onSessionEnded: onSignedOut,
+      }),
+    [onSignedOut],
+  );
+  useEffect(() => {
+    conn.start();
+    return () => conn.stop();
+  }, [conn]);
+  const connState = useSyncExternalStore(
+    (cb) => conn.onState(cb),
+    () => conn.state,
+  );
+
+  const [rooms, setRooms] = useState<Room[]>([]);
+  const [currentId, setCurrentId] = useState<string | null>(roomFromHash);
+  const currentRef = useRef(currentId);
+  currentRef.current = currentId;
+  const roomsRef = useRef(rooms);
+  roomsRef.current = rooms;
+  const drawer = useDisclosure();
+  const profile = useDisclosure();
+  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(
+    notificationsSupported() ? Notification.permission : 'unsupported',
+  );
+
+  const loadRooms = useCallback(async () => {
+    try {
+      const page = await api.rooms('joined', '', undefined, 100);
+      setRooms(page.rooms);
+    } catch {
+      // Shown as an empty list; the next event retries.
+    }
+  }, []);
+
+  useEffect(() => {
+    void loadRooms();
+    const onHash = () => setCurrentId(roomFromHash());
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, [loadRooms]);
+
+  // Reload the room list whenever the connection comes back (counts may have moved).
+  useEffect(() => {
+    if (connState === 'live') void loadRooms();
+  }, [connState, loadRooms]);
+
+  // Open the room on screen (load history, subscribe) once it is known to be one of ours, and
+  // close it when leaving it.
+  const currentJoined = rooms.some((r) => r.id === currentId);
+  useEffect(() => {
+    if (!currentId || !currentJoined) return;
+    void conn.openRoom(currentId);
+    setRooms((rs) => rs.map((r) => (r.id === currentId ? { ...r, unread: 0 } : r)));
+    return () => conn.closeRoom(currentId);
+  }, [conn, currentId, currentJoined]);
+
+  // The tab title counts unread messages in other rooms.
+  const totalUnread = rooms.reduce((n, r) => n + (r.id === currentId ? 0 : r.unread), 0);
+  useEffect(() => {
+    document.title = totalUnread > 0 ? `(${totalUnread}) Confab` : 'Confab';
+  }, [totalUnread]);
+
+  // Read markers: the room on screen is read up to its newest message while the tab is visible.
+  const readSent = useRef(new Map<string, number>());
+  const markRead = useCallback(() => {
+    const room = currentRef.current;
+    if (!room || document.visibilityState !== 'visible') return;
+    const seq = conn.timeline(room).lastSeq;
+    if (seq > (readSent.current.get(room) ?? 0)) {
+      readSent.current.set(room, seq);
+      conn.markRead(room, seq);
+      setRooms((rs) => rs.map((r) => (r.id === room ? { ...r, unread: 0, last_read_seq: seq } : r)));
+    }
+  }, [conn]);
+  useEffect(() => {
+    const offTimeline = conn.onTimeline((room) => {
+      if (room === currentRef.current) markRead();
+    });
+    document.addEventListener('visibilitychange', markRead);
+    return () => {
+      offTimeline();
+      document.removeEventListener('visibilitychange', markRead);
+    };
+  }, [conn, markRead]);
+  useEffect(() => {
+    if (connState === 'live') readSent.current.clear();
+  }, [connState]);
+
+  // Events for rooms not on screen: unread counters and notifications.
+  useEffect(
+    () =>
+      conn.onFrame((f: ServerFrame) => {
+        switch (f.type) {
+          case 'activity': {
+            const known = roomsRef.current.find((r) => r.id === f.room);
+            if (!known) {
+              void loadRooms();
+            } else {
+              setRooms((rs) =>
+                rs.map((r) => (r.id === f.room ? { ...r, unread: f.unread, last_seq: Math.max(r.last_seq, f.seq) } : r)),
+              );
+            }
+            if (f.author.id !== me.id && (f.room !== currentRef.current || document.hidden)) {
+              notify(`${f.author.username} in ${known?.name ?? 'a room'}`, `${f.unread} unread`, f.room, () =>
+                goToRoom(f.room),
+              );
+            }
+            break;
+          }
+          case 'message': {
+            if (f.room === currentRef.current && document.hidden && f.author.id !== me.id) {
+              const name = roomsRef.current.find((r) => r.id === f.room)?.name ?? 'a room';
+              notify(`${f.author.username} in ${name}`, f.body || (f.attachment ? f.attachment.name : ''), f.room, () =>
+                goToRoom(f.room),
+              );
+            }
+            break;
+          }
+          case 'membership': {
+            void loadRooms();
+            if (!f.member && f.room === currentRef.current) goToRoom(null);
+            break;
+          }
+          default:
+            break;
+        }
+      }),
+    [conn, loadRooms, me.id],
+  );
+
+  const current = rooms.find((r) => r.id === currentId) ?? null;
+  const headerBg = useColorModeValue('white', 'gray.800');
+  const border = useColorModeValue('gray.200', 'gray.700');
+  const mainBg = useColorModeValue('gray.50', 'gray.900');
+  const brand = useColorModeValue('brand.500', 'brand.200');
+
+  const selectRoom = (id: string) => {
+    goToRoom(id);
+    drawer.onClose();
+  };
+  const logout = async () => {
+    conn.stop();
+    try {
+      await api.logout();
+    } finally {
+      goToRoom(null);
+      onSignedOut();
+    }
+  };
+  const askPermission = async () => {
+    if (!notificationsSupported()) return;
+    setPermission(await Notification.requestPermission());
+  };
+  const sidebar = (
+    <Sidebar
+      rooms={rooms}
+      currentId={currentId}
+      onSelect={selectRoom}
+      onJoined={(room) => {
+        void loadRooms().then(() => selectRoom(room.id));
+      }}
+    />
+  );
+
+  return (
+    <Flex direction="column" h="100%">
+      <Flex
+        as="header"
+        align="center"
+        gap={2}
+        px={3}
+        h="52px"
+        flexShrink={0}
+        bg={headerBg}
+        borderBottom="1px"
+        borderColor={border}
+      >
+        <IconButton
+          aria-label="Open rooms"
+          icon={<MenuIcon />}
+          variant="ghost"
+          size="sm"
+          display={{ base: 'inline-flex', md: 'none' }}
+          onClick={drawer.onOpen}
+        />
+        <Heading as="h1" size="md" color={brand}>
+          Confab
+        </Heading>
+        <ConnectionBadge state={connState} />
+        <Box flex={1} />
+        {permission === 'default' && (
+          <Tooltip label="Get notified about new messages in other rooms">
+            <IconButton aria-label="Enable notifications" icon={<BellIcon />} variant="ghost" size="sm" onClick={askPermission} />
+          </Tooltip>
+        )}
+        <ColorModeButton />
+        <Menu>
+          <MenuButton as={Button} variant="ghost" size="sm" aria-label="Account menu" px={1}>
+            <Flex align="center" gap={2}>
+              <Avatar size="xs" name={me.username} />
+              <Text display={{ base: 'none', sm: 'block' }}>{me.username}</Text>
+            </Flex>
+          </MenuButton>
+          <MenuList>
+            <MenuItem onClick={profile.onOpen}>Profile and password</MenuItem>
+            <MenuItem onClick={logout}>Sign out</MenuItem>
+          </MenuList>
+        </Menu>
+      </Flex>
+      <Flex flex={1} minH={0}>
+        <Box
+          as="nav"
+          aria-label="Rooms"
+          display={{ base: 'none', md: 'flex' }}
+          w="280px"
+          flexShrink={0}
+          borderRight="1px"
+          borderColor={border}
+          bg={headerBg}
+        >
+          {sidebar}
+        </Box>
+        <Drawer isOpen={drawer.isOpen} onClose={drawer.onClose} placement="left">
+          <DrawerOverlay />
+          <DrawerContent maxW="300px">
+            <DrawerCloseButton aria-label="Close rooms" />
+            <DrawerHeader>Rooms</DrawerHeader>
+            <DrawerBody p={0} display="flex" as="nav" aria-label="Rooms">
+              {sidebar}
+            </DrawerBody>
+          </DrawerContent>
+        </Drawer>
+        <Box as="main" flex={1} minW={0} bg={mainBg}>
+          {current ? (
+            <ChatView
+              key={current.id}
+              conn={conn}
+              room={current}
+              me={me}
+              onLeft={() => {
+                goToRoom(null);
+                void loadRooms();
+              }}
+            />
+          ) : (
+            <Center h="100%" p={6}>
+              <Stack textAlign="center" spacing={3} maxW="sm">
+                <Heading size="md">{rooms.length ? 'Pick a room' : 'Welcome to Confab'}</Heading>
+                <Text color="gray.500">
+                  {rooms.length
+                    ? 'Choose a room on the left, or discover new ones.'
+                    : 'Create a room or discover one to join, then start talking.'}
+                </Text>
+                <Button display={{ base: 'inline-flex', md: 'none' }} onClick={drawer.onOpen}>
+                  Show rooms
+                </Button>
+              </Stack>
+            </Center>
+          )}
+        </Box>
+      </Flex>
+      <ProfileModal me={me} isOpen={profile.isOpen} onClose={profile.onClose} onSignedOut={onSignedOut} />
+    </Flex>
+  );
+}
+
+const STATE_LABEL: Record<ConnectionState, [string, string]> = {
+  connecting: ['Connecting…', 'yellow'],
+  live: ['Live', 'green'],
+  reconnecting: ['Reconnecting…', 'orange'],
+  closed: ['Offline', 'red'],
+};
+
+function ConnectionBadge({ state }: { state: ConnectionState }) {
+  const [label, color] = STATE_LABEL[state];
+  return (
+    <Badge colorScheme={color} variant="subtle" role="status" aria-live="polite" data-testid="connection-state" data-state={state}>
+      {label}
+    </Badge>
+  );
+}

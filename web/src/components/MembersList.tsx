@@ -1,0 +1,38 @@
+import { Avatar, AvatarBadge, Box, Flex, Stack, Text } from '@chakra-ui/react';
+import type { Member } from '../generated/protocol';
+
+export function MembersList({ members, meId }: { members: Member[]; meId: string }) {
+  const sorted = [...members].sort(
+    (a, b) => Number(b.online) - Number(a.online) || a.user.username.localeCompare(b.user.username),
+  );
+  const online = members.filter((m) => m.online).length;
+  return (
+    <Box p={3}>
+      <Text fontSize="xs" fontWeight="bold" color="gray.500" textTransform="uppercase" mb={2}>
+        Members · {online} online
+      </Text>
+      <Stack as="ul" listStyleType="none" spacing={2} aria-label="Members">
+        {sorted.map((m) => (
+          <Flex
+            as="li"
+            key={m.user.id}
+            align="center"
+            gap={2}
+            opacity={m.online ? 1 : 0.6}
+            data-testid="member"
+            data-online={m.online}
+            aria-label={`${m.user.username}, ${m.online ? 'online' : 'offline'}`}
+          >
+            <Avatar size="xs" name={m.user.username}>
+              <AvatarBadge boxSize="1em" bg={m.online ? 'green.400' : 'gray.400'} />
+            </Avatar>
+            <Text fontSize="sm" noOfLines={1}>
+              {m.user.username}
+              {m.user.id === meId ? ' (you)' : ''}
+            </Text>
+          </Flex>
+        ))}
+      </Stack>
+    </Box>
+  );
+}

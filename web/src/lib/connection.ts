@@ -1,0 +1,517 @@
+// The chat connection: one WebSocket to `/ws`, framework-free so it can be tested with a fake
+// socket and fake timers.
+//
+// What it guarantees to the views:
+// - Reconnects by itself (backoff 250 ms doubling to 5 s). After a close code 1008, or a socket
+//   that closed before `ready` (an expired access token looks like that in a browser), it first
+//   checks the session over HTTP (which refreshes the token once); if the session is over it
+//   stops and calls `onSessionEnded`.
+// - Every open room is resubscribed with `after_seq` = the highest seq held, so missed messages
+//   are replayed; when the server says `recovered: false`, the room's history is reloaded.
+// - Messages are deduplicated by id and seq (replays, acks and live frames can overlap).
+// - Sent messages stay pending until acked; after a reconnect, or a retryable error
+//   (`rate_limited`, `unavailable`), they are sent again with the SAME `client_msg_id`, which the
+//   server answers with the original ack instead of posting twice.
+import type {
+  Attachment,
+  ChatMessage,
+  ClientFrame,
+  MessagePage,
+  ServerFrame,
+  UserPublic,
+} from '../generated/protocol';
+import { RoomTimeline, type PendingMessage } from './timeline';
+
+export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+/** The part of the browser's WebSocket this client uses. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason?: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+export type SessionCheck = 'ok' | 'denied' | 'error';
+
+export interface ConnectionOptions {
+  /** ws:// or wss:// URL of `/ws`. */
+  url: string;
+  /** Loads a history page (newest when `beforeSeq` is undefined). */
+  loadHistory: (room: string, beforeSeq?: number) => Promise<MessagePage>;
+  /** Checks (and if needed refreshes) the session over HTTP. */
+  checkSession: () => Promise<SessionCheck>;
+  /** Called once when the session is over; the app shows the login screen. */
+  onSessionEnded?: () => void;
+  createSocket?: (url: string) => SocketLike;
+  newId?: () => string;
+  /** Delay before reconnect attempt `n` (0-based), in ms. */
+  backoff?: (attempt: number) => number;
+  /** Delay before resending after a retryable send error, in ms. */
+  retryDelayMs?: number;
+}
+
+type Listener<T> = (value: T) => void;
+
+const OPEN = 1;
+
+/** A random id accepted as `client_msg_id` (1-64 of [A-Za-z0-9_.:-]). */
+export function randomId(): string {
+  const c = globalThis.crypto;
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
+  const bytes = new Uint8Array(16);
+  if (c && typeof c.getRandomValues === 'function') c.getRandomValues(bytes);
+  else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export const RETRYABLE = new Set(['rate_limited', 'unavailable']);
+
+/** The server's limit on a message body, in characters. */
+export const MAX_BODY_CHARS = 4000;
+
+export class Connection {
+  state: ConnectionState = 'connecting';
+  /** Who we are, from `ready`. */
+  user: UserPublic | null = null;
+
+  private readonly opts: Required<Omit<ConnectionOptions, 'onSessionEnded'>> &
+    Pick<ConnectionOptions, 'onSessionEnded'>;
+  private socket: SocketLike | null = null;
+  /** Whether the current socket said `ready`; whether any socket ever did. */
+  private gotReady = false;
+  private gotReadyEver = false;
+  private attempt = 0;
+  private stopped = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private lastFrameAt = 0;
+  private idleTimeoutMs = 60_000;
+  private readonly timelines = new Map<string, RoomTimeline>();
+  private readonly open = new Set<string>();
+  private readonly loading = new Set<string>();
+  private readonly loadingOlder = new Set<string>();
+  private readonly stateListeners = new Set<Listener<ConnectionState>>();
+  private readonly frameListeners = new Set<Listener<ServerFrame>>();
+  private readonly timelineListeners = new Set<Listener<string>>();
+
+  constructor(options: ConnectionOptions) {
+    this.opts = {
+      createSocket: (url) => new WebSocket(url) as unknown as SocketLike,
+      newId: randomId,
+      backoff: (n) => Math.min(250 * 2 ** n, 5_000),
+      retryDelayMs: 1_000,
+      ...options,
+    };
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** Closes for good (logout). */
+  stop(): void {
+    this.stopped = true;
+    this.clearTimers();
+    const s = this.socket;
+    this.socket = null;
+    if (s) {
+      s.onclose = null;
+      s.close(1000, 'bye');
+    }
+    this.setState('closed');
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.setState(this.attempt === 0 && !this.gotReadyEver ? 'connecting' : 'reconnecting');
+    this.gotReady = false;
+    let s: SocketLike;
+    try {
+      s = this.opts.createSocket(this.opts.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.socket = s;
+    s.onmessage = (ev) => {
+      if (this.socket !== s) return;
+      this.lastFrameAt = Date.now();
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(String(ev.data)) as ServerFrame;
+      } catch {
+        return;
+      }
+      this.handle(frame);
+    };
+    s.onclose = (ev) => {
+      if (this.socket !== s) return;
+      this.socket = null;
+      this.onClosed(ev.code);
+    };
+    s.onerror = () => {
+      // A close event always follows.
+    };
+  }
+
+  private onClosed(code: number): void {
+    this.clearTimers();
+    if (this.stopped) return;
+    this.setState('reconnecting');
+    if (code === 1008 || !this.gotReady) {
+      // Possibly an expired or revoked session: let HTTP tell (it refreshes the token once).
+      void this.opts.checkSession().then((r) => {
+        if (this.stopped) return;
+        if (r === 'denied') {
+          this.stopped = true;
+          this.setState('closed');
+          this.opts.onSessionEnded?.();
+        } else {
+          this.scheduleReconnect();
+        }
+      });
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.reconnectTimer) return;
+    const delay = this.opts.backoff(this.attempt++);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect();
+    }, delay);
+  }
+
+  private clearTimers(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+  }
+
+  private setState(s: ConnectionState): void {
+    if (this.state === s) return;
+    this.state = s;
+    for (const l of this.stateListeners) l(s);
+  }
+
+  private write(frame: ClientFrame): boolean {
+    const s = this.socket;
+    if (!s || s.readyState !== OPEN || !this.gotReady) return false;
+    s.send(JSON.stringify(frame));
+    return true;
+  }
+
+  // ---- frames ---------------------------------------------------------------------------------
+
+  private handle(frame: ServerFrame): void {
+    switch (frame.type) {
+      case 'ready': {
+        this.gotReady = true;
+        this.gotReadyEver = true;
+        this.attempt = 0;
+        this.user = frame.user;
+        for (const tl of this.timelines.values()) tl.selfId = frame.user.id;
+        this.idleTimeoutMs = frame.idle_timeout_ms || 60_000;
+        this.startPing();
+        this.setState('live');
+        for (const room of this.open) {
+          const tl = this.timelines.get(room);
+          if (tl?.loaded) this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
+        }
+        // Pending messages go again with the same client_msg_id; the server dedupes them.
+        for (const tl of this.timelines.values()) {
+          for (const p of tl.pending) if (p.status === 'sending') this.sendPending(p);
+        }
+        break;
+      }
+      case 'subscribed': {
+        const tl = this.timelines.get(frame.room);
+        if (tl && !frame.recovered && this.open.has(frame.room)) void this.reload(frame.room);
+        break;
+      }
+      case 'message': {
+        const { type: _type, ...msg } = frame;
+        const tl = this.timelines.get(msg.room);
+        if (tl && this.open.has(msg.room)) {
+          tl.merge([msg as ChatMessage]);
+          this.changed(msg.room);
+        }
+        break;
+      }
+      case 'ack': {
+        const tl = this.timelines.get(frame.room);
+        const p = tl?.findPending(frame.client_msg_id);
+        if (tl && p) {
+          if (this.user && tl.loaded) {
+            tl.merge([
+              {
+                id: frame.id,
+                room: frame.room,
+                seq: frame.seq,
+                author: this.user,
+                body: p.body,
+                client_msg_id: p.client_msg_id,
+                attachment: p.attachment,
+                created_at: p.created_at,
+                edited_at: null,
+              },
+            ]);
+          } else {
+            tl.dropPending(p.client_msg_id);
+          }
+          this.changed(frame.room);
+        }
+        break;
+      }
+      case 'edited': {
+        const tl = this.timelines.get(frame.room);
+        if (tl) {
+          tl.edit(frame.id, frame.body, frame.edited_at);
+          this.changed(frame.room);
+        }
+        break;
+      }
+      case 'deleted': {
+        const tl = this.timelines.get(frame.room);
+        if (tl) {
+          tl.remove(frame.id);
+          this.changed(frame.room);
+        }
+        break;
+      }
+      case 'resync': {
+        const tl = this.timelines.get(frame.room);
+        if (tl && this.open.has(frame.room)) {
+          this.write({ type: 'subscribe', room: frame.room, after_seq: tl.maxSeq });
+        }
+        break;
+      }
+      case 'error': {
+        if (frame.ref) this.onSendError(frame.ref, frame.code, frame.message);
+        break;
+      }
+      default:
+        break;
+    }
+    for (const l of this.frameListeners) l(frame);
+  }
+
+  private onSendError(ref: string, code: string, message: string): void {
+    for (const tl of this.timelines.values()) {
+      const p = tl.findPending(ref);
+      if (!p) continue;
+      if (RETRYABLE.has(code)) {
+        setTimeout(() => {
+          if (p.status === 'sending' && tl.findPending(ref)) this.sendPending(p);
+        }, this.opts.retryDelayMs);
+      } else {
+        p.status = 'failed';
+        p.error = message;
+        tl.touch();
+        this.changed(tl.room);
+      }
+      return;
+    }
+  }
+
+  private startPing(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.lastFrameAt = Date.now();
+    const every = Math.max(1_000, Math.min(20_000, Math.floor(this.idleTimeoutMs / 3)));
+    this.pingTimer = setInterval(() => {
+      // A socket silent for longer than the server's idle timeout is dead: start over.
+      if (Date.now() - this.lastFrameAt > this.idleTimeoutMs + 10_000) {
+        const s = this.socket;
+        this.socket = null;
+        if (s) {
+          s.onclose = null;
+          s.close(4000, 'silent');
+        }
+        this.onClosed(1006);
+        return;
+      }
+      this.write({ type: 'ping' });
+    }, every);
+  }
+
+  // ---- rooms ----------------------------------------------------------------------------------
+
+  /** The timeline of a room (created empty on first use). */
+  timeline(room: string): RoomTimeline {
+    let tl = this.timelines.get(room);
+    if (!tl) {
+      tl = new RoomTimeline(room);
+      tl.selfId = this.user?.id;
+      this.timelines.set(room, tl);
+    }
+    return tl;
+  }
+
+  /** Shows a room: loads its newest history, then subscribes from the highest seq held. */
+  async openRoom(room: string): Promise<void> {
+    this.open.add(room);
+    const tl = this.timeline(room);
+    if (tl.loaded) {
+      this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
+      return;
+    }
+    await this.reload(room);
+  }
+
+  /** Stops showing a room. Its timeline is reloaded when shown again (edits are not replayed). */
+  closeRoom(room: string): void {
+    if (!this.open.delete(room)) return;
+    const tl = this.timelines.get(room);
+    if (tl) tl.loaded = false;
+    this.write({ type: 'unsubscribe', room });
+  }
+
+  isOpen(room: string): boolean {
+    return this.open.has(room);
+  }
+
+  private async reload(room: string): Promise<void> {
+    if (this.loading.has(room)) return;
+    this.loading.add(room);
+    const tl = this.timeline(room);
+    try {
+      const page = await this.opts.loadHistory(room);
+      if (!this.open.has(room)) return;
+      const wasLoaded = tl.loaded;
+      tl.reset(page.messages, page.has_more);
+      this.changed(room);
+      // A first load subscribes now; a reload after `recovered: false` is already subscribed.
+      if (!wasLoaded) this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
+    } catch (e) {
+      // Not a member (any more) or no such room: nothing to retry. Otherwise try again shortly
+      // while the room is still shown.
+      const status = (e as { status?: number } | null)?.status;
+      if (status === 403 || status === 404) return;
+      setTimeout(() => {
+        if (this.open.has(room) && !tl.loaded) void this.reload(room);
+      }, 2_000);
+    } finally {
+      this.loading.delete(room);
+    }
+  }
+
+  /** Loads the page before the oldest message held; resolves false when there is none. */
+  async loadOlder(room: string): Promise<boolean> {
+    const tl = this.timeline(room);
+    if (!tl.loaded || !tl.hasMore || this.loadingOlder.has(room)) return false;
+    this.loadingOlder.add(room);
+    try {
+      const page = await this.opts.loadHistory(room, tl.firstSeq);
+      tl.prepend(page.messages, page.has_more);
+      this.changed(room);
+      return page.messages.length > 0;
+    } finally {
+      this.loadingOlder.delete(room);
+    }
+  }
+
+  // ---- sending --------------------------------------------------------------------------------
+
+  /** Sends a message; it stays pending until acked. Returns its client_msg_id. */
+  send(room: string, body: string, attachment: Attachment | null = null): string {
+    const p: PendingMessage = {
+      client_msg_id: this.opts.newId(),
+      room,
+      body,
+      attachment,
+      status: 'sending',
+      created_at: Date.now(),
+    };
+    // Refused here rather than by the server: a frame over its size limit closes the socket,
+    // and resending it after every reconnect would loop.
+    if ([...body].length > MAX_BODY_CHARS) {
+      p.status = 'failed';
+      p.error = `messages are limited to ${MAX_BODY_CHARS} characters`;
+    }
+    this.timeline(room).addPending(p);
+    this.changed(room);
+    if (p.status === 'sending') this.sendPending(p);
+    return p.client_msg_id;
+  }
+
+  /** Sends a failed message again, with the same client_msg_id. */
+  retry(room: string, clientMsgId: string): void {
+    const tl = this.timeline(room);
+    const p = tl.findPending(clientMsgId);
+    if (!p || [...p.body].length > MAX_BODY_CHARS) return;
+    p.status = 'sending';
+    p.error = undefined;
+    tl.touch();
+    this.changed(room);
+    this.sendPending(p);
+  }
+
+  discard(room: string, clientMsgId: string): void {
+    this.timeline(room).dropPending(clientMsgId);
+    this.changed(room);
+  }
+
+  private sendPending(p: PendingMessage): void {
+    const frame: ClientFrame = {
+      type: 'send',
+      room: p.room,
+      client_msg_id: p.client_msg_id,
+      body: p.body,
+    };
+    if (p.attachment) frame.attachment = p.attachment.id;
+    this.write(frame);
+  }
+
+  /** Applies an edit made over HTTP at once (the `edited` event confirms it later). */
+  applyEdit(room: string, id: string, body: string, editedAt: number): void {
+    this.timeline(room).edit(id, body, editedAt);
+    this.changed(room);
+  }
+
+  /** Applies a deletion made over HTTP at once. */
+  applyDelete(room: string, id: string): void {
+    this.timeline(room).remove(id);
+    this.changed(room);
+  }
+
+  typing(room: string): void {
+    this.write({ type: 'typing', room });
+  }
+
+  markRead(room: string, seq: number): void {
+    this.write({ type: 'read', room, seq });
+  }
+
+  // ---- listeners ------------------------------------------------------------------------------
+
+  onState(l: Listener<ConnectionState>): () => void {
+    this.stateListeners.add(l);
+    return () => this.stateListeners.delete(l);
+  }
+
+  /** Every server frame, after the connection applied it to the timelines. */
+  onFrame(l: Listener<ServerFrame>): () => void {
+    this.frameListeners.add(l);
+    return () => this.frameListeners.delete(l);
+  }
+
+  /** A room's timeline changed. */
+  onTimeline(l: Listener<string>): () => void {
+    this.timelineListeners.add(l);
+    return () => this.timelineListeners.delete(l);
+  }
+
+  private changed(room: string): void {
+    for (const l of this.timelineListeners) l(room);
+  }
+}
