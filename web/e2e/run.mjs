@@ -3,7 +3,8 @@
 // Starts `target/debug/confab serve` on 127.0.0.1:0 with a temporary data directory, serving
 // web/dist (built first if missing), plus a loopback fixture page for link previews, and drives
 // Debian's Chromium through playwright-core with two users in two browser contexts.
-// Screenshots of the main screens go to docs/screenshots/.
+// Screenshots of the main screens go to docs/screenshots/ with UPDATE_SCREENSHOTS=1, else to a
+// temporary directory (so a test run leaves the committed pictures alone).
 //
 // Env: CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1 to watch, E2E_KEEP=1 to keep the data dir.
 import { spawn, spawnSync } from 'node:child_process';
@@ -19,7 +20,9 @@ import { chromium } from 'playwright-core';
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROOT = path.resolve(WEB, '..');
 const BIN = path.join(ROOT, 'target', 'debug', 'confab');
-const SHOTS = path.join(ROOT, 'docs', 'screenshots');
+const SHOTS = process.env.UPDATE_SCREENSHOTS
+  ? path.join(ROOT, 'docs', 'screenshots')
+  : fs.mkdtempSync(path.join(os.tmpdir(), 'confab-screenshots-'));
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery staple';
 
