@@ -55,6 +55,10 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WEB_DIR", default_value = "web/dist")]
     pub web_dir: PathBuf,
 
+    /// Uploads, file storage and link previews.
+    #[command(flatten)]
+    pub files: crate::files::FilesConfig,
+
     /// Access-token lifetime in seconds (at most 900).
     #[arg(long, env = "CONFAB_ACCESS_TTL_SECS", default_value_t = 900,
           value_parser = clap::value_parser!(u64).range(10..=900))]
@@ -134,6 +138,7 @@ impl Config {
             allowed_origins: Vec::new(),
             jwt_private_key_file: None,
             web_dir: PathBuf::from("web/dist"),
+            files: crate::files::FilesConfig::default(),
             access_ttl_secs: 900,
             refresh_ttl_days: 30,
             max_frame_bytes: confab_shared::protocol::DEFAULT_MAX_FRAME_BYTES,

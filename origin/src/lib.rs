@@ -16,6 +16,8 @@
 //! - [`broker::redis`]: the broker for many instances (Lua publish, one pub/sub connection per
 //!   instance, presence with heartbeats); [`worker`]: `confab worker`, which moves messages
 //!   from the Redis stream into the database.
+//! - [`files`]: uploaded files (local disk or S3/R2), upload checks, attachment resolution.
+//! - [`preview`]: the SSRF-safe link-preview fetcher with its bounded cache.
 //!
 //! A message: client `send` → `Session` validates (membership, rate, body) → `Broker` assigns
 //! the room's next seq and queues it → the persister writes the batch in one statement and
@@ -26,9 +28,11 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
+pub mod preview;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -139,6 +139,17 @@ impl Application {
             )),
         };
         let throttle = Arc::new(LoginThrottle::new(config.auth_burst_per_address));
+        let files = crate::files::open(&config.files, &config.data_dir).await?;
+        tracing::info!(files = %files.describe(), "file storage");
+        let uploads = Arc::new(crate::files::Uploads {
+            files,
+            previews: crate::preview::PreviewFetcher::new(
+                confab_shared::preview::Allowlist::parse(&config.files.preview_allowlist),
+            ),
+            max_bytes: config.files.max_upload_bytes,
+            public_url: public_url.clone(),
+            edge_url: config.files.edge_url.clone(),
+        });
         let state = AppState {
             secure_cookies: parsed.scheme() == "https",
             connections: Arc::new(Semaphore::new(config.max_connections)),
@@ -152,6 +163,7 @@ impl Application {
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            uploads,
         };
         Ok(Self {
             listener,

@@ -39,4 +39,6 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// Uploaded files and link previews (the origin's half of the edge contract).
+    pub uploads: Arc<crate::files::Uploads>,
 }

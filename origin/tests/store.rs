@@ -335,6 +335,35 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     );
 }
 
+async fn uploads_are_recorded_then_completed(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let r = room(&store, "files", &ann).await;
+    let key = "0123456789abcdef0123456789abcdef".to_owned();
+    let pending = confab_origin::store::UploadRecord {
+        key: key.clone(),
+        room: r,
+        uploader: ann.id,
+        name: "cat.png".into(),
+        content_type: None,
+        size: None,
+        created_at: 5,
+    };
+    store.insert_upload(&pending).await.unwrap();
+    assert_eq!(store.upload(&key).await.unwrap(), Some(pending.clone()));
+    assert!(matches!(
+        store.insert_upload(&pending).await,
+        Err(confab_origin::store::StoreError::Conflict(_))
+            | Err(confab_origin::store::StoreError::Database(_))
+    ));
+    store.complete_upload(&key, "image/png", 42).await.unwrap();
+    let done = store.upload(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (done.content_type.as_deref(), done.size),
+        (Some("image/png"), Some(42))
+    );
+    assert_eq!(store.upload(&"f".repeat(32)).await.unwrap(), None);
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -365,4 +394,5 @@ suite!(
     refresh_tokens_rotate_and_reuse_revokes,
     rooms_list_by_scope_search_and_cursor,
     messages_batch_dedupe_history_and_unread,
+    uploads_are_recorded_then_completed,
 );

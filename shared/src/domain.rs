@@ -199,6 +199,14 @@ impl MessageBody {
         }
         Ok(Self(s.to_owned()))
     }
+
+    /// Parses the text sent with an attachment: like [`MessageBody::parse`], but it may be empty.
+    pub fn parse_caption(s: &str) -> Result<Self, DomainError> {
+        if s.trim().is_empty() {
+            return Ok(Self(String::new()));
+        }
+        Self::parse(s)
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@
 //! - [`api`]: the JSON bodies of the HTTP API under `/api`.
 //! - [`error`]: [`error::ErrorCode`], shared by HTTP error bodies and `error` frames.
 //! - [`claims`]: the access-token claims (EdDSA-signed JWT) that origin and edge both verify.
+//! - [`files`]: upload rules both tiers apply (type sniffing, inline or download, ranges, ETags)
+//!   and the upload-ticket claims.
+//! - [`preview`]: the link-preview address policy (SSRF blocklist) and, with the `preview`
+//!   feature, the one HTML extraction function both tiers use.
 //!
 //! This crate has no runtime, framework or database dependency, so it builds for
 //! `wasm32-unknown-unknown`. With the `ts` feature it derives TypeScript definitions, which a test
@@ -17,7 +21,9 @@ pub mod api;
 pub mod claims;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod ids;
+pub mod preview;
 pub mod protocol;
 
 pub use error::ErrorCode;

@@ -116,6 +116,29 @@ impl JwtKeys {
         jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map(|d| d.claims)
     }
+
+    /// Signs an upload ticket (audience `confab-upload`, so it is never an access token).
+    pub fn sign_ticket(
+        &self,
+        claims: &confab_shared::files::UploadTicketClaims,
+    ) -> anyhow::Result<String> {
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// Verifies an upload ticket's signature, issuer, audience and expiry.
+    pub fn verify_ticket(
+        &self,
+        token: &str,
+    ) -> Result<confab_shared::files::UploadTicketClaims, jsonwebtoken::errors::Error> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[confab_shared::files::TICKET_AUDIENCE]);
+        validation.leeway = 0;
+        jsonwebtoken::decode(token, &self.decoding, &validation).map(|d| d.claims)
+    }
 }
 
 #[cfg(unix)]

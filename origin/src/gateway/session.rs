@@ -545,7 +545,12 @@ impl Session {
         if self.sends.check().is_err() {
             return self.strike(Some(reference)).await;
         }
-        let body = match MessageBody::parse(&body) {
+        // With an attachment the text is a caption and may be empty.
+        let parsed = match &attachment {
+            Some(_) => MessageBody::parse_caption(&body),
+            None => MessageBody::parse(&body),
+        };
+        let body = match parsed {
             Ok(body) => body,
             Err(e) => {
                 return self
@@ -553,22 +558,41 @@ impl Session {
                     .await
             }
         };
-        if attachment.is_some() {
-            return self
-                .send_error(
-                    ErrorCode::Validation,
-                    "unknown attachment: upload the file first",
-                    Some(reference),
-                )
-                .await;
-        }
+        let attachment = match attachment {
+            None => None,
+            Some(r) => match self
+                .state
+                .uploads
+                .resolve(&self.state.store, self.user.id, room, &r.0)
+                .await
+            {
+                Ok(a) => Some(a),
+                Err(
+                    e @ (crate::files::UploadError::Store(_) | crate::files::UploadError::Files(_)),
+                ) => {
+                    tracing::error!(error = ?e, "resolving an attachment failed");
+                    return self
+                        .send_error(
+                            ErrorCode::Unavailable,
+                            "temporarily unavailable: retry",
+                            Some(reference),
+                        )
+                        .await;
+                }
+                Err(e) => {
+                    return self
+                        .send_error(ErrorCode::Validation, e.to_string(), Some(reference))
+                        .await
+                }
+            },
+        };
         let started = Instant::now();
         let outgoing = Outgoing {
             room,
             author: self.user.clone(),
             client_msg_id: client_msg_id.clone(),
             body,
-            attachment: None,
+            attachment,
         };
         let published = self.state.broker.publish_message(outgoing).await;
         metrics::histogram!("confab_broker_publish_seconds")

@@ -2,8 +2,10 @@
 //! web client.
 
 pub mod auth;
+pub mod files;
 pub mod health;
 pub mod messages;
+pub mod preview;
 pub mod rooms;
 
 use crate::error::ApiError;
@@ -28,6 +30,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(rooms::router())
         .merge(messages::router())
+        .merge(files::router())
+        .merge(preview::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let mut app = Router::new()

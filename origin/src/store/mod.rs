@@ -24,6 +24,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// This store does not implement a feature the server asked for.
+    #[error("this store does not support {0}")]
+    Unsupported(&'static str),
 }
 
 /// A registered user with the fields only the server sees.
@@ -242,4 +245,44 @@ pub trait Store: Send + Sync + 'static {
     async fn edit_message(&self, id: MessageId, body: &str, now: i64) -> Result<bool, StoreError>;
     /// Marks a live message deleted and drops its body.
     async fn delete_message(&self, id: MessageId, now: i64) -> Result<bool, StoreError>;
+
+    // Uploads (see `crate::files`). Default bodies refuse, so a store written without them still
+    // compiles; every store the server opens implements them.
+
+    /// Records an upload: allowed by a ticket (type and size still unknown) or already stored.
+    async fn insert_upload(&self, upload: &UploadRecord) -> Result<(), StoreError> {
+        let _ = upload;
+        Err(StoreError::Unsupported("uploads"))
+    }
+    /// An upload by its key.
+    async fn upload(&self, key: &str) -> Result<Option<UploadRecord>, StoreError> {
+        let _ = key;
+        Err(StoreError::Unsupported("uploads"))
+    }
+    /// Records the checked type and size of an upload whose bytes are now stored.
+    async fn complete_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: i64,
+    ) -> Result<(), StoreError> {
+        let _ = (key, content_type, size);
+        Err(StoreError::Unsupported("uploads"))
+    }
+}
+
+/// An uploaded file's row: which room and uploader its key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The storage key, also the attachment id.
+    pub key: String,
+    pub room: RoomId,
+    pub uploader: UserId,
+    /// The cleaned file name.
+    pub name: String,
+    /// The detected type, once the bytes are stored and checked.
+    pub content_type: Option<String>,
+    /// The size in bytes, once the bytes are stored.
+    pub size: Option<i64>,
+    pub created_at: i64,
 }

@@ -654,6 +654,58 @@ macro_rules! sql_store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn insert_upload(&self, u: &crate::store::UploadRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO uploads (id, room_id, uploader_id, name, content_type, size, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&u.key)
+        .bind(u.room.0)
+        .bind(u.uploader.0)
+        .bind(&u.name)
+        .bind(&u.content_type)
+        .bind(u.size)
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, key: &str) -> Result<Option<crate::store::UploadRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, room_id, uploader_id, name, content_type, size, created_at \
+             FROM uploads WHERE id = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(crate::store::UploadRecord {
+            key: row.try_get("id")?,
+            room: RoomId(row.try_get("room_id")?),
+            uploader: UserId(row.try_get("uploader_id")?),
+            name: row.try_get("name")?,
+            content_type: row.try_get("content_type")?,
+            size: row.try_get("size")?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE uploads SET content_type = $1, size = $2 WHERE id = $3")
+            .bind(content_type)
+            .bind(size)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
     };
 }

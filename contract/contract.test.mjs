@@ -1,0 +1,457 @@
+// The files-and-previews contract, one suite for every tier that implements it:
+//
+//   CONTRACT_TARGET=origin-disk  the origin (`confab serve`) storing files under DATA_DIR/files
+//   CONTRACT_TARGET=origin-s3    the origin storing files in S3 (moto_server on 127.0.0.1)
+//   CONTRACT_TARGET=edge         the edge worker in workerd (miniflare, local R2); the origin
+//                                issues tickets that send the bytes to the edge (CONFAB_EDGE_URL)
+//
+// Run through scripts/test or scripts/edge test. CONFAB_BIN names the origin binary.
+// Every address contacted is on 127.0.0.1: fixtures for previews are local servers, and the
+// SSRF cases must be refused before any connection is attempted.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "..");
+const TARGET = process.env.CONTRACT_TARGET ?? "origin-disk";
+const BIN = process.env.CONFAB_BIN ?? path.join(ROOT, "target/debug/confab");
+const MAX = 1024 * 1024; // CONFAB_MAX_UPLOAD_BYTES for the run
+const EDGE = TARGET === "edge";
+
+const children = [];
+let tmp, originUrl, edgeUrl, mf, fixture, unlisted, keys;
+let alice, bob, room;
+
+// ---------- helpers ----------
+
+const b64url = (buf) => Buffer.from(buf).toString("base64url");
+
+function jwt(claims, privateKey) {
+  const head = b64url(JSON.stringify({ alg: "EdDSA", typ: "JWT" }));
+  const body = b64url(JSON.stringify(claims));
+  const sig = crypto.sign(null, Buffer.from(`${head}.${body}`), privateKey);
+  return `${head}.${body}.${b64url(sig)}`;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+function listen(handler) {
+  return new Promise((resolve) => {
+    const server = http.createServer(handler);
+    server.listen(0, "127.0.0.1", () => resolve(server));
+  });
+}
+
+async function waitFor(url, tries = 100) {
+  for (let i = 0; i < tries; i++) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+function startOrigin(env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ["serve"], {
+      env: { ...process.env, RUST_LOG: "warn", ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    children.push(child);
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/Confab is running at (\S+)/);
+      if (m) resolve(m[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`confab exited with ${code}`)));
+  });
+}
+
+async function register(name) {
+  const res = await fetch(`${originUrl}/api/auth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: name, email: `${name}@example.com`, password: "correct horse battery" }),
+  });
+  assert.equal(res.status, 201, await res.clone().text());
+  const me = await res.json();
+  const cookie = res.headers.getSetCookie().find((c) => c.startsWith("confab_access="));
+  const token = cookie.split(";")[0].split("=")[1];
+  return { me, token, auth: { authorization: `Bearer ${token}` } };
+}
+
+async function api(user, method, p, body) {
+  return fetch(`${originUrl}${p}`, {
+    method,
+    headers: { ...user.auth, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function ticketFor(user, name, size, contentType = "application/octet-stream", roomId = room.id) {
+  return api(user, "POST", "/api/uploads/ticket", { room_id: roomId, name, size, content_type: contentType });
+}
+
+/** Upload through the ticket flow: ticket from the origin, bytes to its upload_url. */
+async function upload(user, name, bytes, contentType = "application/octet-stream") {
+  const res = await ticketFor(user, name, bytes.length, contentType);
+  assert.equal(res.status, 200, await res.clone().text());
+  const ticket = await res.json();
+  if (EDGE) assert.ok(ticket.upload_url.startsWith(edgeUrl), ticket.upload_url);
+  return putBytes(ticket.ticket, bytes, contentType, ticket.upload_url);
+}
+
+function uploadUrl() {
+  return EDGE ? `${edgeUrl}/uploads` : `${originUrl}/api/uploads`;
+}
+
+function putBytes(ticket, bytes, contentType = "application/octet-stream", url = uploadUrl()) {
+  return fetch(url, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${ticket}`, "content-type": contentType },
+    body: bytes,
+  });
+}
+
+function multipart(user, name, bytes, roomId = room.id, type = "application/octet-stream") {
+  const form = new FormData();
+  form.append("room_id", roomId);
+  form.append("file", new Blob([bytes], { type }), name);
+  return fetch(`${originUrl}/api/uploads`, { method: "POST", headers: user.auth, body: form });
+}
+
+function previewUrl(u) {
+  const base = EDGE ? `${edgeUrl}/preview` : `${originUrl}/api/preview`;
+  return `${base}?url=${encodeURIComponent(u)}`;
+}
+
+const PNG = Buffer.from(
+  "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201a0e1f1c60000000049454e44ae426082",
+  "hex",
+);
+const HTML = Buffer.from("<!doctype html><html><script>alert(document.cookie)</script></html>");
+const SVG = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><circle r="4"/></svg>');
+
+// ---------- set-up ----------
+
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "confab-contract-"));
+  keys = crypto.generateKeyPairSync("ed25519");
+  const keyFile = path.join(tmp, "key.pem");
+  fs.writeFileSync(keyFile, keys.privateKey.export({ type: "pkcs8", format: "pem" }));
+  const publicRaw = keys.publicKey.export({ format: "jwk" }).x;
+
+  unlisted = await listen((_req, res) => res.end("<title>must never be read</title>"));
+  const unlistedPort = unlisted.address().port;
+  fixture = await listen((req, res) => {
+    if (req.url === "/page") {
+      res.setHeader("content-type", "text/html; charset=utf-8");
+      res.end(`<!doctype html><html><head><title>Plain title</title>
+        <meta property="og:title" content="Fixture page">
+        <meta name="twitter:description" content="A page served by the contract suite">
+        <meta property="og:image" content="/cat.png">
+        <meta property="og:site_name" content="Confab fixtures"></head><body>hi</body></html>`);
+    } else if (req.url === "/to-private") {
+      res.writeHead(302, { location: "http://10.0.0.1/" }).end();
+    } else if (req.url === "/to-loopback") {
+      res.writeHead(302, { location: `http://127.0.0.1:${unlistedPort}/` }).end();
+    } else if (req.url === "/to-metadata") {
+      res.writeHead(301, { location: "http://169.254.169.254/latest/meta-data/" }).end();
+    } else if (req.url === "/image") {
+      res.setHeader("content-type", "image/png");
+      res.end(PNG);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  const allow = `127.0.0.1:${fixture.address().port}`;
+
+  const env = {
+    CONFAB_LISTEN: "127.0.0.1:0",
+    CONFAB_DATA_DIR: path.join(tmp, "data"),
+    CONFAB_JWT_PRIVATE_KEY_FILE: keyFile,
+    CONFAB_MAX_UPLOAD_BYTES: String(MAX),
+    CONFAB_PREVIEW_ALLOWLIST: allow,
+    CONFAB_WEB_DIR: path.join(tmp, "no-web"),
+  };
+  if (TARGET === "origin-s3") {
+    const port = await freePort();
+    // `python3 -m moto.server` rather than the moto_server script: no PATH or pyenv-shim surprises.
+    const moto = spawn(process.env.PYTHON ?? "python3", ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
+      stdio: "ignore",
+    });
+    children.push(moto);
+    await waitFor(`http://127.0.0.1:${port}/`);
+    Object.assign(env, {
+      CONFAB_S3_BUCKET: "confab-contract",
+      CONFAB_S3_ENDPOINT: `http://127.0.0.1:${port}`,
+      CONFAB_S3_REGION: "us-east-1",
+      CONFAB_S3_ACCESS_KEY_ID: "test",
+      CONFAB_S3_SECRET_ACCESS_KEY: "test",
+    });
+  }
+  if (EDGE) {
+    const { Miniflare } = await import("miniflare");
+    mf = new Miniflare({
+      modules: true,
+      scriptPath: path.join(ROOT, "edge-worker/build/index.js"),
+      modulesRoot: ROOT,
+      modulesRules: [
+        { type: "ESModule", include: ["**/*.js"] },
+        { type: "CompiledWasm", include: ["**/*.wasm"] },
+      ],
+      compatibilityDate: "2025-01-01",
+      r2Buckets: ["UPLOADS"],
+      r2Persist: false,
+      cf: false,
+      host: "127.0.0.1",
+      port: await freePort(),
+      bindings: {
+        CONFAB_JWT_PUBLIC_KEY: publicRaw,
+        CONFAB_MAX_UPLOAD_BYTES: String(MAX),
+        CONFAB_PREVIEW_ALLOWLIST: allow,
+      },
+    });
+    edgeUrl = (await mf.ready).toString().replace(/\/$/, "");
+    env.CONFAB_EDGE_URL = edgeUrl;
+  }
+  originUrl = await startOrigin(env);
+  alice = await register("alice");
+  bob = await register("bob");
+  const res = await api(alice, "POST", "/api/rooms", { name: "files" });
+  assert.equal(res.status, 201);
+  room = await res.json();
+});
+
+after(async () => {
+  for (const c of children) c.kill("SIGTERM");
+  if (mf) await mf.dispose();
+  fixture?.close();
+  unlisted?.close();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+// ---------- uploads and serving ----------
+
+test(`[${TARGET}] byte-exact round trip, served as a download with the safety headers`, async () => {
+  const bytes = crypto.randomBytes(300 * 1024);
+  bytes[0] = 0; // binary, never text
+  const res = await upload(alice, "data.bin", bytes);
+  assert.equal(res.status, 201, await res.clone().text());
+  const att = await res.json();
+  assert.equal(att.size, bytes.length);
+  assert.equal(att.inline, false);
+  assert.equal(att.content_type, "application/octet-stream");
+  assert.match(att.id, /^[0-9a-f]{32}$/);
+
+  const got = await fetch(att.url, { headers: alice.auth });
+  assert.equal(got.status, 200);
+  assert.ok(Buffer.from(await got.arrayBuffer()).equals(bytes), "bytes differ");
+  assert.equal(got.headers.get("x-content-type-options"), "nosniff");
+  assert.match(got.headers.get("content-disposition"), /^attachment;/);
+  assert.match(got.headers.get("content-security-policy"), /sandbox/);
+  assert.match(got.headers.get("cache-control"), /immutable/);
+  const etag = got.headers.get("etag");
+  assert.ok(etag);
+
+  const again = await fetch(att.url, { headers: { ...alice.auth, "if-none-match": etag } });
+  assert.equal(again.status, 304);
+
+  const part = await fetch(att.url, { headers: { ...alice.auth, range: "bytes=100-199" } });
+  assert.equal(part.status, 206);
+  assert.equal(part.headers.get("content-range"), `bytes 100-199/${bytes.length}`);
+  assert.ok(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(100, 200)));
+
+  const bad = await fetch(att.url, { headers: { ...alice.auth, range: `bytes=${bytes.length}-` } });
+  assert.equal(bad.status, 416);
+});
+
+test(`[${TARGET}] images are inline, by their bytes`, async () => {
+  const res = await upload(alice, "dot.png", PNG, "image/png");
+  assert.equal(res.status, 201, await res.clone().text());
+  const att = await res.json();
+  assert.equal(att.content_type, "image/png");
+  assert.equal(att.inline, true);
+  const got = await fetch(att.url, { headers: alice.auth });
+  assert.equal(got.headers.get("content-type"), "image/png");
+  assert.match(got.headers.get("content-disposition"), /^inline;/);
+  assert.ok(Buffer.from(await got.arrayBuffer()).equals(PNG));
+});
+
+test(`[${TARGET}] SVG and HTML are never served inline`, async () => {
+  for (const [name, bytes] of [["drawing.svg", SVG], ["page.html", HTML], ["page.txt", HTML]]) {
+    const res = await upload(alice, name, bytes);
+    assert.equal(res.status, 201, `${name}: ${await res.clone().text()}`);
+    const att = await res.json();
+    assert.equal(att.inline, false, name);
+    const got = await fetch(att.url, { headers: alice.auth });
+    assert.equal(got.status, 200);
+    assert.match(got.headers.get("content-disposition"), /^attachment;/, name);
+    assert.equal(got.headers.get("x-content-type-options"), "nosniff");
+    assert.match(got.headers.get("content-security-policy"), /sandbox/);
+    assert.notEqual(got.headers.get("content-type"), "image/png");
+  }
+});
+
+test(`[${TARGET}] an HTML file named .png is refused`, async () => {
+  let res = await upload(alice, "cat.png", HTML, "image/png");
+  assert.ok([415, 422].includes(res.status), `got ${res.status}`);
+  assert.ok((await res.json()).error.code);
+  res = await upload(alice, "cat.png", HTML, "text/html");
+  assert.ok([415, 422].includes(res.status), `got ${res.status}`);
+  if (!EDGE) {
+    res = await multipart(alice, "cat.png", HTML, room.id, "image/png");
+    assert.ok([415, 422].includes(res.status), `got ${res.status}`);
+  }
+});
+
+test(`[${TARGET}] the size limit is 413`, async () => {
+  let res = await ticketFor(alice, "big.bin", MAX + 1);
+  assert.equal(res.status, 413);
+  // A ticket for a small file does not let a big one through.
+  res = await ticketFor(alice, "small.bin", 10);
+  const ticket = await res.json();
+  res = await putBytes(ticket.ticket, Buffer.alloc(MAX + 1, 1), "application/octet-stream", ticket.upload_url);
+  assert.equal(res.status, 413);
+  assert.equal((await res.json()).error.code, "payload_too_large");
+  if (!EDGE) {
+    res = await multipart(alice, "big.bin", Buffer.alloc(MAX + 1, 1));
+    assert.equal(res.status, 413);
+  }
+});
+
+test(`[${TARGET}] forged, expired and misused tickets are refused`, async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    iss: "confab",
+    aud: "confab-upload",
+    sub: alice.me.id,
+    room: room.id,
+    key: crypto.randomBytes(16).toString("hex"),
+    name: "x.bin",
+    max: MAX,
+    iat: now,
+    exp: now + 600,
+  };
+  const other = crypto.generateKeyPairSync("ed25519").privateKey;
+  const forged = jwt(claims, other);
+  const expired = jwt({ ...claims, iat: now - 3600, exp: now - 60 }, keys.privateKey);
+  const wrongAudience = jwt({ ...claims, aud: "something-else" }, keys.privateKey);
+  const good = jwt(claims, keys.privateKey);
+  const [h, p, s] = good.split(".");
+  const tampered = `${h}.${b64url(JSON.stringify({ ...claims, max: MAX * 100 }))}.${s}`;
+  for (const [what, t] of [
+    ["forged", forged],
+    ["expired", expired],
+    ["wrong audience", wrongAudience],
+    ["tampered", tampered],
+    ["an access token", alice.token],
+    ["garbage", "not-a-ticket"],
+  ]) {
+    const res = await putBytes(t, Buffer.from("hello"));
+    assert.equal(res.status, 401, `${what}: ${res.status}`);
+  }
+  const res = await fetch(uploadUrl(), { method: "PUT", body: "hello" });
+  assert.equal(res.status, 401);
+});
+
+test(`[${TARGET}] a non-member gets no ticket, no upload and no file`, async () => {
+  let res = await ticketFor(bob, "x.bin", 5);
+  assert.equal(res.status, 403);
+  res = await multipart(bob, "x.bin", Buffer.from("hello"));
+  assert.equal(res.status, 403);
+  res = await fetch(`${originUrl}/api/uploads/ticket`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ room_id: room.id, name: "x", size: 1, content_type: "text/plain" }),
+  });
+  assert.equal(res.status, 401);
+  if (!EDGE) {
+    const up = await upload(alice, "secret.txt", Buffer.from("members only"));
+    const att = await up.json();
+    assert.equal((await fetch(att.url, { headers: bob.auth })).status, 404);
+    assert.equal((await fetch(att.url)).status, 401);
+  }
+});
+
+test(`[${TARGET}] a ticket is used once`, async () => {
+  const res = await ticketFor(alice, "once.txt", 5);
+  const ticket = await res.json();
+  assert.equal((await putBytes(ticket.ticket, Buffer.from("first"), "text/plain", ticket.upload_url)).status, 201);
+  assert.equal((await putBytes(ticket.ticket, Buffer.from("again"), "text/plain", ticket.upload_url)).status, 409);
+});
+
+// ---------- link previews ----------
+
+test(`[${TARGET}] preview of a local fixture page`, async () => {
+  const page = `http://127.0.0.1:${fixture.address().port}/page`;
+  const res = await fetch(previewUrl(page), { headers: alice.auth });
+  assert.equal(res.status, 200, await res.clone().text());
+  const p = await res.json();
+  assert.equal(p.title, "Fixture page");
+  assert.equal(p.description, "A page served by the contract suite");
+  assert.equal(p.image, `http://127.0.0.1:${fixture.address().port}/cat.png`);
+  assert.equal(p.site_name, "Confab fixtures");
+  assert.equal((await fetch(previewUrl(page))).status, 401, "previews need a login");
+  const img = await fetch(previewUrl(`http://127.0.0.1:${fixture.address().port}/image`), { headers: alice.auth });
+  assert.equal(img.status, 422, "only HTML is previewed");
+});
+
+test(`[${TARGET}] every SSRF attempt is refused`, async () => {
+  const port = unlisted.address().port;
+  const fx = `http://127.0.0.1:${fixture.address().port}`;
+  const forbidden = [
+    `http://127.0.0.1:${port}/`,
+    "http://10.0.0.1/",
+    "http://10.255.255.254:8080/admin",
+    "http://169.254.169.254/latest/meta-data/",
+    `http://[::1]:${port}/`,
+    `http://[::ffff:127.0.0.1]:${port}/`,
+    `http://[::ffff:7f00:1]:${port}/`,
+    "http://[::ffff:169.254.169.254]/",
+    `http://2130706433:${port}/`,
+    `http://127.1:${port}/`,
+    `http://0x7f.0.0.1:${port}/`,
+    `http://0177.0.0.1:${port}/`,
+    `http://localhost:${port}/`,
+    "http://192.168.1.1/",
+    "http://172.16.0.1/",
+    "http://100.64.0.1/",
+    "http://[fd00::1]/",
+    "http://[fe80::1]/",
+    "http://0.0.0.0/",
+    `${fx}/to-private`,
+    `${fx}/to-loopback`,
+    `${fx}/to-metadata`,
+  ];
+  for (const u of forbidden) {
+    const res = await fetch(previewUrl(u), { headers: alice.auth });
+    assert.equal(res.status, 403, `${u} gave ${res.status}`);
+    assert.equal((await res.json()).error.code, "forbidden");
+  }
+  for (const u of ["file:///etc/passwd", "ftp://127.0.0.1/", "gopher://127.0.0.1:70/", "data:text/html,<title>x</title>", "javascript:alert(1)", "not a url"]) {
+    const res = await fetch(previewUrl(u), { headers: alice.auth });
+    assert.equal(res.status, 400, `${u} gave ${res.status}`);
+  }
+});
