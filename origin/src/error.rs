@@ -68,7 +68,6 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(what) => Self::Conflict(what),
             StoreError::Database(e) => Self::Internal(anyhow::Error::new(e)),
-            e @ StoreError::Unsupported(_) => Self::Internal(anyhow::Error::new(e)),
         }
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Client;
-use confab_shared::api::{Me, MessagePage};
+use confab_shared::api::MessagePage;
 use confab_shared::protocol::ServerFrame;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -120,13 +120,7 @@ async fn acknowledged_messages_survive_a_hard_crash() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let (mut child, url) = spawn_server(dir.path());
     assert!(url.starts_with("http://127.0.0.1:"));
-    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    // A TestServer-shaped handle so the common client helpers work against the child.
-    let fake = FakeServer {
-        base: url.clone(),
-        addr,
-    };
-    let ann = fake.register("ann").await;
+    let ann = Client::register_at(&url, "ann").await;
     let room = ann.create_room("durable").await;
     let mut a = ann.ws().await;
     a.subscribe(&room, None).await;
@@ -151,9 +145,7 @@ async fn acknowledged_messages_survive_a_hard_crash() {
     acked.extend(in_flight_acks);
 
     let (mut child, url) = spawn_server(dir.path());
-    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    let fake = FakeServer { base: url, addr };
-    let ann = fake.login("ann").await;
+    let ann = Client::login_at(&url, "ann").await;
     let page: MessagePage = ann
         .get(&format!("/api/rooms/{}/messages?limit=100", room.id))
         .await
@@ -173,58 +165,4 @@ async fn acknowledged_messages_survive_a_hard_crash() {
         );
     }
     child.kill();
-}
-
-/// Minimal stand-in for [`TestServer`] pointing at a child process.
-struct FakeServer {
-    base: String,
-    addr: std::net::SocketAddr,
-}
-
-impl FakeServer {
-    async fn register(&self, name: &str) -> Client {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .build()
-            .unwrap();
-        let res = http
-            .post(format!("{}/api/auth/register", self.base))
-            .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": common::password()}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let me: Me = res.json().await.unwrap();
-        Client {
-            http,
-            jar,
-            base: self.base.clone(),
-            addr: self.addr,
-            me,
-        }
-    }
-
-    async fn login(&self, name: &str) -> Client {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .build()
-            .unwrap();
-        let res = http
-            .post(format!("{}/api/auth/login", self.base))
-            .json(&json!({"login": name, "password": common::password()}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        let me: Me = res.json().await.unwrap();
-        Client {
-            http,
-            jar,
-            base: self.base.clone(),
-            addr: self.addr,
-            me,
-        }
-    }
 }

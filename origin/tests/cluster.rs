@@ -6,14 +6,13 @@
 
 mod common;
 
-use common::{password, Client, Ws};
-use confab_shared::api::{Me, Room, RoomPage};
+use common::{Client, Ws};
+use confab_shared::api::{Room, RoomPage};
 use confab_shared::protocol::ServerFrame;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -152,43 +151,14 @@ fn target_dir() -> String {
         .unwrap_or_else(|_| repo().join("target").display().to_string())
 }
 
-fn addr_of(url: &str) -> std::net::SocketAddr {
-    url.trim_start_matches("http://").parse().unwrap()
-}
-
 /// Registers through `base` (an instance or the load balancer).
 async fn register(base: &str, name: &str) -> Client {
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let http = reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .build()
-        .unwrap();
-    let res = http
-        .post(format!("{base}/api/auth/register"))
-        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": password()}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let me: Me = res.json().await.unwrap();
-    Client {
-        http,
-        jar,
-        base: base.into(),
-        addr: addr_of(base),
-        me,
-    }
+    Client::register_at(base, name).await
 }
 
 /// The same user's cookies, pointed at another URL (another instance).
 fn via(c: &Client, base: &str) -> Client {
-    Client {
-        http: c.http.clone(),
-        jar: c.jar.clone(),
-        base: base.into(),
-        addr: addr_of(base),
-        me: c.me.clone(),
-    }
+    c.via(base)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,27 +292,23 @@ impl Broker for MemoryBroker {
                     });
                 }
                 if log.recent.front().is_some_and(|m| m.seq <= after_seq + 1) {
-                    let mut messages: Vec<ChatMessage> = log
+                    let messages: Vec<ChatMessage> = log
                         .recent
                         .iter()
                         .filter(|m| m.seq > after_seq)
                         .take(limit as usize + 1)
                         .cloned()
                         .collect();
-                    let complete = messages.len() <= limit as usize;
-                    messages.truncate(limit as usize);
-                    return Ok(Recovery { messages, complete });
+                    return Ok(Recovery::from_page(messages, limit));
                 }
             }
         }
-        let mut messages = self
+        let messages = self
             .shared
             .store
             .messages_after(room, after_seq, limit + 1)
             .await?;
-        let complete = messages.len() <= limit as usize;
-        messages.truncate(limit as usize);
-        Ok(Recovery { messages, complete })
+        Ok(Recovery::from_page(messages, limit))
     }
 
     async fn last_seq(&self, room: RoomId) -> Result<i64, BrokerError> {

@@ -53,6 +53,15 @@ pub struct Recovery {
     pub complete: bool,
 }
 
+impl Recovery {
+    /// From up to `limit + 1` messages: the first `limit`, complete when there were no more.
+    pub fn from_page(mut messages: Vec<ChatMessage>, limit: u32) -> Self {
+        let complete = messages.len() <= limit as usize;
+        messages.truncate(limit as usize);
+        Self { messages, complete }
+    }
+}
+
 /// The broker behind the gateway.
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {

@@ -274,8 +274,11 @@ impl RedisBroker {
         settings: RedisSettings,
     ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
+        let mut conn = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
         let instance = Uuid::new_v4().simple().to_string();
+        // Registered before anything can write presence for it: an instance that dies at any
+        // moment after this is reaped by the others.
+        beat(&mut conn, &instance).await?;
         let subs = Arc::new(Subscriptions {
             channels: Mutex::new(HashSet::new()),
             changed: watch::channel(0).0,
@@ -499,11 +502,8 @@ impl Broker for RedisBroker {
                 by_seq.entry(m.seq).or_insert(m);
             }
         }
-        let mut messages: Vec<ChatMessage> =
-            by_seq.into_values().take(limit as usize + 1).collect();
-        let complete = messages.len() <= limit as usize;
-        messages.truncate(limit as usize);
-        Ok(Recovery { messages, complete })
+        let messages = by_seq.into_values().take(limit as usize + 1).collect();
+        Ok(Recovery::from_page(messages, limit))
     }
 
     async fn last_seq(&self, room: RoomId) -> Result<i64, BrokerError> {
@@ -730,6 +730,24 @@ fn dispatch(hub: &RoomHub, channel: &str, payload: &[u8]) {
 }
 
 /// Keeps this instance's liveness key fresh and reaps instances that stopped heartbeating.
+/// Marks the instance alive for `ALIVE_TTL_SECS` and registers it among the instances (so that
+/// the others reap its presence if it dies).
+async fn beat(conn: &mut ConnectionManager, instance: &str) -> redis::RedisResult<()> {
+    redis::pipe()
+        .cmd("SET")
+        .arg(alive_key(instance))
+        .arg(1)
+        .arg("EX")
+        .arg(ALIVE_TTL_SECS)
+        .ignore()
+        .cmd("SADD")
+        .arg("confab:instances")
+        .arg(instance)
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
 async fn heartbeat_task(mut conn: ConnectionManager, instance: String, stop: CancellationToken) {
     let mut every = tokio::time::interval(HEARTBEAT);
     loop {
@@ -737,20 +755,7 @@ async fn heartbeat_task(mut conn: ConnectionManager, instance: String, stop: Can
             _ = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        let beat: redis::RedisResult<()> = redis::pipe()
-            .cmd("SET")
-            .arg(alive_key(&instance))
-            .arg(1)
-            .arg("EX")
-            .arg(ALIVE_TTL_SECS)
-            .ignore()
-            .cmd("SADD")
-            .arg("confab:instances")
-            .arg(&instance)
-            .ignore()
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = beat {
+        if let Err(e) = beat(&mut conn, &instance).await {
             tracing::warn!(error = %e, "heartbeat failed");
             continue;
         }

@@ -24,9 +24,6 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
-    /// This store does not implement a feature the server asked for.
-    #[error("this store does not support {0}")]
-    Unsupported(&'static str),
 }
 
 /// A registered user with the fields only the server sees.
@@ -250,25 +247,16 @@ pub trait Store: Send + Sync + 'static {
     // compiles; every store the server opens implements them.
 
     /// Records an upload: allowed by a ticket (type and size still unknown) or already stored.
-    async fn insert_upload(&self, upload: &UploadRecord) -> Result<(), StoreError> {
-        let _ = upload;
-        Err(StoreError::Unsupported("uploads"))
-    }
+    async fn insert_upload(&self, upload: &UploadRecord) -> Result<(), StoreError>;
     /// An upload by its key.
-    async fn upload(&self, key: &str) -> Result<Option<UploadRecord>, StoreError> {
-        let _ = key;
-        Err(StoreError::Unsupported("uploads"))
-    }
+    async fn upload(&self, key: &str) -> Result<Option<UploadRecord>, StoreError>;
     /// Records the checked type and size of an upload whose bytes are now stored.
     async fn complete_upload(
         &self,
         key: &str,
         content_type: &str,
         size: i64,
-    ) -> Result<(), StoreError> {
-        let _ = (key, content_type, size);
-        Err(StoreError::Unsupported("uploads"))
-    }
+    ) -> Result<(), StoreError>;
 }
 
 /// An uploaded file's row: which room and uploader its key belongs to.

@@ -106,20 +106,25 @@ pub fn password() -> &'static str {
 }
 
 impl Client {
-    pub fn anonymous(server: &TestServer) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+    /// A fresh cookie jar and HTTP client.
+    fn fresh() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .build()
             .unwrap();
-        let _ = server;
         (http, jar)
     }
 
-    pub async fn register(server: &TestServer, name: &str) -> Self {
-        let (http, jar) = Self::anonymous(server);
+    pub fn anonymous(_server: &TestServer) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+        Self::fresh()
+    }
+
+    /// Registers `name` at `base` (`http://IP:PORT`: a server, an instance or a load balancer).
+    pub async fn register_at(base: &str, name: &str) -> Self {
+        let (http, jar) = Self::fresh();
         let res = http
-            .post(server.url("/api/auth/register"))
+            .post(format!("{base}/api/auth/register"))
             .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": password()}))
             .send()
             .await
@@ -131,32 +136,46 @@ impl Client {
             res.text().await.unwrap()
         );
         let me: Me = res.json().await.unwrap();
-        Self {
-            http,
-            jar,
-            base: server.base.clone(),
-            addr: server.addr,
-            me,
-        }
+        Self::at(http, jar, base, me)
     }
 
-    /// The same user, logged in again as a new client (a second device).
-    pub async fn login_again(&self, server: &TestServer) -> Self {
-        let (http, jar) = Self::anonymous(server);
+    /// Logs `login` in at `base`, as a new client (a second device).
+    pub async fn login_at(base: &str, login: &str) -> Self {
+        let (http, jar) = Self::fresh();
         let res = http
-            .post(server.url("/api/auth/login"))
-            .json(&json!({"login": self.me.username, "password": password()}))
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"login": login, "password": password()}))
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
+        let me: Me = res.json().await.unwrap();
+        Self::at(http, jar, base, me)
+    }
+
+    fn at(http: reqwest::Client, jar: Arc<reqwest::cookie::Jar>, base: &str, me: Me) -> Self {
+        let addr = base.trim_start_matches("http://").parse().unwrap();
         Self {
             http,
             jar,
-            base: server.base.clone(),
-            addr: server.addr,
-            me: res.json().await.unwrap(),
+            base: base.into(),
+            addr,
+            me,
         }
+    }
+
+    /// The same user's cookies, pointed at another server (another instance).
+    pub fn via(&self, base: &str) -> Self {
+        Self::at(self.http.clone(), self.jar.clone(), base, self.me.clone())
+    }
+
+    pub async fn register(server: &TestServer, name: &str) -> Self {
+        Self::register_at(&server.base, name).await
+    }
+
+    /// The same user, logged in again as a new client (a second device).
+    pub async fn login_again(&self, server: &TestServer) -> Self {
+        Self::login_at(&server.base, &self.me.username).await
     }
 
     pub fn url(&self, path: &str) -> String {
