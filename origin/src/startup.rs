@@ -141,11 +141,18 @@ impl Application {
         let throttle = Arc::new(LoginThrottle::new(config.auth_burst_per_address));
         let files = crate::files::open(&config.files, &config.data_dir).await?;
         tracing::info!(files = %files.describe(), "file storage");
+        let mut previews = crate::preview::PreviewFetcher::new(
+            confab_shared::preview::Allowlist::parse(&config.files.preview_allowlist),
+        );
+        if let Some(url) = &config.redis_url {
+            previews = previews
+                .with_redis(url)
+                .await
+                .context("connecting the preview cache to Redis")?;
+        }
         let uploads = Arc::new(crate::files::Uploads {
             files,
-            previews: crate::preview::PreviewFetcher::new(
-                confab_shared::preview::Allowlist::parse(&config.files.preview_allowlist),
-            ),
+            previews,
             max_bytes: config.files.max_upload_bytes,
             public_url: public_url.clone(),
             edge_url: config.files.edge_url.clone(),

@@ -224,3 +224,45 @@ fn url_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// With Redis configured, a preview fetched by one instance is served by another from the
+/// shared cache: here the fixture answers once, and the second instance never reaches it.
+#[tokio::test]
+async fn previews_are_shared_through_redis_between_instances() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        if let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let reply = html_reply("<title>Shared once</title>");
+            let _ = sock.write_all(reply.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        }
+        // Dropping the listener: later connections are refused.
+    });
+    let redis =
+        std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let allow = || confab_shared::preview::Allowlist::parse(&page.to_string());
+    let first = confab_origin::preview::PreviewFetcher::new(allow())
+        .with_redis(&redis)
+        .await
+        .unwrap();
+    let second = confab_origin::preview::PreviewFetcher::new(allow())
+        .with_redis(&redis)
+        .await
+        .unwrap();
+    // A unique path, so an earlier run's cache entry cannot answer.
+    let url = format!("http://{page}/{}", uuid::Uuid::new_v4());
+    assert_eq!(
+        first.preview(&url).await.unwrap().title.as_deref(),
+        Some("Shared once")
+    );
+    assert_eq!(
+        second.preview(&url).await.unwrap().title.as_deref(),
+        Some("Shared once")
+    );
+    // Without the shared cache the second instance would have had to fetch (and failed).
+    let alone = confab_origin::preview::PreviewFetcher::new(allow());
+    assert!(alone.preview(&url).await.is_err());
+}

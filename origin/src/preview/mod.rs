@@ -5,7 +5,8 @@
 //! the host resolves to must pass [`is_forbidden_ip`]; the connection is then pinned to those
 //! checked addresses (reqwest's resolver override), so a second DNS answer cannot swap in a
 //! private address. Only `text/html` is read, at most 1 MB of it, and the whole fetch has 5 s.
-//! Results are kept in a bounded in-memory cache; fetches at once are bounded too.
+//! Results are kept in a bounded in-memory cache and, when Redis is configured, in Redis too
+//! (shared by every instance, with the same TTL); fetches at once are bounded too.
 
 use confab_shared::api::LinkPreview;
 use confab_shared::preview::{
@@ -43,6 +44,9 @@ pub enum PreviewError {
 /// The fetcher with its cache. One per server, shared by handlers.
 pub struct PreviewFetcher {
     allow: Allowlist,
+    /// The cache shared by all instances, when Redis is configured. A cache only: its errors
+    /// are logged and the preview is fetched as if it missed.
+    shared: Option<redis::aio::ConnectionManager>,
     /// Short critical sections only (lookup or insert); never held across an await.
     cache: Mutex<Cache>,
     in_flight: Semaphore,
@@ -59,8 +63,61 @@ impl PreviewFetcher {
     pub fn new(allow: Allowlist) -> Self {
         Self {
             allow,
+            shared: None,
             cache: Mutex::new(Cache::default()),
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
+        }
+    }
+
+    /// Also caches previews in Redis at `url`, shared with the other instances.
+    pub async fn with_redis(mut self, url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        self.shared = Some(
+            redis::aio::ConnectionManager::new_with_config(
+                client,
+                crate::broker::redis::manager_config(),
+            )
+            .await?,
+        );
+        Ok(self)
+    }
+
+    fn shared_key(url: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(url.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("confab:preview:{hex}")
+    }
+
+    async fn shared_get(&self, key: &str) -> Option<LinkPreview> {
+        let mut conn = self.shared.clone()?;
+        let found: redis::RedisResult<Option<String>> = redis::cmd("GET")
+            .arg(Self::shared_key(key))
+            .query_async(&mut conn)
+            .await;
+        match found {
+            Ok(json) => json.and_then(|j| serde_json::from_str(&j).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, "preview cache read failed");
+                None
+            }
+        }
+    }
+
+    async fn shared_put(&self, key: &str, preview: &LinkPreview) {
+        let (Some(mut conn), Ok(json)) = (self.shared.clone(), serde_json::to_string(preview))
+        else {
+            return;
+        };
+        let stored: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(Self::shared_key(key))
+            .arg(json)
+            .arg("EX")
+            .arg(CACHE_TTL.as_secs())
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "preview cache write failed");
         }
     }
 
@@ -72,6 +129,10 @@ impl PreviewFetcher {
         if let Some(hit) = self.cached(url.as_str()) {
             return Ok(hit);
         }
+        if let Some(hit) = self.shared_get(url.as_str()).await {
+            self.remember(url.to_string(), hit.clone());
+            return Ok(hit);
+        }
         let _permit = self
             .in_flight
             .try_acquire()
@@ -81,6 +142,7 @@ impl PreviewFetcher {
             tokio::time::timeout(Duration::from_secs(FETCH_TIMEOUT_SECS), self.fetch(url))
                 .await
                 .map_err(|_| PreviewError::Upstream("the page took too long".into()))??;
+        self.shared_put(&key, &preview).await;
         self.remember(key, preview.clone());
         Ok(preview)
     }
