@@ -211,6 +211,14 @@ impl Application {
                 }
             })
         };
+        // Sessions learn of the shutdown through their mailboxes (they do not watch the token).
+        let closer = {
+            let (hub, shutdown) = (state.hub.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                hub.close_all();
+            })
+        };
         let app = crate::http::router(state.clone());
         let signal = shutdown.clone();
         let draining = state.draining.clone();
@@ -237,8 +245,11 @@ impl Application {
         .context("serving HTTP")?;
         shutdown.cancel();
 
-        // WebSocket sessions run outside axum's graceful shutdown: they saw the token and are
-        // closing with 1001. Wait for them, but not forever.
+        // WebSocket sessions run outside axum's graceful shutdown: their mailboxes told them,
+        // and they are closing with 1001. Wait for them, but not forever.
+        if let Err(e) = closer.await {
+            tracing::warn!(error = ?e, "closing the sessions failed");
+        }
         state.sessions.close();
         let grace = Duration::from_secs(state.config.shutdown_timeout_secs);
         if tokio::time::timeout(grace, state.sessions.wait())

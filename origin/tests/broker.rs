@@ -6,7 +6,9 @@
 use confab_origin::broker::memory::MemoryBroker;
 use confab_origin::broker::redis::{RedisBroker, RedisSettings};
 use confab_origin::broker::{Broker, BrokerError, DynBroker, Outgoing};
-use confab_origin::gateway::hub::{Delivery, DeliveryKind, RoomHub, UserEvent};
+use confab_origin::gateway::hub::{
+    Batch, Delivery, DeliveryKind, Mail, Mailbox, RoomHub, UserEvent,
+};
 use confab_origin::store::sqlite::SqliteStore;
 use confab_origin::store::{DynStore, NewUser, RoomRecord};
 use confab_shared::domain::MessageBody;
@@ -14,7 +16,6 @@ use confab_shared::ids::{ClientMsgId, RoomId, UserId};
 use confab_shared::protocol::{ServerFrame, UserPublic};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 fn redis_url() -> String {
@@ -107,8 +108,8 @@ impl Fixture {
         }
     }
 
-    async fn listen(&self) -> broadcast::Receiver<Arc<Delivery>> {
-        let rx = self.hub.listen(self.room);
+    async fn listen(&self) -> Rx {
+        let rx = Rx::listen(&self.hub, self.room);
         self.broker.await_subscribed(self.room).await.unwrap();
         rx
     }
@@ -124,10 +125,56 @@ impl Fixture {
     }
 }
 
-async fn next(rx: &mut broadcast::Receiver<Arc<Delivery>>) -> Arc<Delivery> {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+/// A connection's mailbox, as a session would drain it.
+struct Rx {
+    mailbox: Arc<Mailbox>,
+    batch: Batch,
+}
+
+impl Rx {
+    /// A mailbox (of a throwaway user) listening to `room`.
+    fn listen(hub: &RoomHub, room: RoomId) -> Self {
+        let rx = Self::user(hub, UserId(uuid::Uuid::new_v4()));
+        hub.listen(room, &rx.mailbox);
+        rx
+    }
+
+    /// A mailbox receiving `user`'s events.
+    fn user(hub: &RoomHub, user: UserId) -> Self {
+        Self {
+            mailbox: hub.connect(user),
+            batch: Batch::default(),
+        }
+    }
+
+    async fn recv(&mut self) -> Mail {
+        loop {
+            if let Some(mail) = self.batch.mail.pop_front() {
+                return mail;
+            }
+            assert!(self.batch.missed_rooms.is_empty(), "nothing may be missed");
+            std::future::poll_fn(|cx| self.mailbox.poll_take(cx, &mut self.batch)).await;
+        }
+    }
+
+    async fn delivery(&mut self) -> Arc<Delivery> {
+        match self.recv().await {
+            Mail::Room(_, delivery) => delivery,
+            other => panic!("expected a room event, got {other:?}"),
+        }
+    }
+
+    async fn user_event(&mut self) -> Arc<UserEvent> {
+        match self.recv().await {
+            Mail::User(event) => event,
+            other => panic!("expected a user event, got {other:?}"),
+        }
+    }
+}
+
+async fn next(rx: &mut Rx) -> Arc<Delivery> {
+    tokio::time::timeout(Duration::from_secs(5), rx.delivery())
         .await
-        .unwrap()
         .unwrap()
 }
 
@@ -222,7 +269,7 @@ async fn events_and_presence_reach_listeners(f: Fixture) {
         .await
         .unwrap();
     assert!(next(&mut rx).await.frame.as_str().contains("\"typing\""));
-    let mut urx = f.hub.listen_user(f.ann.id);
+    let mut urx = Rx::user(&f.hub, f.ann.id);
     tokio::time::sleep(Duration::from_millis(200)).await; // the user channel subscription (Redis)
     f.broker
         .publish_user_event(
@@ -234,9 +281,8 @@ async fn events_and_presence_reach_listeners(f: Fixture) {
         )
         .await
         .unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(5), urx.recv())
+    let ev = tokio::time::timeout(Duration::from_secs(5), urx.user_event())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(
         *ev,
@@ -290,7 +336,7 @@ async fn redis_instances_share_seq_idempotency_and_presence() {
     let hub2 = Arc::new(RoomHub::new(64));
     let other = redis_broker(hub2.clone(), f.store.clone()).await;
     let mut rx1 = f.listen().await;
-    let mut rx2 = hub2.listen(f.room);
+    let mut rx2 = Rx::listen(&hub2, f.room);
     other.await_subscribed(f.room).await.unwrap();
 
     let a = f
@@ -356,9 +402,8 @@ async fn a_dead_instances_users_drop_out_of_presence() {
     // Simulate a crash: stop its heartbeat without deregistering.
     drop(doomed);
     let started = std::time::Instant::now();
-    let d = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+    let d = tokio::time::timeout(Duration::from_secs(15), rx.delivery())
         .await
-        .unwrap()
         .unwrap();
     assert!(d.frame.as_str().contains("\"online\":false"));
     assert!(
@@ -443,7 +488,7 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
     )
     .await
     .unwrap();
-    let mut rx = hub.listen(room);
+    let mut rx = Rx::listen(&hub, room);
     broker.await_subscribed(room).await.unwrap();
     let out = |cmid: &str| Outgoing {
         room,
@@ -467,9 +512,8 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
     let _redis = PrivateRedis::start(port);
     let restarted = std::time::Instant::now();
     // Subscribed listeners are told to resync once the subscription is back.
-    let d = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+    let d = tokio::time::timeout(Duration::from_secs(5), rx.delivery())
         .await
-        .unwrap()
         .unwrap();
     assert!(matches!(d.kind, DeliveryKind::Resync));
     let accepted = loop {

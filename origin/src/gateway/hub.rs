@@ -1,26 +1,33 @@
-//! The local room hub: which rooms and users have live connections on this instance.
+//! The local room hub: which rooms and users have live connections on this instance, and
+//! each connection's [`Mailbox`].
 //!
-//! Per room, one bounded `broadcast` channel carries every event as pre-serialized bytes
-//! ([`Delivery`]), so an event is encoded once however many local connections receive it. A
-//! connection that falls more than the channel's capacity behind gets `Lagged` and is told to
-//! resync; it never makes the sender wait and never grows memory.
-//!
-//! Per user, a small broadcast carries [`UserEvent`]s (session revoked, membership changed, read
-//! marker moved) to all that user's connections here.
+//! Every connection has one mailbox: a bounded queue of what it must handle next (room events
+//! as pre-serialized bytes ([`Delivery`]), the user's [`UserEvent`]s) and one waker. A room
+//! keeps the mailboxes of its local listeners; delivering an event pushes one `Arc` into each
+//! and wakes its session, so an event is encoded once however many connections receive it,
+//! and a session wakes on a single source whatever it is waiting for. A mailbox that is full
+//! does not take the event: it notes the room (or that user events were lost) instead, and its
+//! session resyncs that room (or revalidates). A slow connection never makes the sender wait
+//! and never grows memory.
 //!
 //! The maps sit behind one `std::sync::Mutex`: every critical section is a hash-map lookup or
-//! insert, never an `.await`, so a blocking lock is cheaper than an async one.
+//! insert, never an `.await`, so a blocking lock is cheaper than an async one. A room's
+//! listener list is copied on write, so delivering holds the lock only to clone one `Arc`.
 
 use axum::extract::ws::Utf8Bytes;
 use confab_shared::ids::{RoomId, SessionId, UserId};
 use confab_shared::protocol::{ServerFrame, UserPublic};
-use std::collections::HashMap;
+use futures::task::AtomicWaker;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{broadcast, Notify};
+use std::task::{Context, Poll};
+use tokio::sync::Notify;
 
-/// User events buffered per user; they are rare, so a small buffer is plenty (a connection
-/// that misses some revalidates its session at once).
-const USER_BUFFER: usize = 8;
+/// Locks a mutex that guards only plain data: a panic elsewhere leaves nothing half-done that
+/// matters, so keep serving.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// One event for a room's local connections, serialized once.
 #[derive(Debug)]
@@ -75,33 +82,151 @@ pub enum UserEvent {
     ReadMarker { room: RoomId, seq: i64 },
 }
 
+/// What a session takes from its mailbox in one go.
+#[derive(Debug)]
+pub enum Mail {
+    /// An event of a room the connection listens to.
+    Room(RoomId, Arc<Delivery>),
+    /// An event of the connection's user.
+    User(Arc<UserEvent>),
+}
+
+/// Everything waiting in a mailbox, taken at once by [`Mailbox::poll_take`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// In arrival order.
+    pub mail: VecDeque<Mail>,
+    /// Rooms whose events did not fit: the session must resync them.
+    pub missed_rooms: Vec<RoomId>,
+    /// User events did not fit: the session must revalidate.
+    pub missed_user_events: bool,
+    /// The server is shutting down.
+    pub closing: bool,
+}
+
+impl Batch {
+    /// Whether nothing is waiting.
+    fn is_empty(&self) -> bool {
+        self.mail.is_empty()
+            && self.missed_rooms.is_empty()
+            && !self.missed_user_events
+            && !self.closing
+    }
+}
+
+/// One connection's inbox. Shared by the hub (which fills it) and the session (which drains it).
+#[derive(Debug)]
+pub struct Mailbox {
+    user: UserId,
+    capacity: usize,
+    waiting: Mutex<Batch>,
+    waker: AtomicWaker,
+}
+
+impl Mailbox {
+    fn new(user: UserId, capacity: usize) -> Self {
+        Self {
+            user,
+            capacity,
+            waiting: Mutex::new(Batch::default()),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Queues `mail`, or, when the mailbox is full, notes what was lost with `missed`.
+    fn offer(&self, mail: Mail, missed: impl FnOnce(&mut Batch)) {
+        let mut waiting = lock(&self.waiting);
+        if waiting.mail.len() < self.capacity {
+            waiting.mail.push_back(mail);
+        } else {
+            missed(&mut waiting);
+        }
+        drop(waiting);
+        self.waker.wake();
+    }
+
+    fn deliver(&self, room: RoomId, delivery: Arc<Delivery>) {
+        self.offer(Mail::Room(room, delivery), |b| {
+            if !b.missed_rooms.contains(&room) {
+                b.missed_rooms.push(room);
+            }
+        });
+    }
+
+    fn close(&self) {
+        lock(&self.waiting).closing = true;
+        self.waker.wake();
+    }
+
+    /// Moves everything waiting into `into` (replacing what it held), or registers the task
+    /// to be woken when something arrives. Taking all at once lets the session write a burst
+    /// with one flush; the two queues swap, so their allocations are reused.
+    pub fn poll_take(&self, cx: &mut Context<'_>, into: &mut Batch) -> Poll<()> {
+        // Register before looking, so an offer between the look and the return still wakes us.
+        self.waker.register(cx.waker());
+        let mut waiting = lock(&self.waiting);
+        if waiting.is_empty() {
+            return Poll::Pending;
+        }
+        into.mail.clear();
+        into.missed_rooms.clear();
+        into.missed_user_events = false;
+        std::mem::swap(&mut *waiting, into);
+        // Shutting down is for good.
+        waiting.closing = into.closing;
+        Poll::Ready(())
+    }
+}
+
 struct LocalRoom {
-    tx: broadcast::Sender<Arc<Delivery>>,
+    /// The mailboxes of the connections listening here; copied on write (see the module docs).
+    listeners: Arc<Vec<Arc<Mailbox>>>,
     /// Users with at least one connection subscribed here, with that connection count.
     present: HashMap<UserId, (UserPublic, u32)>,
+}
+
+impl LocalRoom {
+    fn new() -> Self {
+        Self {
+            listeners: Arc::new(Vec::new()),
+            present: HashMap::new(),
+        }
+    }
+
+    fn is_unused(&self) -> bool {
+        self.listeners.is_empty() && self.present.is_empty()
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     rooms: HashMap<RoomId, LocalRoom>,
-    users: HashMap<UserId, broadcast::Sender<Arc<UserEvent>>>,
+    users: HashMap<UserId, Vec<Arc<Mailbox>>>,
+    /// Set by [`RoomHub::close_all`]: mailboxes opened afterwards start closed.
+    closed: bool,
 }
 
-/// The hub. Shared by the gateway (listen, enter, leave) and the broker (deliver).
+/// The hub. Shared by the gateway (connect, listen, enter, leave) and the broker (deliver).
 pub struct RoomHub {
     inner: Mutex<Inner>,
-    room_buffer: usize,
+    mailbox_capacity: usize,
     /// Signalled whenever a room or user starts or stops being live here, so a broker that
     /// subscribes per room (Redis) can follow.
     changed: Notify,
 }
 
+fn remove(list: &mut Vec<Arc<Mailbox>>, mailbox: &Arc<Mailbox>) {
+    if let Some(i) = list.iter().position(|m| Arc::ptr_eq(m, mailbox)) {
+        list.swap_remove(i);
+    }
+}
+
 impl RoomHub {
-    /// A hub whose room channels buffer `room_buffer` events per connection.
-    pub fn new(room_buffer: usize) -> Self {
+    /// A hub whose mailboxes hold up to `mailbox_capacity` events each.
+    pub fn new(mailbox_capacity: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            room_buffer: room_buffer.max(1),
+            mailbox_capacity: mailbox_capacity.max(1),
             changed: Notify::new(),
         }
     }
@@ -122,36 +247,68 @@ impl RoomHub {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding this lock leaves only plain maps behind; keep serving.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
     }
 
-    /// Starts receiving a room's events. Call [`RoomHub::release`] after dropping the receiver.
-    pub fn listen(&self, room: RoomId) -> broadcast::Receiver<Arc<Delivery>> {
+    /// Opens a mailbox for a new connection of `user`; it receives the user's events at once.
+    /// Call [`RoomHub::disconnect`] when the connection ends.
+    pub fn connect(&self, user: UserId) -> Arc<Mailbox> {
+        let mailbox = Arc::new(Mailbox::new(user, self.mailbox_capacity));
         let mut inner = self.lock();
-        let buffer = self.room_buffer;
-        let fresh = !inner.rooms.contains_key(&room);
-        let rx = inner
-            .rooms
-            .entry(room)
-            .or_insert_with(|| LocalRoom {
-                tx: broadcast::channel(buffer).0,
-                present: HashMap::new(),
-            })
-            .tx
-            .subscribe();
+        if inner.closed {
+            mailbox.close();
+        }
+        let fresh = !inner.users.contains_key(&user);
+        inner.users.entry(user).or_default().push(mailbox.clone());
         drop(inner);
         if fresh {
             self.changed.notify_one();
         }
-        rx
+        mailbox
     }
 
-    /// Forgets a room once nobody here listens to it any more.
-    pub fn release(&self, room: RoomId) {
+    /// Forgets a connection's mailbox (after it stopped listening to its rooms).
+    pub fn disconnect(&self, mailbox: &Arc<Mailbox>) {
         let mut inner = self.lock();
-        if let Some(r) = inner.rooms.get(&room) {
-            if r.tx.receiver_count() == 0 && r.present.is_empty() {
+        let Some(list) = inner.users.get_mut(&mailbox.user) else {
+            return;
+        };
+        remove(list, mailbox);
+        if list.is_empty() {
+            inner.users.remove(&mailbox.user);
+            drop(inner);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Tells every connection, now and later, that the server is shutting down.
+    pub fn close_all(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        for mailbox in inner.users.values().flatten() {
+            mailbox.close();
+        }
+    }
+
+    /// Starts delivering a room's events to `mailbox`. Call [`RoomHub::release`] to stop.
+    pub fn listen(&self, room: RoomId, mailbox: &Arc<Mailbox>) {
+        let mut inner = self.lock();
+        let fresh = !inner.rooms.contains_key(&room);
+        let r = inner.rooms.entry(room).or_insert_with(LocalRoom::new);
+        Arc::make_mut(&mut r.listeners).push(mailbox.clone());
+        drop(inner);
+        if fresh {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Stops delivering a room's events to `mailbox`; forgets the room once nobody here
+    /// listens to it any more.
+    pub fn release(&self, room: RoomId, mailbox: &Arc<Mailbox>) {
+        let mut inner = self.lock();
+        if let Some(r) = inner.rooms.get_mut(&room) {
+            remove(Arc::make_mut(&mut r.listeners), mailbox);
+            if r.is_unused() {
                 inner.rooms.remove(&room);
                 drop(inner);
                 self.changed.notify_one();
@@ -161,23 +318,28 @@ impl RoomHub {
 
     /// Tells every local listener of every room to resync (after a broker outage).
     pub fn resync_all(&self) {
+        let resync = Arc::new(Delivery {
+            kind: DeliveryKind::Resync,
+            frame: Utf8Bytes::from_static(""),
+        });
         let inner = self.lock();
-        for r in inner.rooms.values() {
-            let _delivered = r.tx.send(Arc::new(Delivery {
-                kind: DeliveryKind::Resync,
-                frame: Utf8Bytes::from_static(""),
-            }));
+        for (room, r) in &inner.rooms {
+            for mailbox in r.listeners.iter() {
+                mailbox.deliver(*room, resync.clone());
+            }
         }
     }
 
     /// Hands an event to every local listener of the room; returns how many got it.
     pub fn deliver(&self, room: RoomId, delivery: Arc<Delivery>) -> usize {
-        let inner = self.lock();
-        match inner.rooms.get(&room) {
-            // An error only means nobody listens right now, which is fine for live events.
-            Some(r) => r.tx.send(delivery).unwrap_or(0),
-            None => 0,
+        let listeners = match self.lock().rooms.get(&room) {
+            Some(r) => r.listeners.clone(),
+            None => return 0,
+        };
+        for mailbox in listeners.iter() {
+            mailbox.deliver(room, delivery.clone());
         }
+        listeners.len()
     }
 
     /// Whether any local connection listens to the room.
@@ -188,11 +350,7 @@ impl RoomHub {
     /// Counts a connection of `user` into the room; true when it is the user's first here.
     pub fn enter(&self, room: RoomId, user: &UserPublic) -> bool {
         let mut inner = self.lock();
-        let buffer = self.room_buffer;
-        let r = inner.rooms.entry(room).or_insert_with(|| LocalRoom {
-            tx: broadcast::channel(buffer).0,
-            present: HashMap::new(),
-        });
+        let r = inner.rooms.entry(room).or_insert_with(LocalRoom::new);
         let entry = r
             .present
             .entry(user.id)
@@ -218,7 +376,7 @@ impl RoomHub {
             }
             None => false,
         };
-        if r.tx.receiver_count() == 0 && r.present.is_empty() {
+        if r.is_unused() {
             inner.rooms.remove(&room);
             drop(inner);
             self.changed.notify_one();
@@ -236,42 +394,16 @@ impl RoomHub {
             .unwrap_or_default()
     }
 
-    /// Starts receiving a user's events. Call [`RoomHub::release_user`] after dropping it.
-    pub fn listen_user(&self, user: UserId) -> broadcast::Receiver<Arc<UserEvent>> {
-        let mut inner = self.lock();
-        let fresh = !inner.users.contains_key(&user);
-        let rx = inner
-            .users
-            .entry(user)
-            .or_insert_with(|| broadcast::channel(USER_BUFFER).0)
-            .subscribe();
-        drop(inner);
-        if fresh {
-            self.changed.notify_one();
-        }
-        rx
-    }
-
-    /// Forgets a user once none of their connections is here.
-    pub fn release_user(&self, user: UserId) {
-        let mut inner = self.lock();
-        if inner
-            .users
-            .get(&user)
-            .is_some_and(|tx| tx.receiver_count() == 0)
-        {
-            inner.users.remove(&user);
-            drop(inner);
-            self.changed.notify_one();
-        }
-    }
-
     /// Hands an event to every local connection of the user.
     pub fn deliver_user(&self, user: UserId, event: UserEvent) {
         let inner = self.lock();
-        if let Some(tx) = inner.users.get(&user) {
-            // No receiver means the user has no connection here: nothing to tell.
-            let _delivered = tx.send(Arc::new(event)).unwrap_or(0);
+        let Some(mailboxes) = inner.users.get(&user) else {
+            // The user has no connection here: nothing to tell.
+            return;
+        };
+        let event = Arc::new(event);
+        for mailbox in mailboxes {
+            mailbox.offer(Mail::User(event.clone()), |b| b.missed_user_events = true);
         }
     }
 
@@ -285,6 +417,7 @@ impl RoomHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::task::noop_waker_ref;
     use uuid::Uuid;
 
     fn user(n: u128) -> UserPublic {
@@ -292,6 +425,15 @@ mod tests {
             id: UserId(Uuid::from_u128(n)),
             username: format!("user{n}"),
         }
+    }
+
+    fn take(mailbox: &Mailbox) -> Option<Batch> {
+        let mut batch = Batch::default();
+        let mut cx = Context::from_waker(noop_waker_ref());
+        mailbox
+            .poll_take(&mut cx, &mut batch)
+            .is_ready()
+            .then_some(batch)
     }
 
     #[test]
@@ -307,19 +449,58 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_listener_lags_instead_of_blocking() {
+    fn events_arrive_in_order_and_a_full_mailbox_notes_the_room_instead() {
         let hub = RoomHub::new(2);
-        let room = RoomId(Uuid::from_u128(1));
-        let mut rx = hub.listen(room);
-        for _ in 0..5 {
-            hub.deliver(room, Delivery::event(&ServerFrame::Pong));
+        let (room, other) = (RoomId(Uuid::from_u128(1)), RoomId(Uuid::from_u128(2)));
+        let alice = user(1);
+        let mailbox = hub.connect(alice.id);
+        hub.listen(room, &mailbox);
+        hub.listen(other, &mailbox);
+        assert!(take(&mailbox).is_none(), "nothing waits yet");
+        for _ in 0..3 {
+            assert_eq!(hub.deliver(room, Delivery::event(&ServerFrame::Pong)), 1);
         }
-        assert!(matches!(
-            rx.try_recv(),
-            Err(broadcast::error::TryRecvError::Lagged(3))
-        ));
-        drop(rx);
-        hub.release(room);
-        assert_eq!(hub.sizes().0, 0);
+        hub.deliver(other, Delivery::event(&ServerFrame::Pong));
+        hub.deliver_user(alice.id, UserEvent::SessionsRevoked(None));
+        let batch = take(&mailbox).expect("mail waits");
+        assert_eq!(
+            batch.mail.len(),
+            2,
+            "the mailbox holds its capacity, no more"
+        );
+        assert!(batch
+            .mail
+            .iter()
+            .all(|m| matches!(m, Mail::Room(r, _) if *r == room)));
+        assert_eq!(batch.missed_rooms, vec![room, other]);
+        assert!(batch.missed_user_events);
+        assert!(!batch.closing);
+        assert!(take(&mailbox).is_none(), "taking empties the mailbox");
+
+        hub.deliver_user(alice.id, UserEvent::SessionsRevoked(None));
+        let batch = take(&mailbox).expect("room again");
+        assert!(matches!(batch.mail.front(), Some(Mail::User(_))));
+        assert!(batch.missed_rooms.is_empty() && !batch.missed_user_events);
+
+        hub.release(room, &mailbox);
+        hub.release(other, &mailbox);
+        hub.disconnect(&mailbox);
+        assert_eq!(hub.sizes(), (0, 0), "rooms and users are forgotten");
+        assert_eq!(hub.deliver(room, Delivery::event(&ServerFrame::Pong)), 0);
+    }
+
+    #[test]
+    fn closing_reaches_every_mailbox_and_later_ones() {
+        let hub = RoomHub::new(4);
+        let before = hub.connect(user(1).id);
+        hub.close_all();
+        let after = hub.connect(user(2).id);
+        for mailbox in [&before, &after] {
+            assert!(take(mailbox).expect("closing is mail").closing);
+            assert!(
+                take(mailbox).expect("and stays").closing,
+                "a closed mailbox stays closed"
+            );
+        }
     }
 }

@@ -1,16 +1,18 @@
 //! One WebSocket connection, from `ready` to close, in a single task.
 //!
-//! The task owns the socket and, for each room the user is a member of, a receiver on that
-//! room's hub channel. A room is either *subscribed* (the client sees its events) or *watched*
-//! (the client gets an `activity` counter bump per new message, never content).
+//! The task owns the socket and a [`Mailbox`] in the hub, which every room the user is a member
+//! of fills with its events, and the user's own events too. A room is either *subscribed* (the
+//! client sees its events) or *watched* (the client gets an `activity` counter bump per new
+//! message, never content). The task wakes for three things only: mail, an inbound frame, a
+//! timer tick.
 //!
 //! Slow consumers: writes to the socket are awaited under `write_timeout`; while the task
-//! waits, the room channels keep filling. A receiver more than `room_buffer` events behind gets
-//! `Lagged`: the room is unsubscribed and the client is sent `resync {room}`, so it subscribes
-//! again with `after_seq` and recovers from history. A write that blocks for `write_timeout`
-//! drops the connection. Neither ever slows the room or grows memory.
+//! waits, its mailbox keeps filling. Once it holds `room_buffer` events, further events are not
+//! queued but noted per room: the room is unsubscribed and the client is sent `resync {room}`,
+//! so it subscribes again with `after_seq` and recovers from history. A write that blocks for
+//! `write_timeout` drops the connection. Neither ever slows the room or grows memory.
 
-use super::hub::{Delivery, DeliveryKind, UserEvent};
+use super::hub::{Batch, Delivery, DeliveryKind, Mail, Mailbox, UserEvent};
 use crate::auth::AuthUser;
 use crate::broker::{BrokerError, Outgoing};
 use crate::state::AppState;
@@ -26,9 +28,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::{StreamExt, StreamMap};
 
 /// Most missed messages replayed by one `subscribe`; beyond that `recovered` is false and the
 /// client reloads history over HTTP.
@@ -76,7 +75,9 @@ pub struct Session {
     user: UserPublic,
     session: SessionId,
     socket: WebSocket,
-    streams: StreamMap<RoomId, BroadcastStream<Arc<Delivery>>>,
+    mailbox: Arc<Mailbox>,
+    /// What was last taken from the mailbox (kept for its allocation).
+    mail: Batch,
     rooms: HashMap<RoomId, RoomView>,
     frames: DefaultDirectRateLimiter,
     sends: DefaultDirectRateLimiter,
@@ -85,7 +86,7 @@ pub struct Session {
     last_inbound: Instant,
     frames_out: metrics::Counter,
     frames_in: metrics::Counter,
-    /// True while a burst of deliveries is queued for one flush (see `on_deliveries`).
+    /// True while a burst of mail is answered with one flush (see `on_mail`).
     batching: bool,
 }
 
@@ -117,10 +118,11 @@ impl Session {
         let send_rate = state.config.send_rate;
         let frame_rate = state.config.frame_rate;
         let mut session = Session {
+            mailbox: state.hub.connect(user.id),
+            mail: Batch::default(),
             user: user.clone(),
             session: auth.session,
             socket,
-            streams: StreamMap::new(),
             rooms: HashMap::new(),
             frames: limiter(frame_rate, frame_rate.saturating_mul(2)),
             sends: limiter(send_rate, send_rate.saturating_mul(2)),
@@ -134,13 +136,12 @@ impl Session {
         };
         let connections = metrics::gauge!("confab_ws_connections");
         connections.increment(1.0);
-        let mut user_events = BroadcastStream::new(session.state.hub.listen_user(user.id));
         let outcome = match session.state.store.member_rooms(user.id).await {
             Ok(rooms) => {
                 for r in rooms {
                     session.watch(r.room, r.last_read_seq, r.unread);
                 }
-                session.event_loop(&mut user_events).await
+                session.event_loop().await
             }
             Err(e) => {
                 tracing::error!(error = ?e, "loading member rooms failed");
@@ -149,8 +150,7 @@ impl Session {
         };
         connections.decrement(1.0);
         session.leave_all().await;
-        drop(user_events);
-        session.state.hub.release_user(user.id);
+        session.state.hub.disconnect(&session.mailbox);
         if let Flow::Close(code, reason) = outcome {
             let frame = Message::Close(Some(CloseFrame {
                 code,
@@ -172,7 +172,7 @@ impl Session {
         }
     }
 
-    async fn event_loop(&mut self, user_events: &mut BroadcastStream<Arc<UserEvent>>) -> Flow {
+    async fn event_loop(&mut self) -> Flow {
         let idle = self.state.config.idle_timeout();
         let mut tick = tokio::time::interval(
             (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
@@ -189,45 +189,21 @@ impl Session {
         if let flow @ (Flow::Close(..) | Flow::Gone) = self.send(&ready).await {
             return flow;
         }
-        // One waiter on the shared shutdown token for the whole session: creating one per
-        // loop turn would take the token's lock twice per frame, across every session.
-        let shutdown = self.state.shutdown.clone().cancelled_owned();
-        tokio::pin!(shutdown);
         loop {
-            if self.state.shutdown.is_cancelled() {
-                return Flow::Close(close::GOING_AWAY, "server shutting down");
-            }
-            // User events first (a revoke or a leave must apply before the next frame is read).
-            while let Some(Some(event)) = user_events.next().now_or_never() {
-                match self.on_user_event(event).await {
-                    Flow::Continue => {}
-                    other => return other,
-                }
-            }
             let flow = tokio::select! {
-                _ = &mut shutdown => {
-                    Flow::Close(close::GOING_AWAY, "server shutting down")
-                }
-                Some(event) = user_events.next() => self.on_user_event(event).await,
-                inbound = self.socket.recv() => match inbound {
-                    None => Flow::Gone,
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("Space limit") {
-                            Flow::Close(close::TOO_BIG, "frame too large")
-                        } else {
-                            Flow::Gone
-                        }
+                biased;
+                // Mail first: a revocation or a leave applies before the next frame is read.
+                () = std::future::poll_fn(|cx| self.mailbox.poll_take(cx, &mut self.mail)) => {
+                    match self.on_mail().await {
+                        // A connection flooded with mail still gets its own frames read.
+                        Flow::Continue => match self.socket.recv().now_or_never() {
+                            Some(inbound) => self.on_inbound(inbound).await,
+                            None => Flow::Continue,
+                        },
+                        other => other,
                     }
-                    Some(Ok(message)) => {
-                        self.last_inbound = Instant::now();
-                        self.frames_in.increment(1);
-                        self.on_message(message).await
-                    }
-                },
-                Some((room, item)) = self.streams.next(), if !self.streams.is_empty() => {
-                    self.on_deliveries(room, item).await
                 }
+                inbound = self.socket.recv() => self.on_inbound(inbound).await,
                 _ = tick.tick() => {
                     let now = Instant::now();
                     if now.duration_since(self.last_inbound) > idle {
@@ -246,6 +222,25 @@ impl Session {
             match flow {
                 Flow::Continue => {}
                 other => return other,
+            }
+        }
+    }
+
+    async fn on_inbound(&mut self, inbound: Option<Result<Message, axum::Error>>) -> Flow {
+        match inbound {
+            None => Flow::Gone,
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("too long") || text.contains("Space limit") {
+                    Flow::Close(close::TOO_BIG, "frame too large")
+                } else {
+                    Flow::Gone
+                }
+            }
+            Some(Ok(message)) => {
+                self.last_inbound = Instant::now();
+                self.frames_in.increment(1);
+                self.on_message(message).await
             }
         }
     }
@@ -275,25 +270,15 @@ impl Session {
         }
     }
 
-    /// Handles a delivery and every other one already waiting (up to a bound), then flushes
-    /// once: under load a connection gets several frames per write instead of one.
-    async fn on_deliveries(
-        &mut self,
-        room: RoomId,
-        item: Result<Arc<Delivery>, BroadcastStreamRecvError>,
-    ) -> Flow {
-        const MAX_BATCH: usize = 64;
+    /// Handles everything taken from the mailbox, in order, then flushes once: under load a
+    /// connection gets several frames per write instead of one.
+    async fn on_mail(&mut self) -> Flow {
+        let mut batch = std::mem::take(&mut self.mail);
         self.batching = true;
-        let mut flow = self.on_delivery(room, item).await;
-        let mut handled = 1;
-        while matches!(flow, Flow::Continue) && handled < MAX_BATCH {
-            let Some(Some((room, item))) = self.streams.next().now_or_never() else {
-                break;
-            };
-            flow = self.on_delivery(room, item).await;
-            handled += 1;
-        }
+        let flow = self.on_batch(&mut batch).await;
         self.batching = false;
+        batch.mail.clear();
+        self.mail = batch;
         if !matches!(flow, Flow::Continue) {
             return flow;
         }
@@ -306,6 +291,54 @@ impl Session {
                 Flow::Gone
             }
         }
+    }
+
+    async fn on_batch(&mut self, batch: &mut Batch) -> Flow {
+        if batch.closing {
+            return Flow::Close(close::GOING_AWAY, "server shutting down");
+        }
+        // What fitted in the mailbox came before anything that did not.
+        for mail in batch.mail.drain(..) {
+            let flow = match mail {
+                Mail::Room(room, delivery) => self.on_delivery(room, delivery).await,
+                Mail::User(event) => self.on_user_event(&event).await,
+            };
+            if !matches!(flow, Flow::Continue) {
+                return flow;
+            }
+        }
+        for room in std::mem::take(&mut batch.missed_rooms) {
+            if let flow @ (Flow::Close(..) | Flow::Gone) = self.on_missed(room).await {
+                return flow;
+            }
+        }
+        if batch.missed_user_events {
+            // Missed user events may include a revocation: check now.
+            return self.revalidate().await;
+        }
+        Flow::Continue
+    }
+
+    /// Events of `room` did not fit in the mailbox.
+    async fn on_missed(&mut self, room: RoomId) -> Flow {
+        let me = self.user.id;
+        let Some(view) = self.rooms.get_mut(&room) else {
+            return Flow::Continue;
+        };
+        if view.subscribed.is_some() {
+            metrics::counter!("confab_resyncs_total").increment(1);
+            tracing::info!(user = %me, %room, "slow consumer: resync");
+            self.unsubscribe(room).await;
+            return self.send(&ServerFrame::Resync { room }).await;
+        }
+        // Watched rooms only lose counter bumps; the next one carries the true count.
+        view.unread = self
+            .state
+            .store
+            .unread(room, me)
+            .await
+            .unwrap_or(view.unread);
+        Flow::Continue
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Flow {
@@ -688,33 +721,10 @@ impl Session {
         Flow::Continue
     }
 
-    async fn on_delivery(
-        &mut self,
-        room: RoomId,
-        item: Result<Arc<Delivery>, BroadcastStreamRecvError>,
-    ) -> Flow {
+    async fn on_delivery(&mut self, room: RoomId, delivery: Arc<Delivery>) -> Flow {
         let me = self.user.id;
         let Some(view) = self.rooms.get_mut(&room) else {
             return Flow::Continue;
-        };
-        let delivery = match item {
-            Ok(d) => d,
-            Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                if view.subscribed.is_some() {
-                    metrics::counter!("confab_resyncs_total").increment(1);
-                    tracing::info!(user = %me, %room, missed, "slow consumer: resync");
-                    self.unsubscribe(room).await;
-                    return self.send(&ServerFrame::Resync { room }).await;
-                }
-                // Watched rooms only lose counter bumps; the next one carries the true count.
-                view.unread = self
-                    .state
-                    .store
-                    .unread(room, me)
-                    .await
-                    .unwrap_or(view.unread);
-                return Flow::Continue;
-            }
         };
         match (&delivery.kind, view.subscribed) {
             (DeliveryKind::Resync, Some(_)) => {
@@ -756,16 +766,8 @@ impl Session {
         }
     }
 
-    async fn on_user_event(
-        &mut self,
-        event: Result<Arc<UserEvent>, BroadcastStreamRecvError>,
-    ) -> Flow {
-        let event = match event {
-            Ok(e) => e,
-            // Missed user events may include a revocation: check now.
-            Err(BroadcastStreamRecvError::Lagged(_)) => return self.revalidate().await,
-        };
-        match &*event {
+    async fn on_user_event(&mut self, event: &UserEvent) -> Flow {
+        match event {
             UserEvent::SessionsRevoked(which) => {
                 if which.is_none_or(|s| s == self.session) {
                     return Flow::Close(close::POLICY, "session ended");
@@ -836,8 +838,7 @@ impl Session {
     }
 
     fn watch(&mut self, room: RoomId, last_read: i64, unread: i64) {
-        let rx = self.state.hub.listen(room);
-        self.streams.insert(room, BroadcastStream::new(rx));
+        self.state.hub.listen(room, &self.mailbox);
         self.rooms.insert(
             room,
             RoomView {
@@ -851,9 +852,9 @@ impl Session {
 
     async fn unwatch(&mut self, room: RoomId) {
         self.unsubscribe(room).await;
-        self.rooms.remove(&room);
-        self.streams.remove(&room);
-        self.state.hub.release(room);
+        if self.rooms.remove(&room).is_some() {
+            self.state.hub.release(room, &self.mailbox);
+        }
     }
 
     async fn leave_all(&mut self) {
