@@ -97,7 +97,7 @@ pub struct Config {
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Events buffered per room for each connection before it is told to resync.
+    /// Events buffered per connection; a room whose events do not fit is resynced.
     #[arg(long, env = "CONFAB_ROOM_BUFFER", default_value_t = 256)]
     pub room_buffer: usize,
 

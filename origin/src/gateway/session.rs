@@ -21,13 +21,17 @@ use confab_shared::domain::MessageBody;
 use confab_shared::ids::{ClientMsgId, RoomId, SessionId};
 use confab_shared::protocol::{AttachmentRef, ClientFrame, ServerFrame, UserPublic};
 use confab_shared::ErrorCode;
-use futures::{FutureExt, SinkExt};
+use futures::task::AtomicWaker;
+use futures::{FutureExt, SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 /// Most missed messages replayed by one `subscribe`; beyond that `recovered` is false and the
 /// client reloads history over HTTP.
@@ -69,6 +73,80 @@ struct RoomView {
     last_typing: Option<Instant>,
 }
 
+/// The three things a session waits on.
+const MAIL: u8 = 1;
+const SOCKET: u8 = 2;
+const TICK: u8 = 4;
+
+/// Which of a session's sources woke it since they were last polled. Each source is polled
+/// with its own waker, which sets its bit before waking the task, so a wake-up polls only the
+/// sources that asked for it: a delivery costs one mailbox poll, not also a read attempt on
+/// the socket and a look at the timer.
+struct Woken {
+    bits: AtomicU8,
+    task: AtomicWaker,
+}
+
+struct SourceWaker {
+    woken: Arc<Woken>,
+    bit: u8,
+}
+
+impl Wake for SourceWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.bits.fetch_or(self.bit, Ordering::AcqRel);
+        self.woken.task.wake();
+    }
+}
+
+/// A session's sources and their wakers.
+struct Wakeups {
+    woken: Arc<Woken>,
+    mail: Waker,
+    socket: Waker,
+    tick: Waker,
+    /// Sources to poll at the next turn: woken ones, and ones that were ready last time (they
+    /// may have more).
+    due: u8,
+    /// Turns in a row that were mail: after a few, a waiting inbound frame goes first, so a
+    /// flood of mail cannot starve the client's own frames.
+    mail_streak: u8,
+}
+
+impl Wakeups {
+    fn new() -> Self {
+        let woken = Arc::new(Woken {
+            bits: AtomicU8::new(0),
+            task: AtomicWaker::new(),
+        });
+        let waker = |bit| {
+            Waker::from(Arc::new(SourceWaker {
+                woken: woken.clone(),
+                bit,
+            }))
+        };
+        Self {
+            mail: waker(MAIL),
+            socket: waker(SOCKET),
+            tick: waker(TICK),
+            woken,
+            due: MAIL | SOCKET | TICK,
+            mail_streak: 0,
+        }
+    }
+}
+
+/// What woke the session.
+enum Wakeup {
+    Mail,
+    Inbound(Option<Result<Message, axum::Error>>),
+    Tick,
+}
+
 /// A live WebSocket session.
 pub struct Session {
     state: AppState,
@@ -86,8 +164,35 @@ pub struct Session {
     last_inbound: Instant,
     frames_out: metrics::Counter,
     frames_in: metrics::Counter,
+    wakeups: Wakeups,
     /// True while a burst of mail is answered with one flush (see `on_mail`).
     batching: bool,
+    /// Frames queued during the current burst (counted into `frames_out` once per burst).
+    batched: u64,
+}
+
+/// Completes a write to the socket, or gives up on the client after `limit`. The deadline (a
+/// timer) is only set up when the write cannot complete at once.
+async fn write_bounded(
+    limit: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Flow {
+    let mut write = std::pin::pin!(write);
+    let done = match (&mut write).now_or_never() {
+        Some(done) => done,
+        None => match tokio::time::timeout(limit, write).await {
+            Ok(done) => done,
+            Err(_) => {
+                metrics::counter!("confab_slow_client_drops_total").increment(1);
+                tracing::info!("dropping a client that stopped reading");
+                return Flow::Gone;
+            }
+        },
+    };
+    match done {
+        Ok(()) => Flow::Continue,
+        Err(_) => Flow::Gone,
+    }
 }
 
 fn limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
@@ -131,7 +236,9 @@ impl Session {
             last_inbound: Instant::now(),
             frames_out: metrics::counter!("confab_ws_frames_out_total"),
             frames_in: metrics::counter!("confab_ws_frames_in_total"),
+            wakeups: Wakeups::new(),
             batching: false,
+            batched: 0,
             state,
         };
         let connections = metrics::gauge!("confab_ws_connections");
@@ -190,21 +297,11 @@ impl Session {
             return flow;
         }
         loop {
-            let flow = tokio::select! {
-                biased;
-                // Mail first: a revocation or a leave applies before the next frame is read.
-                () = std::future::poll_fn(|cx| self.mailbox.poll_take(cx, &mut self.mail)) => {
-                    match self.on_mail().await {
-                        // A connection flooded with mail still gets its own frames read.
-                        Flow::Continue => match self.socket.recv().now_or_never() {
-                            Some(inbound) => self.on_inbound(inbound).await,
-                            None => Flow::Continue,
-                        },
-                        other => other,
-                    }
-                }
-                inbound = self.socket.recv() => self.on_inbound(inbound).await,
-                _ = tick.tick() => {
+            let wakeup = std::future::poll_fn(|cx| self.poll_wakeup(cx, &mut tick)).await;
+            let flow = match wakeup {
+                Wakeup::Mail => self.on_mail().await,
+                Wakeup::Inbound(inbound) => self.on_inbound(inbound).await,
+                Wakeup::Tick => {
                     let now = Instant::now();
                     if now.duration_since(self.last_inbound) > idle {
                         Flow::Close(close::NORMAL, "idle timeout")
@@ -224,6 +321,49 @@ impl Session {
                 other => return other,
             }
         }
+    }
+
+    /// Polls the sources that are due, mail first (a revocation or a leave applies before the
+    /// next frame is read) unless mail has had several turns in a row.
+    fn poll_wakeup(&mut self, cx: &mut Context<'_>, tick: &mut Interval) -> Poll<Wakeup> {
+        let w = &mut self.wakeups;
+        w.woken.task.register(cx.waker());
+        w.due |= w.woken.bits.swap(0, Ordering::AcqRel);
+        let order = if w.mail_streak >= 4 {
+            [SOCKET, MAIL, TICK]
+        } else {
+            [MAIL, SOCKET, TICK]
+        };
+        for source in order {
+            if w.due & source == 0 {
+                continue;
+            }
+            w.due &= !source;
+            let ready = match source {
+                MAIL => self
+                    .mailbox
+                    .poll_take(&mut Context::from_waker(&w.mail), &mut self.mail)
+                    .map(|()| Wakeup::Mail),
+                SOCKET => self
+                    .socket
+                    .poll_next_unpin(&mut Context::from_waker(&w.socket))
+                    .map(Wakeup::Inbound),
+                _ => tick
+                    .poll_tick(&mut Context::from_waker(&w.tick))
+                    .map(|_| Wakeup::Tick),
+            };
+            if let Poll::Ready(wakeup) = ready {
+                // Ready sources may have more: poll them again next turn.
+                w.due |= source;
+                w.mail_streak = if source == MAIL {
+                    w.mail_streak.saturating_add(1)
+                } else {
+                    0
+                };
+                return Poll::Ready(wakeup);
+            }
+        }
+        Poll::Pending
     }
 
     async fn on_inbound(&mut self, inbound: Option<Result<Message, axum::Error>>) -> Flow {
@@ -246,28 +386,26 @@ impl Session {
     }
 
     async fn send_raw(&mut self, message: Message) -> Flow {
-        let timeout = Duration::from_secs(self.state.config.write_timeout_secs.max(1));
-        // While a burst of deliveries is being written, frames are only queued in the write
-        // buffer; `flush_batch` writes them with one system call.
-        let write = async {
-            if self.batching {
-                self.socket.feed(message).await
-            } else {
-                self.socket.send(message).await
-            }
+        // While a burst of mail is being answered, frames are only queued in the write buffer;
+        // `on_mail` writes them with one system call.
+        let limit = self.write_limit();
+        let flow = if self.batching {
+            write_bounded(limit, self.socket.feed(message)).await
+        } else {
+            write_bounded(limit, self.socket.send(message)).await
         };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => {
+        if matches!(flow, Flow::Continue) {
+            if self.batching {
+                self.batched += 1;
+            } else {
                 self.frames_out.increment(1);
-                Flow::Continue
-            }
-            Ok(Err(_)) => Flow::Gone,
-            Err(_) => {
-                metrics::counter!("confab_slow_client_drops_total").increment(1);
-                tracing::info!(user = %self.user.id, "dropping a client that stopped reading");
-                Flow::Gone
             }
         }
+        flow
+    }
+
+    fn write_limit(&self) -> Duration {
+        Duration::from_secs(self.state.config.write_timeout_secs.max(1))
     }
 
     /// Handles everything taken from the mailbox, in order, then flushes once: under load a
@@ -282,15 +420,11 @@ impl Session {
         if !matches!(flow, Flow::Continue) {
             return flow;
         }
-        let timeout = Duration::from_secs(self.state.config.write_timeout_secs.max(1));
-        match tokio::time::timeout(timeout, self.socket.flush()).await {
-            Ok(Ok(())) => Flow::Continue,
-            Ok(Err(_)) => Flow::Gone,
-            Err(_) => {
-                metrics::counter!("confab_slow_client_drops_total").increment(1);
-                Flow::Gone
-            }
+        if self.batched == 0 {
+            return Flow::Continue;
         }
+        self.frames_out.increment(std::mem::take(&mut self.batched));
+        write_bounded(self.write_limit(), self.socket.flush()).await
     }
 
     async fn on_batch(&mut self, batch: &mut Batch) -> Flow {
