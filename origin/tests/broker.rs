@@ -129,6 +129,17 @@ impl Fixture {
 struct Rx {
     mailbox: Arc<Mailbox>,
     batch: Batch,
+    mail: Arc<MailWaker>,
+}
+
+/// The mailbox's waker: a `Notify` keeps a wake-up that comes before the wait.
+#[derive(Default)]
+struct MailWaker(tokio::sync::Notify);
+
+impl std::task::Wake for MailWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_one();
+    }
 }
 
 impl Rx {
@@ -141,9 +152,11 @@ impl Rx {
 
     /// A mailbox receiving `user`'s events.
     fn user(hub: &RoomHub, user: UserId) -> Self {
+        let mail = Arc::new(MailWaker::default());
         Self {
-            mailbox: hub.connect(user),
+            mailbox: hub.connect(user, std::task::Waker::from(mail.clone())),
             batch: Batch::default(),
+            mail,
         }
     }
 
@@ -153,7 +166,9 @@ impl Rx {
                 return mail;
             }
             assert!(self.batch.missed_rooms.is_empty(), "nothing may be missed");
-            std::future::poll_fn(|cx| self.mailbox.poll_take(cx, &mut self.batch)).await;
+            if !self.mailbox.take(&mut self.batch) {
+                self.mail.0.notified().await;
+            }
         }
     }
 

@@ -17,10 +17,9 @@
 use axum::extract::ws::Utf8Bytes;
 use confab_shared::ids::{RoomId, SessionId, UserId};
 use confab_shared::protocol::{ServerFrame, UserPublic};
-use futures::task::AtomicWaker;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::Waker;
 use tokio::sync::Notify;
 
 /// Locks a mutex that guards only plain data: a panic elsewhere leaves nothing half-done that
@@ -91,7 +90,7 @@ pub enum Mail {
     User(Arc<UserEvent>),
 }
 
-/// Everything waiting in a mailbox, taken at once by [`Mailbox::poll_take`].
+/// Everything waiting in a mailbox, taken at once by [`Mailbox::take`].
 #[derive(Debug, Default)]
 pub struct Batch {
     /// In arrival order.
@@ -120,29 +119,34 @@ pub struct Mailbox {
     user: UserId,
     capacity: usize,
     waiting: Mutex<Batch>,
-    waker: AtomicWaker,
+    /// Wakes the session; called when mail arrives in an empty mailbox (a non-empty one has
+    /// woken it already, and the session takes everything at once).
+    waker: Waker,
 }
 
 impl Mailbox {
-    fn new(user: UserId, capacity: usize) -> Self {
+    fn new(user: UserId, capacity: usize, waker: Waker) -> Self {
         Self {
             user,
             capacity,
             waiting: Mutex::new(Batch::default()),
-            waker: AtomicWaker::new(),
+            waker,
         }
     }
 
     /// Queues `mail`, or, when the mailbox is full, notes what was lost with `missed`.
     fn offer(&self, mail: Mail, missed: impl FnOnce(&mut Batch)) {
         let mut waiting = lock(&self.waiting);
+        let was_empty = waiting.is_empty();
         if waiting.mail.len() < self.capacity {
             waiting.mail.push_back(mail);
         } else {
             missed(&mut waiting);
         }
         drop(waiting);
-        self.waker.wake();
+        if was_empty {
+            self.waker.wake_by_ref();
+        }
     }
 
     fn deliver(&self, room: RoomId, delivery: Arc<Delivery>) {
@@ -155,18 +159,17 @@ impl Mailbox {
 
     fn close(&self) {
         lock(&self.waiting).closing = true;
-        self.waker.wake();
+        self.waker.wake_by_ref();
     }
 
-    /// Moves everything waiting into `into` (replacing what it held), or registers the task
-    /// to be woken when something arrives. Taking all at once lets the session write a burst
-    /// with one flush; the two queues swap, so their allocations are reused.
-    pub fn poll_take(&self, cx: &mut Context<'_>, into: &mut Batch) -> Poll<()> {
-        // Register before looking, so an offer between the look and the return still wakes us.
-        self.waker.register(cx.waker());
+    /// Moves everything waiting into `into` (replacing what it held); false when nothing
+    /// waits (the mailbox's waker is called when something arrives). Taking all at once lets
+    /// the session write a burst with one flush; the two queues swap, so their allocations are
+    /// reused.
+    pub fn take(&self, into: &mut Batch) -> bool {
         let mut waiting = lock(&self.waiting);
         if waiting.is_empty() {
-            return Poll::Pending;
+            return false;
         }
         into.mail.clear();
         into.missed_rooms.clear();
@@ -174,7 +177,7 @@ impl Mailbox {
         std::mem::swap(&mut *waiting, into);
         // Shutting down is for good.
         waiting.closing = into.closing;
-        Poll::Ready(())
+        true
     }
 }
 
@@ -250,10 +253,10 @@ impl RoomHub {
         lock(&self.inner)
     }
 
-    /// Opens a mailbox for a new connection of `user`; it receives the user's events at once.
-    /// Call [`RoomHub::disconnect`] when the connection ends.
-    pub fn connect(&self, user: UserId) -> Arc<Mailbox> {
-        let mailbox = Arc::new(Mailbox::new(user, self.mailbox_capacity));
+    /// Opens a mailbox for a new connection of `user`, woken through `waker`; it receives the
+    /// user's events at once. Call [`RoomHub::disconnect`] when the connection ends.
+    pub fn connect(&self, user: UserId, waker: Waker) -> Arc<Mailbox> {
+        let mailbox = Arc::new(Mailbox::new(user, self.mailbox_capacity, waker));
         let mut inner = self.lock();
         if inner.closed {
             mailbox.close();
@@ -417,7 +420,7 @@ impl RoomHub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::task::noop_waker_ref;
+    use futures::task::noop_waker;
     use uuid::Uuid;
 
     fn user(n: u128) -> UserPublic {
@@ -429,11 +432,7 @@ mod tests {
 
     fn take(mailbox: &Mailbox) -> Option<Batch> {
         let mut batch = Batch::default();
-        let mut cx = Context::from_waker(noop_waker_ref());
-        mailbox
-            .poll_take(&mut cx, &mut batch)
-            .is_ready()
-            .then_some(batch)
+        mailbox.take(&mut batch).then_some(batch)
     }
 
     #[test]
@@ -453,7 +452,7 @@ mod tests {
         let hub = RoomHub::new(2);
         let (room, other) = (RoomId(Uuid::from_u128(1)), RoomId(Uuid::from_u128(2)));
         let alice = user(1);
-        let mailbox = hub.connect(alice.id);
+        let mailbox = hub.connect(alice.id, noop_waker());
         hub.listen(room, &mailbox);
         hub.listen(other, &mailbox);
         assert!(take(&mailbox).is_none(), "nothing waits yet");
@@ -492,9 +491,9 @@ mod tests {
     #[test]
     fn closing_reaches_every_mailbox_and_later_ones() {
         let hub = RoomHub::new(4);
-        let before = hub.connect(user(1).id);
+        let before = hub.connect(user(1).id, noop_waker());
         hub.close_all();
-        let after = hub.connect(user(2).id);
+        let after = hub.connect(user(2).id, noop_waker());
         for mailbox in [&before, &after] {
             assert!(take(mailbox).expect("closing is mail").closing);
             assert!(

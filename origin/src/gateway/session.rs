@@ -167,8 +167,11 @@ pub struct Session {
     wakeups: Wakeups,
     /// True while a burst of mail is answered with one flush (see `on_mail`).
     batching: bool,
-    /// Frames queued during the current burst (counted into `frames_out` once per burst).
+    /// Frames queued during the current burst.
     batched: u64,
+    /// Frames written but not yet added to `frames_out` (added at each tick and at the end:
+    /// one shared counter update per connection per tick, not per frame).
+    unreported: u64,
 }
 
 /// Completes a write to the socket, or gives up on the client after `limit`. The deadline (a
@@ -222,8 +225,9 @@ impl Session {
         };
         let send_rate = state.config.send_rate;
         let frame_rate = state.config.frame_rate;
+        let wakeups = Wakeups::new();
         let mut session = Session {
-            mailbox: state.hub.connect(user.id),
+            mailbox: state.hub.connect(user.id, wakeups.mail.clone()),
             mail: Batch::default(),
             user: user.clone(),
             session: auth.session,
@@ -236,9 +240,10 @@ impl Session {
             last_inbound: Instant::now(),
             frames_out: metrics::counter!("confab_ws_frames_out_total"),
             frames_in: metrics::counter!("confab_ws_frames_in_total"),
-            wakeups: Wakeups::new(),
+            wakeups,
             batching: false,
             batched: 0,
+            unreported: 0,
             state,
         };
         let connections = metrics::gauge!("confab_ws_connections");
@@ -256,6 +261,7 @@ impl Session {
             }
         };
         connections.decrement(1.0);
+        session.frames_out.increment(session.unreported);
         session.leave_all().await;
         session.state.hub.disconnect(&session.mailbox);
         if let Flow::Close(code, reason) = outcome {
@@ -302,6 +308,8 @@ impl Session {
                 Wakeup::Mail => self.on_mail().await,
                 Wakeup::Inbound(inbound) => self.on_inbound(inbound).await,
                 Wakeup::Tick => {
+                    self.frames_out
+                        .increment(std::mem::take(&mut self.unreported));
                     let now = Instant::now();
                     if now.duration_since(self.last_inbound) > idle {
                         Flow::Close(close::NORMAL, "idle timeout")
@@ -340,10 +348,10 @@ impl Session {
             }
             w.due &= !source;
             let ready = match source {
-                MAIL => self
-                    .mailbox
-                    .poll_take(&mut Context::from_waker(&w.mail), &mut self.mail)
-                    .map(|()| Wakeup::Mail),
+                MAIL => match self.mailbox.take(&mut self.mail) {
+                    true => Poll::Ready(Wakeup::Mail),
+                    false => Poll::Pending,
+                },
                 SOCKET => self
                     .socket
                     .poll_next_unpin(&mut Context::from_waker(&w.socket))
@@ -395,11 +403,8 @@ impl Session {
             write_bounded(limit, self.socket.send(message)).await
         };
         if matches!(flow, Flow::Continue) {
-            if self.batching {
-                self.batched += 1;
-            } else {
-                self.frames_out.increment(1);
-            }
+            self.batched += u64::from(self.batching);
+            self.unreported += 1;
         }
         flow
     }
@@ -420,10 +425,9 @@ impl Session {
         if !matches!(flow, Flow::Continue) {
             return flow;
         }
-        if self.batched == 0 {
+        if std::mem::take(&mut self.batched) == 0 {
             return Flow::Continue;
         }
-        self.frames_out.increment(std::mem::take(&mut self.batched));
         write_bounded(self.write_limit(), self.socket.flush()).await
     }
 
