@@ -32,6 +32,24 @@ let alice, bob, room;
 
 // ---------- helpers ----------
 
+// The edge runs in wrangler's dev server, which can close an idle keep-alive connection just as
+// the next request goes out on it, and undici does not resend requests that carry a body. A
+// request that failed that way got no answer at all: send it once more (bodies here are
+// buffers, strings or forms, which can be sent again).
+const nodeFetch = globalThis.fetch;
+async function fetch(url, init) {
+  try {
+    return await nodeFetch(url, init);
+  } catch (e) {
+    const code = e?.cause?.code;
+    if (!(e instanceof TypeError) || !["ECONNRESET", "UND_ERR_SOCKET", "EPIPE"].includes(code)) {
+      throw e;
+    }
+    console.warn(`resending ${init?.method ?? "GET"} ${url} after ${code}`);
+    return nodeFetch(url, init);
+  }
+}
+
 const b64url = (buf) => Buffer.from(buf).toString("base64url");
 
 function jwt(claims, privateKey) {
