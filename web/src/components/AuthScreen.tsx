@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import {
   Alert,
   AlertIcon,
@@ -19,7 +19,8 @@ import {
   useColorModeValue,
 } from '@chakra-ui/react';
 import type { Me } from '../generated/protocol';
-import { api, ApiError } from '../lib/api';
+import { api } from '../lib/api';
+import { useSubmit } from '../lib/useSubmit';
 import { ColorModeButton } from './ColorModeButton';
 
 export function AuthScreen({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
@@ -56,35 +57,23 @@ export function AuthScreen({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   );
 }
 
-function errorText(e: unknown): string {
-  return e instanceof ApiError ? e.message : 'Something went wrong.';
+function ErrorAlert({ error }: { error: string | null }) {
+  return error ? (
+    <Alert status="error" borderRadius="md">
+      <AlertIcon />
+      {error}
+    </Alert>
+  ) : null;
 }
 
 function LoginForm({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   const [login, setLogin] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      onSignedIn(await api.login({ login, password }));
-    } catch (err) {
-      setError(errorText(err));
-      setBusy(false);
-    }
-  };
+  const { submit, busy, error } = useSubmit(async () => onSignedIn(await api.login({ login, password })));
   return (
     <form onSubmit={submit} aria-label="Sign in">
       <Stack spacing={4}>
-        {error && (
-          <Alert status="error" borderRadius="md">
-            <AlertIcon />
-            {error}
-          </Alert>
-        )}
+        <ErrorAlert error={error} />
         <FormControl isRequired>
           <FormLabel>Username or email</FormLabel>
           <Input autoComplete="username" value={login} onChange={(e) => setLogin(e.target.value)} />
@@ -110,28 +99,13 @@ function RegisterForm({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   const [username, setUsername] = useState('');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      onSignedIn(await api.register({ username, email, password }));
-    } catch (err) {
-      setError(errorText(err));
-      setBusy(false);
-    }
-  };
+  const { submit, busy, error } = useSubmit(async () =>
+    onSignedIn(await api.register({ username, email, password })),
+  );
   return (
     <form onSubmit={submit} aria-label="Create account">
       <Stack spacing={4}>
-        {error && (
-          <Alert status="error" borderRadius="md">
-            <AlertIcon />
-            {error}
-          </Alert>
-        )}
+        <ErrorAlert error={error} />
         <FormControl isRequired>
           <FormLabel>Username</FormLabel>
           <Input autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} />

@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import {
   Button,
   FormControl,
@@ -15,7 +15,8 @@ import {
   ModalOverlay,
 } from '@chakra-ui/react';
 import type { Room } from '../generated/protocol';
-import { api, ApiError } from '../lib/api';
+import { api } from '../lib/api';
+import { useSubmit } from '../lib/useSubmit';
 
 interface Props {
   isOpen: boolean;
@@ -25,22 +26,11 @@ interface Props {
 
 export function CreateRoomModal({ isOpen, onClose, onCreated }: Props) {
   const [name, setName] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const room = await api.createRoom(name.trim());
-      setName('');
-      onCreated(room);
-    } catch (err) {
-      setError(err instanceof ApiError ? err.message : 'Could not create the room.');
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { submit, busy, error } = useSubmit(async () => {
+    const room = await api.createRoom(name.trim());
+    setName('');
+    onCreated(room);
+  }, 'Could not create the room.');
   return (
     <Modal isOpen={isOpen} onClose={onClose}>
       <ModalOverlay />
