@@ -58,53 +58,88 @@ uuid_id!(
     SessionId
 );
 
-/// The id a client gives a `send` so that a retry is recognised: 1 to 64 characters of
-/// `[A-Za-z0-9_.:-]` (a UUID fits). Unique per author and room.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
-#[serde(try_from = "String", into = "String")]
-pub struct ClientMsgId(String);
+macro_rules! client_id {
+    ($(#[$doc:meta])* $name:ident, $error:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
 
-/// Why a [`ClientMsgId`] was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("client_msg_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")]
-pub struct InvalidClientMsgId;
+        #[doc = concat!("Why a [`", stringify!($name), "`] was refused.")]
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error("{} must be 1 to 64 characters of A-Z a-z 0-9 _ . : -", $what)]
+        pub struct $error;
 
-impl ClientMsgId {
-    /// Parses a client message id.
-    pub fn parse(s: &str) -> Result<Self, InvalidClientMsgId> {
-        let ok = (1..=64).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidClientMsgId)
+        impl $name {
+            /// Parses the id: 1 to 64 characters of `[A-Za-z0-9_.:-]`.
+            pub fn parse(s: &str) -> Result<Self, $error> {
+                if is_client_id(s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err($error)
+                }
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl TryFrom<String> for $name {
+            type Error = $error;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                if is_client_id(&s) {
+                    Ok(Self(s))
+                } else {
+                    Err($error)
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl TryFrom<String> for ClientMsgId {
-    type Error = InvalidClientMsgId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
+/// The alphabet of client-chosen ids: 1 to 64 characters of `[A-Za-z0-9_.:-]` (a UUID fits).
+fn is_client_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
-impl From<ClientMsgId> for String {
+client_id!(
+    /// The id a client gives a `send` so that a retry is recognised: 1 to 64 characters of
+    /// `[A-Za-z0-9_.:-]` (a UUID fits). Unique per author and room.
+    ClientMsgId,
+    InvalidClientMsgId,
+    "client_msg_id"
+);
+
+client_id!(
+    /// The id a client gives any other change it asks for (`edit`, `delete`, ...), so that a
+    /// retry is recognised and answered like the first: the same alphabet as [`ClientMsgId`].
+    /// Unique per user and room.
+    ClientRef,
+    InvalidClientRef,
+    "ref"
+);
+
+impl From<ClientMsgId> for ClientRef {
+    /// A message's `client_msg_id` is the ref of its `send`.
     fn from(id: ClientMsgId) -> Self {
-        id.0
-    }
-}
-
-impl fmt::Display for ClientMsgId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        Self(id.0)
     }
 }
 

@@ -1,8 +1,11 @@
 //! Confab's shared vocabulary: everything the server, the edge worker and the web client must agree on.
 //!
-//! - [`ids`]: newtype identifiers (`UserId`, `RoomId`, `MessageId`, `SessionId`, `ClientMsgId`).
+//! - [`ids`]: newtype identifiers (`UserId`, `RoomId`, `MessageId`, `SessionId`, `ClientMsgId`,
+//!   `ClientRef`).
 //! - [`domain`]: values parsed at the boundary (`Username`, `Email`, `Password`, `RoomName`,
 //!   `MessageBody`); once you hold one, it is valid.
+//! - [`events`]: the room log's entries ([`events::RoomEvent`]: `message`, `edited`, `deleted`),
+//!   shared by the WebSocket, the HTTP catch-up endpoint and the store.
 //! - [`protocol`]: the WebSocket frames, [`protocol::ClientFrame`] and [`protocol::ServerFrame`],
 //!   JSON objects tagged by `"type"`.
 //! - [`api`]: the JSON bodies of the HTTP API under `/api`.
@@ -21,6 +24,7 @@ pub mod api;
 pub mod claims;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod ids;
 pub mod preview;

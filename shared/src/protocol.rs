@@ -1,14 +1,17 @@
 //! The WebSocket protocol at `GET /ws`: JSON text frames tagged by `"type"`.
 //!
 //! A session starts with the server's [`ServerFrame::Ready`]. The client then `subscribe`s to the
-//! rooms it shows; for every other room it is a member of it receives [`ServerFrame::Activity`]
-//! (a counter bump, never content). `send` is acknowledged with [`ServerFrame::Ack`] once the
-//! message is durably accepted; a resend with the same `client_msg_id` gets the same ack and is
-//! not delivered twice. After a reconnect, `subscribe` with `after_seq` delivers exactly the
-//! messages missed, then `subscribed` says whether that recovery was complete.
+//! rooms it shows and receives their log entries ([`RoomEvent`]: `message`, `edited`,
+//! `deleted`) in seq order; for every other room it is a member of it receives
+//! [`ServerFrame::Activity`] (a counter bump, never content). `send`, `edit` and `delete` are
+//! acknowledged with [`ServerFrame::Ack`] once the entry is durably accepted; a resend with the
+//! same `client_msg_id` / `ref` gets the same ack and adds nothing. After a reconnect,
+//! `subscribe` with `after_seq` delivers exactly the entries missed, then `subscribed` says
+//! whether that recovery was complete.
 
 use crate::error::ErrorCode;
-use crate::ids::{ClientMsgId, MessageId, RoomId, UserId};
+use crate::events::RoomEvent;
+use crate::ids::{ClientMsgId, ClientRef, MessageId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The default largest frame a client may send, in bytes. Larger frames close the socket (1009).
@@ -75,6 +78,11 @@ pub struct ChatMessage {
     /// When it was last edited, milliseconds since the Unix epoch.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub edited_at: Option<i64>,
+    /// Set only on a deleted message's tombstone (a replayed log entry of a message deleted
+    /// since): when it was deleted. Its body is then empty and it has no attachment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
+    pub deleted_at: Option<i64>,
 }
 
 /// A frame from the client.
@@ -110,6 +118,31 @@ pub enum ClientFrame {
         #[serde(default)]
         #[cfg_attr(feature = "ts", ts(optional))]
         attachment: Option<AttachmentRef>,
+    },
+    /// Change the text of your message. Answered by `ack` (with this `ref` and the `edited`
+    /// entry's seq) or by `error` with this `ref`.
+    Edit {
+        /// The message's room (you must be a member).
+        room: RoomId,
+        /// The message (yours).
+        id: MessageId,
+        /// The new text, 1-4000 characters after trimming.
+        body: String,
+        /// Your id for this request; a retry with the same one is applied once.
+        #[serde(rename = "ref")]
+        #[cfg_attr(feature = "ts", ts(rename = "ref"))]
+        reference: ClientRef,
+    },
+    /// Delete your message. Answered like `edit`.
+    Delete {
+        /// The message's room (you must be a member).
+        room: RoomId,
+        /// The message (yours).
+        id: MessageId,
+        /// Your id for this request; a retry with the same one is applied once.
+        #[serde(rename = "ref")]
+        #[cfg_attr(feature = "ts", ts(rename = "ref"))]
+        reference: ClientRef,
     },
     /// Tell the room you are typing (throttled by the server).
     Typing {
@@ -165,17 +198,21 @@ pub enum ServerFrame {
         /// Who is in the room now.
         online: Vec<UserPublic>,
     },
-    /// A new message in a subscribed room.
-    Message(ChatMessage),
-    /// Your message was durably accepted.
+    /// Your `send`, `edit` or `delete` was durably accepted.
     Ack {
         /// The room.
         room: RoomId,
-        /// The id you sent.
-        client_msg_id: ClientMsgId,
-        /// The message's id.
+        /// The request's id: the `client_msg_id` of a `send`, the `ref` of anything else.
+        #[serde(rename = "ref")]
+        #[cfg_attr(feature = "ts", ts(rename = "ref"))]
+        reference: ClientRef,
+        /// For a `send`: the id you sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        client_msg_id: Option<ClientMsgId>,
+        /// The message posted, edited or deleted.
         id: MessageId,
-        /// The message's seq in the room.
+        /// The seq of the log entry your request made (for a resend, the first one's).
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         seq: i64,
     },
@@ -194,31 +231,6 @@ pub enum ServerFrame {
         room: RoomId,
         /// Who.
         user: UserPublic,
-    },
-    /// A message was edited by its author.
-    Edited {
-        /// The room.
-        room: RoomId,
-        /// The message.
-        id: MessageId,
-        /// Its seq.
-        #[cfg_attr(feature = "ts", ts(type = "number"))]
-        seq: i64,
-        /// The new text.
-        body: String,
-        /// When, milliseconds since the Unix epoch.
-        #[cfg_attr(feature = "ts", ts(type = "number"))]
-        edited_at: i64,
-    },
-    /// A message was deleted by its author.
-    Deleted {
-        /// The room.
-        room: RoomId,
-        /// The message.
-        id: MessageId,
-        /// Its seq.
-        #[cfg_attr(feature = "ts", ts(type = "number"))]
-        seq: i64,
     },
     /// A new message in a member room you are not subscribed to.
     Activity {
@@ -251,13 +263,16 @@ pub enum ServerFrame {
         code: ErrorCode,
         /// For people.
         message: String,
-        /// The `client_msg_id` or room the error is about, if any.
+        /// The `client_msg_id`, `ref` or room the error is about, if any.
         #[serde(rename = "ref")]
         #[cfg_attr(feature = "ts", ts(rename = "ref"))]
         reference: Option<String>,
     },
     /// Answer to `ping`.
     Pong,
+    /// An entry of a subscribed room's log (`message`, `edited`, `deleted`, ...), in seq order.
+    #[serde(untagged)]
+    Entry(RoomEvent),
 }
 
 impl ServerFrame {
@@ -304,6 +319,46 @@ mod tests {
             e.to_json(),
             r#"{"type":"error","code":"rate_limited","message":"slow down","ref":"a-1"}"#
         );
+    }
+
+    #[test]
+    fn log_entries_are_server_frames_of_their_own_type() {
+        use crate::events::{MessageDeleted, RoomEvent};
+        let room = RoomId(Uuid::from_u128(1));
+        let deleted = ServerFrame::Entry(RoomEvent::Deleted(MessageDeleted {
+            room,
+            seq: 7,
+            id: MessageId(Uuid::from_u128(2)),
+        }));
+        let text = deleted.to_json();
+        assert_eq!(
+            text,
+            r#"{"type":"deleted","room":"00000000-0000-0000-0000-000000000001","seq":7,"id":"00000000-0000-0000-0000-000000000002"}"#
+        );
+        let back: ServerFrame = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, deleted);
+        let ack = ServerFrame::Ack {
+            room,
+            reference: ClientRef::parse("e-1").unwrap(),
+            client_msg_id: None,
+            id: MessageId(Uuid::from_u128(2)),
+            seq: 8,
+        };
+        let text = ack.to_json();
+        assert!(text.contains(r#""ref":"e-1""#) && !text.contains("client_msg_id"));
+        assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), ack);
+        assert!(serde_json::from_str::<ServerFrame>(r#"{"type":"nonsense"}"#).is_err());
+        let edit = ClientFrame::decode(&format!(
+            r#"{{"type":"edit","room":"{room}","id":"{}","body":"x","ref":"r-1"}}"#,
+            Uuid::from_u128(2)
+        ))
+        .unwrap();
+        assert!(matches!(edit, ClientFrame::Edit { reference, .. } if reference.as_str() == "r-1"));
+        assert!(ClientFrame::decode(&format!(
+            r#"{{"type":"delete","room":"{room}","id":"{}","ref":"bad ref"}}"#,
+            Uuid::from_u128(2)
+        ))
+        .is_err());
     }
 
     fn arb_json() -> impl Strategy<Value = serde_json::Value> {

@@ -2,7 +2,7 @@
 //! file is stale. Regenerate with `CONFAB_UPDATE_TS=1 cargo test -p confab-shared --features ts`.
 #![cfg(feature = "ts")]
 
-use confab_shared::{api, error, ids, protocol};
+use confab_shared::{api, error, events, ids, protocol};
 use ts_rs::TS;
 
 fn generated() -> String {
@@ -12,11 +12,15 @@ fn generated() -> String {
         ids::MessageId::decl(),
         ids::SessionId::decl(),
         ids::ClientMsgId::decl(),
+        ids::ClientRef::decl(),
         error::ErrorCode::decl(),
         protocol::UserPublic::decl(),
         protocol::AttachmentRef::decl(),
         protocol::Attachment::decl(),
         protocol::ChatMessage::decl(),
+        events::RoomEvent::decl(),
+        events::MessageEdited::decl(),
+        events::MessageDeleted::decl(),
         protocol::ClientFrame::decl(),
         protocol::ServerFrame::decl(),
         api::ErrorBody::decl(),

@@ -11,6 +11,8 @@ export type SessionId = string;
 
 export type ClientMsgId = string;
 
+export type ClientRef = string;
+
 export type ErrorCode = "bad_request" | "validation" | "unauthorized" | "invalid_credentials" | "forbidden" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "unavailable" | "internal";
 
 export type UserPublic = { 
@@ -88,7 +90,50 @@ created_at: number,
 /**
  * When it was last edited, milliseconds since the Unix epoch.
  */
-edited_at: number | null, };
+edited_at: number | null, 
+/**
+ * Set only on a deleted message's tombstone (a replayed log entry of a message deleted
+ * since): when it was deleted. Its body is then empty and it has no attachment.
+ */
+deleted_at?: number, };
+
+export type RoomEvent = { "type": "message" } & ChatMessage | { "type": "edited" } & MessageEdited | { "type": "deleted" } & MessageDeleted;
+
+export type MessageEdited = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * This entry's position in the room's log.
+ */
+seq: number, 
+/**
+ * The message edited.
+ */
+id: MessageId, 
+/**
+ * Its new text (empty when the message has been deleted since).
+ */
+body: string, 
+/**
+ * When, milliseconds since the Unix epoch.
+ */
+edited_at: number, };
+
+export type MessageDeleted = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * This entry's position in the room's log.
+ */
+seq: number, 
+/**
+ * The message deleted.
+ */
+id: MessageId, };
 
 export type ClientFrame = { "type": "subscribe", 
 /**
@@ -118,7 +163,35 @@ body: string,
 /**
  * An uploaded file to attach (the `id` of the upload's `Attachment`).
  */
-attachment?: AttachmentRef, } | { "type": "typing", 
+attachment?: AttachmentRef, } | { "type": "edit", 
+/**
+ * The message's room (you must be a member).
+ */
+room: RoomId, 
+/**
+ * The message (yours).
+ */
+id: MessageId, 
+/**
+ * The new text, 1-4000 characters after trimming.
+ */
+body: string, 
+/**
+ * Your id for this request; a retry with the same one is applied once.
+ */
+ref: ClientRef, } | { "type": "delete", 
+/**
+ * The message's room (you must be a member).
+ */
+room: RoomId, 
+/**
+ * The message (yours).
+ */
+id: MessageId, 
+/**
+ * Your id for this request; a retry with the same one is applied once.
+ */
+ref: ClientRef, } | { "type": "typing", 
 /**
  * The room.
  */
@@ -156,21 +229,25 @@ recovered: boolean,
 /**
  * Who is in the room now.
  */
-online: Array<UserPublic>, } | { "type": "message" } & ChatMessage | { "type": "ack", 
+online: Array<UserPublic>, } | { "type": "ack", 
 /**
  * The room.
  */
 room: RoomId, 
 /**
- * The id you sent.
+ * The request's id: the `client_msg_id` of a `send`, the `ref` of anything else.
  */
-client_msg_id: ClientMsgId, 
+ref: ClientRef, 
 /**
- * The message's id.
+ * For a `send`: the id you sent.
+ */
+client_msg_id?: ClientMsgId, 
+/**
+ * The message posted, edited or deleted.
  */
 id: MessageId, 
 /**
- * The message's seq in the room.
+ * The seq of the log entry your request made (for a resend, the first one's).
  */
 seq: number, } | { "type": "presence", 
 /**
@@ -192,39 +269,7 @@ room: RoomId,
 /**
  * Who.
  */
-user: UserPublic, } | { "type": "edited", 
-/**
- * The room.
- */
-room: RoomId, 
-/**
- * The message.
- */
-id: MessageId, 
-/**
- * Its seq.
- */
-seq: number, 
-/**
- * The new text.
- */
-body: string, 
-/**
- * When, milliseconds since the Unix epoch.
- */
-edited_at: number, } | { "type": "deleted", 
-/**
- * The room.
- */
-room: RoomId, 
-/**
- * The message.
- */
-id: MessageId, 
-/**
- * Its seq.
- */
-seq: number, } | { "type": "activity", 
+user: UserPublic, } | { "type": "activity", 
 /**
  * The room.
  */
@@ -262,9 +307,9 @@ code: ErrorCode,
  */
 message: string, 
 /**
- * The `client_msg_id` or room the error is about, if any.
+ * The `client_msg_id`, `ref` or room the error is about, if any.
  */
-ref: string | null, } | { "type": "pong" };
+ref: string | null, } | { "type": "pong" } | RoomEvent;
 
 export type ErrorBody = { 
 /**
