@@ -13,6 +13,7 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use confab_shared::events::RoomEvent;
 use confab_shared::protocol::ServerFrame;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -278,7 +279,7 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
-                    Ok(ServerFrame::Message(m)) => {
+                    Ok(ServerFrame::Entry(RoomEvent::Message(m))) => {
                         if let Some(rest) = m.body.strip_prefix("lg ") {
                             let mut parts = rest.split(' ');
                             let from: Option<usize> = parts.next().and_then(|p| p.parse().ok());
@@ -316,7 +317,7 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
             _ = &mut grace => break,
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    if let Ok(ServerFrame::Message(m)) = serde_json::from_str::<ServerFrame>(&t) {
+                    if let Ok(ServerFrame::Entry(RoomEvent::Message(m))) = serde_json::from_str::<ServerFrame>(&t) {
                         if let Some((from, sent)) = m.body.strip_prefix("lg ").and_then(|r| r.split_once(' ')) {
                             if from.parse::<usize>().ok() != Some(me) {
                                 if let Ok(sent) = sent.parse::<u64>() {

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use confab_shared::api::{ErrorBody, ErrorDetail};
 use confab_shared::domain::DomainError;
+use confab_shared::protocol::ServerFrame;
 use confab_shared::ErrorCode;
 use std::time::Duration;
 
@@ -53,6 +54,23 @@ impl ApiError {
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl ApiError {
+    /// The `error` frame that tells a WebSocket client about this failure, with the `ref`
+    /// (request id or room) it answers. The one mapping from errors to what clients see,
+    /// shared with the HTTP answer: the same code and message. Internal errors are logged
+    /// here, once, and described in general terms.
+    pub fn into_frame(self, reference: Option<String>) -> ServerFrame {
+        if let Self::Internal(e) = &self {
+            tracing::error!(error = ?e, "request failed");
+        }
+        ServerFrame::Error {
+            code: self.code(),
+            message: self.to_string(),
+            reference,
         }
     }
 }

@@ -8,26 +8,38 @@
 //! - [`auth`]: Argon2id passwords, EdDSA access tokens, rotating refresh tokens, throttling,
 //!   and the [`auth::AuthUser`] extractor.
 //! - [`gateway`]: the WebSocket endpoint. Each connection is a [`gateway::session::Session`]
-//!   task; [`gateway::hub::RoomHub`] holds this instance's live rooms and users.
-//! - [`broker`]: accepts messages (seq, durable hand-off, fan-out), presence and recovery;
-//!   [`broker::memory`] is the in-process one, with its batch persister.
+//!   task.
+//! - [`chat`]: what members do to a room's log (post, edit, delete), checked once for both the
+//!   WebSocket and the HTTP API.
+//! - [`broker`]: appends changes to each room's log (seq, durable hand-off, fan-out), presence
+//!   and recovery; [`broker::memory`] is the in-process one, with its batch persister;
+//!   [`broker::redis`] the one for many instances (Lua append, one pub/sub connection per
+//!   instance, presence with heartbeats).
+//! - [`fanout`]: this instance's live rooms and users and each connection's mailbox, below both
+//!   the broker and the gateway; it carries pre-serialized frames.
 //! - [`store`]: the database behind a trait; [`store::sqlite`] is the embedded default,
 //!   [`store::postgres`] the scaled one (the same SQL for both, in `store::sql`).
-//! - [`broker::redis`]: the broker for many instances (Lua publish, one pub/sub connection per
-//!   instance, presence with heartbeats); [`worker`]: `confab worker`, which moves messages
-//!   from the Redis stream into the database.
+//! - [`worker`]: `confab worker`, which moves log entries from the Redis stream into the
+//!   database.
 //! - [`files`]: uploaded files (local disk or S3/R2), upload checks, attachment resolution.
 //! - [`preview`]: the SSRF-safe link-preview fetcher with its bounded cache.
 //!
-//! A message: client `send` → `Session` validates (membership, rate, body) → `Broker` assigns
-//! the room's next seq and queues it → the persister writes the batch in one statement and
-//! commits → the broker delivers the frame (serialized once) to the hub → every session in the
-//! room writes the same bytes → the sender gets `ack`.
+//! A change: client `send` / `edit` / `delete` → `Session` checks membership and rate →
+//! [`chat`] checks the body and authorship → `Broker` assigns the room's next seq and queues
+//! the entry → the persister writes the batch in one transaction and commits → the broker
+//! delivers the entry (serialized once) to the fan-out → every session in the room writes the
+//! same bytes → the sender gets `ack`.
+//!
+//! Layers, each depending only on those below it: `http`, `gateway` → `state` → `chat` →
+//! `broker`, `files`, `preview` → `fanout`, `store` → `config`, `metrics`, `time`
+//! (`tests/layering.rs` fails on an import circle).
 
 pub mod auth;
 pub mod broker;
+pub mod chat;
 pub mod config;
 pub mod error;
+pub mod fanout;
 pub mod files;
 pub mod gateway;
 pub mod http;

@@ -6,12 +6,9 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::{RedisBroker, RedisSettings};
-use crate::broker::DynBroker;
+use crate::broker::{DynBroker, Hub};
 use crate::config::Config;
-use crate::gateway::hub::RoomHub;
 use crate::state::AppState;
-use crate::store::postgres::PgStore;
-use crate::store::sqlite::SqliteStore;
 use crate::store::DynStore;
 use anyhow::{bail, Context};
 use std::future::Future;
@@ -32,25 +29,7 @@ pub struct Application {
 
 /// Opens the database named by the configuration and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
-    connect_store(&config.database_url(), config.database_max_connections).await
-}
-
-/// Opens the database at `url` (SQLite or PostgreSQL) and applies migrations.
-pub async fn connect_store(url: &str, max_connections: u32) -> anyhow::Result<DynStore> {
-    let url = url.to_owned();
-    if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(&url)
-            .await
-            .with_context(|| format!("opening the database {url}"))?;
-        Ok(Arc::new(store))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let store = PgStore::connect(&url, max_connections)
-            .await
-            .context("connecting to PostgreSQL")?;
-        Ok(Arc::new(store))
-    } else {
-        bail!("unsupported database URL {url:?}: expected sqlite://PATH or postgres://...")
-    }
+    crate::store::open(&config.database_url(), config.database_max_connections).await
 }
 
 /// The origin of a URL: scheme://host[:port].
@@ -89,14 +68,85 @@ fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
     }
 }
 
+/// Builds every component of a server whose public URL is `public_url`: the store (with its
+/// migrations), the hub, the broker, the file store, the preview fetcher and the keys. Used by
+/// [`Application::build`], and by tests that drive sessions without a listener.
+pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<AppState> {
+    crate::metrics::install();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let keys = load_keys(&config)?;
+    let parsed = url::Url::parse(public_url)
+        .with_context(|| format!("CONFAB_PUBLIC_URL {public_url:?} is not a URL"))?;
+    let allowed_origins = if config.allowed_origins.is_empty() {
+        default_origins(&parsed)
+    } else {
+        config
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .collect()
+    };
+    let store = open_store(&config).await?;
+    let hub = Arc::new(Hub::new(config.room_buffer));
+    let broker: DynBroker = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisBroker::start(
+                url,
+                hub.clone(),
+                store.clone(),
+                RedisSettings {
+                    stream_max: config.stream_max,
+                },
+            )
+            .await
+            .context("connecting to Redis")?,
+        ),
+        None => Arc::new(MemoryBroker::start(
+            hub.clone(),
+            store.clone(),
+            config.queue_capacity,
+        )),
+    };
+    let throttle = Arc::new(LoginThrottle::new(config.auth_burst_per_address));
+    let files = crate::files::open(&config.files, &config.data_dir).await?;
+    tracing::info!(files = %files.describe(), "file storage");
+    let mut previews = crate::preview::PreviewFetcher::new(
+        confab_shared::preview::Allowlist::parse(&config.files.preview_allowlist),
+    );
+    if let Some(url) = &config.redis_url {
+        previews = previews
+            .with_redis(url)
+            .await
+            .context("connecting the preview cache to Redis")?;
+    }
+    let uploads = Arc::new(crate::files::Uploads {
+        files,
+        previews,
+        max_bytes: config.files.max_upload_bytes,
+        public_url: public_url.to_owned(),
+        edge_url: config.files.edge_url.clone(),
+    });
+    Ok(AppState {
+        secure_cookies: parsed.scheme() == "https",
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+        config: Arc::new(config),
+        store,
+        broker,
+        hub,
+        keys: Arc::new(keys),
+        throttle,
+        allowed_origins: Arc::new(allowed_origins),
+        draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        shutdown: CancellationToken::new(),
+        sessions: TaskTracker::new(),
+        uploads,
+    })
+}
+
 impl Application {
     /// Binds the listener and builds every component.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        crate::metrics::install();
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("creating the data directory {}", config.data_dir.display())
-        })?;
-        let keys = load_keys(&config)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
@@ -106,72 +156,7 @@ impl Application {
             None if local.ip().is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
             None => format!("http://{local}"),
         };
-        let parsed = url::Url::parse(&public_url)
-            .with_context(|| format!("CONFAB_PUBLIC_URL {public_url:?} is not a URL"))?;
-        let allowed_origins = if config.allowed_origins.is_empty() {
-            default_origins(&parsed)
-        } else {
-            config
-                .allowed_origins
-                .iter()
-                .map(|o| o.trim().trim_end_matches('/').to_owned())
-                .collect()
-        };
-        let store = open_store(&config).await?;
-        let hub = Arc::new(RoomHub::new(config.room_buffer));
-        let broker: DynBroker = match &config.redis_url {
-            Some(url) => Arc::new(
-                RedisBroker::start(
-                    url,
-                    hub.clone(),
-                    store.clone(),
-                    RedisSettings {
-                        stream_max: config.stream_max,
-                    },
-                )
-                .await
-                .context("connecting to Redis")?,
-            ),
-            None => Arc::new(MemoryBroker::start(
-                hub.clone(),
-                store.clone(),
-                config.queue_capacity,
-            )),
-        };
-        let throttle = Arc::new(LoginThrottle::new(config.auth_burst_per_address));
-        let files = crate::files::open(&config.files, &config.data_dir).await?;
-        tracing::info!(files = %files.describe(), "file storage");
-        let mut previews = crate::preview::PreviewFetcher::new(
-            confab_shared::preview::Allowlist::parse(&config.files.preview_allowlist),
-        );
-        if let Some(url) = &config.redis_url {
-            previews = previews
-                .with_redis(url)
-                .await
-                .context("connecting the preview cache to Redis")?;
-        }
-        let uploads = Arc::new(crate::files::Uploads {
-            files,
-            previews,
-            max_bytes: config.files.max_upload_bytes,
-            public_url: public_url.clone(),
-            edge_url: config.files.edge_url.clone(),
-        });
-        let state = AppState {
-            secure_cookies: parsed.scheme() == "https",
-            connections: Arc::new(Semaphore::new(config.max_connections)),
-            config: Arc::new(config),
-            store,
-            broker,
-            hub,
-            keys: Arc::new(keys),
-            throttle,
-            allowed_origins: Arc::new(allowed_origins),
-            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            shutdown: CancellationToken::new(),
-            sessions: TaskTracker::new(),
-            uploads,
-        };
+        let state = build_state(config, &public_url).await?;
         Ok(Self {
             listener,
             state,

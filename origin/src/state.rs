@@ -2,9 +2,8 @@
 
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
-use crate::broker::DynBroker;
+use crate::broker::{DynBroker, Hub};
 use crate::config::Config;
-use crate::gateway::hub::RoomHub;
 use crate::store::DynStore;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -22,7 +21,7 @@ pub struct AppState {
     /// Message acceptance, fan-out, presence and recovery.
     pub broker: DynBroker,
     /// This instance's live rooms and users; sessions listen here, the broker delivers here.
-    pub hub: Arc<RoomHub>,
+    pub hub: Arc<Hub>,
     /// Access-token keys.
     pub keys: Arc<JwtKeys>,
     /// Login attempt limits.

@@ -1,17 +1,18 @@
-//! `confab worker`: moves accepted messages from the Redis persistence stream into the database.
+//! `confab worker`: moves accepted log entries from the Redis persistence stream into the
+//! database.
 //!
-//! Entries are read in batches through a consumer group, written in ONE idempotent statement
-//! per batch (a message already stored is skipped by its unique (room, author, client_msg_id)),
+//! Entries are read in batches through a consumer group, appended in ONE transaction per batch
+//! (an entry already stored is skipped by its unique (room, actor, reference); see
+//! [`Store::append`](crate::store::Store::append) for entries that arrive out of order),
 //! and acknowledged (and deleted from the stream) only after the commit. A worker restarted
 //! under the same name first takes up its own unacknowledged entries; entries left by a worker
 //! that died for good are claimed by the others after `claim_idle_ms`.
 
-use crate::broker::redis::{manager_config, PERSIST_GROUP, PERSIST_STREAM};
+use crate::broker::redis::keys::{PERSIST_GROUP, PERSIST_STREAM};
+use crate::broker::redis::{manager_config, wire};
 use crate::config::WorkerConfig;
-use crate::startup::connect_store;
-use crate::store::{DynStore, NewMessage};
+use crate::store::DynStore;
 use anyhow::Context;
-use confab_shared::protocol::ServerFrame;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
@@ -38,25 +39,8 @@ pub async fn ensure_group(conn: &mut ConnectionManager) -> redis::RedisResult<()
         .xgroup_create_mkstream(PERSIST_STREAM, PERSIST_GROUP, "0")
         .await;
     match created {
-        Err(e) if e.to_string().contains("BUSYGROUP") => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
         other => other,
-    }
-}
-
-fn decode(entry: &StreamId) -> Option<NewMessage> {
-    let frame: String = entry.get("f")?;
-    match serde_json::from_str(&frame) {
-        Ok(ServerFrame::Message(m)) => Some(NewMessage {
-            id: m.id,
-            room: m.room,
-            seq: m.seq,
-            author: m.author,
-            client_msg_id: m.client_msg_id,
-            body: m.body,
-            attachment: m.attachment,
-            created_at: m.created_at,
-        }),
-        _ => None,
     }
 }
 
@@ -72,7 +56,8 @@ pub struct Worker {
 impl Worker {
     /// Connects to both ends.
     pub async fn connect(config: &WorkerConfig) -> anyhow::Result<Self> {
-        let store = connect_store(&config.database_url, config.database_max_connections).await?;
+        let store =
+            crate::store::open(&config.database_url, config.database_max_connections).await?;
         let client = redis::Client::open(config.redis_url.as_str())?;
         let mut conn = ConnectionManager::new_with_config(client, manager_config())
             .await
@@ -95,17 +80,17 @@ impl Worker {
         }
         let mut batch = Vec::with_capacity(entries.len());
         for e in entries {
-            match decode(e) {
-                Some(m) => batch.push(m),
+            match wire::decode_stream_entry(e) {
+                Some(entry) => batch.push(entry),
                 None => tracing::error!(id = %e.id, "dropping an unreadable stream entry"),
             }
         }
         metrics::histogram!("confab_persist_batch_size").record(batch.len() as f64);
-        crate::metrics::db("insert_messages", self.store.insert_messages(&batch))
+        crate::metrics::db("append", self.store.append(&batch))
             .await
             .context("writing a batch")?;
-        for m in &batch {
-            crate::metrics::since_accepted("confab_persist_lag_seconds", m.created_at);
+        for entry in &batch {
+            crate::metrics::since_accepted("confab_persist_lag_seconds", entry.at);
         }
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         let _acked: i64 = self.conn.xack(PERSIST_STREAM, PERSIST_GROUP, &ids).await?;

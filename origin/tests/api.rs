@@ -663,7 +663,7 @@ async fn metrics_are_exported_in_prometheus_format() {
         "confab_fanout_seconds_bucket",
         "confab_persist_batch_size_bucket",
         "confab_persist_lag_seconds_bucket",
-        "confab_db_seconds_bucket{op=\"insert_messages\"",
+        "confab_db_seconds_bucket{op=\"append\"",
         "confab_db_seconds_bucket{op=\"messages_before\"",
     ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");

@@ -5,14 +5,13 @@
 
 use confab_origin::broker::memory::MemoryBroker;
 use confab_origin::broker::redis::{RedisBroker, RedisSettings};
-use confab_origin::broker::{Broker, BrokerError, DynBroker, Outgoing};
-use confab_origin::gateway::hub::{
-    Batch, Delivery, DeliveryKind, Mail, Mailbox, RoomHub, UserEvent,
-};
+use confab_origin::broker::{Broker, BrokerError, Change, DynBroker, Hub, UserEvent};
+use confab_origin::fanout::{Batch, Delivery, DeliveryKind, Mail, Mailbox};
 use confab_origin::store::sqlite::SqliteStore;
 use confab_origin::store::{DynStore, NewUser, RoomRecord};
 use confab_shared::domain::MessageBody;
-use confab_shared::ids::{ClientMsgId, RoomId, UserId};
+use confab_shared::events::RoomEvent;
+use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, UserId};
 use confab_shared::protocol::{ServerFrame, UserPublic};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +22,7 @@ fn redis_url() -> String {
 }
 
 struct Fixture {
-    hub: Arc<RoomHub>,
+    hub: Arc<Hub>,
     broker: DynBroker,
     store: DynStore,
     room: RoomId,
@@ -64,7 +63,7 @@ async fn store_with_room() -> (DynStore, RoomId, UserPublic, tempfile::TempDir) 
     (store, room, ann, dir)
 }
 
-async fn redis_broker(hub: Arc<RoomHub>, store: DynStore) -> DynBroker {
+async fn redis_broker(hub: Arc<Hub>, store: DynStore) -> DynBroker {
     Arc::new(
         RedisBroker::start(
             &redis_url(),
@@ -82,7 +81,7 @@ async fn redis_broker(hub: Arc<RoomHub>, store: DynStore) -> DynBroker {
 impl Fixture {
     async fn memory() -> Self {
         let (store, room, ann, dir) = store_with_room().await;
-        let hub = Arc::new(RoomHub::new(64));
+        let hub = Arc::new(Hub::new(64));
         let broker: DynBroker = Arc::new(MemoryBroker::start(hub.clone(), store.clone(), 64));
         Self {
             hub,
@@ -96,7 +95,7 @@ impl Fixture {
 
     async fn redis() -> Self {
         let (store, room, ann, dir) = store_with_room().await;
-        let hub = Arc::new(RoomHub::new(64));
+        let hub = Arc::new(Hub::new(64));
         let broker = redis_broker(hub.clone(), store.clone()).await;
         Self {
             hub,
@@ -114,21 +113,42 @@ impl Fixture {
         rx
     }
 
-    fn outgoing(&self, cmid: &str, body: &str) -> Outgoing {
-        Outgoing {
-            room: self.room,
-            author: self.ann.clone(),
-            client_msg_id: ClientMsgId::parse(cmid).unwrap(),
-            body: MessageBody::parse(body).unwrap(),
-            attachment: None,
-        }
+    fn outgoing(&self, cmid: &str, body: &str) -> Change {
+        post(self.room, &self.ann, cmid, body)
     }
+
+    /// The message `id` as the broker has it now.
+    async fn message(&self, id: MessageId) -> confab_shared::protocol::ChatMessage {
+        self.broker.message(self.room, id).await.unwrap().unwrap()
+    }
+}
+
+fn post(room: RoomId, author: &UserPublic, cmid: &str, body: &str) -> Change {
+    Change::post(
+        room,
+        author.clone(),
+        ClientMsgId::parse(cmid).unwrap(),
+        MessageBody::parse(body).unwrap(),
+        None,
+    )
+}
+
+fn reference(r: &str) -> ClientRef {
+    ClientRef::parse(r).unwrap()
+}
+
+fn frame_text(d: &Delivery) -> &str {
+    std::str::from_utf8(d.frame.bytes()).unwrap()
+}
+
+fn entry_of(d: &Delivery) -> RoomEvent {
+    serde_json::from_str(frame_text(d)).unwrap()
 }
 
 /// A connection's mailbox, as a session would drain it.
 struct Rx {
-    mailbox: Arc<Mailbox>,
-    batch: Batch,
+    mailbox: Arc<Mailbox<UserEvent>>,
+    batch: Batch<UserEvent>,
     mail: Arc<MailWaker>,
 }
 
@@ -144,14 +164,14 @@ impl std::task::Wake for MailWaker {
 
 impl Rx {
     /// A mailbox (of a throwaway user) listening to `room`.
-    fn listen(hub: &RoomHub, room: RoomId) -> Self {
+    fn listen(hub: &Hub, room: RoomId) -> Self {
         let rx = Self::user(hub, UserId(uuid::Uuid::new_v4()));
         hub.listen(room, &rx.mailbox);
         rx
     }
 
     /// A mailbox receiving `user`'s events.
-    fn user(hub: &RoomHub, user: UserId) -> Self {
+    fn user(hub: &Hub, user: UserId) -> Self {
         let mail = Arc::new(MailWaker::default());
         Self {
             mailbox: hub.connect(user, std::task::Waker::from(mail.clone())),
@@ -160,7 +180,7 @@ impl Rx {
         }
     }
 
-    async fn recv(&mut self) -> Mail {
+    async fn recv(&mut self) -> Mail<UserEvent> {
         loop {
             if let Some(mail) = self.batch.mail.pop_front() {
                 return mail;
@@ -195,22 +215,10 @@ async fn next(rx: &mut Rx) -> Arc<Delivery> {
 
 async fn publish_assigns_seqs_delivers_once_and_is_idempotent(f: Fixture) {
     let mut rx = f.listen().await;
-    let a = f
-        .broker
-        .publish_message(f.outgoing("c1", "one"))
-        .await
-        .unwrap();
-    let b = f
-        .broker
-        .publish_message(f.outgoing("c2", "two"))
-        .await
-        .unwrap();
+    let a = f.broker.append(f.outgoing("c1", "one")).await.unwrap();
+    let b = f.broker.append(f.outgoing("c2", "two")).await.unwrap();
     assert_eq!((a.seq, b.seq), (1, 2));
-    let again = f
-        .broker
-        .publish_message(f.outgoing("c1", "one"))
-        .await
-        .unwrap();
+    let again = f.broker.append(f.outgoing("c1", "one")).await.unwrap();
     assert_eq!(again, a);
     for want in [1, 2] {
         let d = next(&mut rx).await;
@@ -220,7 +228,7 @@ async fn publish_assigns_seqs_delivers_once_and_is_idempotent(f: Fixture) {
             }
             other => panic!("{other:?}"),
         }
-        let ServerFrame::Message(m) = serde_json::from_str(d.frame.as_str()).unwrap() else {
+        let RoomEvent::Message(m) = entry_of(&d) else {
             panic!()
         };
         assert_eq!(m.seq, want);
@@ -237,24 +245,121 @@ async fn publish_assigns_seqs_delivers_once_and_is_idempotent(f: Fixture) {
 async fn recovery_returns_exactly_what_was_missed(f: Fixture) {
     for i in 1..=6 {
         f.broker
-            .publish_message(f.outgoing(&format!("c{i}"), &format!("m{i}")))
+            .append(f.outgoing(&format!("c{i}"), &format!("m{i}")))
             .await
             .unwrap();
     }
     let r = f.broker.recover(f.room, 2, 10).await.unwrap();
     assert!(r.complete);
     assert_eq!(
-        r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
         [3, 4, 5, 6]
     );
     let r = f.broker.recover(f.room, 0, 4).await.unwrap();
     assert!(!r.complete);
     assert_eq!(
-        r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
     let r = f.broker.recover(f.room, 6, 10).await.unwrap();
-    assert!(r.complete && r.messages.is_empty());
+    assert!(r.complete && r.events.is_empty());
+}
+
+async fn edits_and_deletions_are_entries_of_the_log(f: Fixture) {
+    let mut rx = f.listen().await;
+    let one = f.broker.append(f.outgoing("c1", "one")).await.unwrap();
+    let two = f.broker.append(f.outgoing("c2", "two")).await.unwrap();
+    let m1 = f.message(one.id).await;
+    let edit = Change::edit(
+        f.ann.clone(),
+        reference("e1"),
+        m1.clone(),
+        MessageBody::parse("one, edited").unwrap(),
+    );
+    let edited = f.broker.append(edit.clone()).await.unwrap();
+    assert_eq!((edited.id, edited.seq), (one.id, 3));
+    assert_eq!(
+        f.broker.append(edit).await.unwrap(),
+        edited,
+        "a resent edit gets the same answer"
+    );
+    assert_eq!(
+        f.broker
+            .answered(f.room, f.ann.id, &reference("e1"))
+            .await
+            .unwrap(),
+        Some(edited)
+    );
+    assert_eq!(
+        f.broker
+            .answered(f.room, f.ann.id, &reference("nope"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(f.message(one.id).await.body, "one, edited");
+    let m2 = f.message(two.id).await;
+    let e2 = Change::edit(
+        f.ann.clone(),
+        reference("e2"),
+        m2.clone(),
+        MessageBody::parse("secret").unwrap(),
+    );
+    f.broker.append(e2).await.unwrap();
+    let deleted = f
+        .broker
+        .append(Change::delete(
+            f.ann.clone(),
+            reference("d1"),
+            f.message(two.id).await,
+        ))
+        .await
+        .unwrap();
+    assert_eq!((deleted.id, deleted.seq), (two.id, 5));
+    assert!(f.message(two.id).await.is_deleted());
+
+    // Live: every entry once, in seq order, messages and other entries told apart.
+    let mut live = Vec::new();
+    for _ in 0..5 {
+        let d = next(&mut rx).await;
+        let entry = entry_of(&d);
+        assert_eq!(d.kind.seq(), Some(entry.seq()));
+        assert_eq!(
+            matches!(d.kind, DeliveryKind::Message { .. }),
+            matches!(entry, RoomEvent::Message(_))
+        );
+        live.push(entry);
+    }
+    assert_eq!(
+        live.iter().map(RoomEvent::kind).collect::<Vec<_>>(),
+        ["message", "message", "edited", "edited", "deleted"]
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "the resent edit was not delivered"
+    );
+
+    // Recovery replays the whole log, with the deleted message's text nowhere.
+    let r = f.broker.recover(f.room, 0, 10).await.unwrap();
+    assert!(r.complete);
+    assert_eq!(
+        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    let text = serde_json::to_string(&r.events).unwrap();
+    assert!(
+        !text.contains("secret") && !text.contains("\"two\""),
+        "{text}"
+    );
+    match &r.events[0] {
+        RoomEvent::Message(m) => assert_eq!(m.body, "one, edited"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&r.events[1], RoomEvent::Message(m) if m.is_deleted()));
+    assert!(matches!(&r.events[3], RoomEvent::Edited(e) if e.body.is_empty()));
+    assert_eq!(f.broker.last_seq(f.room).await.unwrap(), 5);
 }
 
 async fn events_and_presence_reach_listeners(f: Fixture) {
@@ -264,7 +369,7 @@ async fn events_and_presence_reach_listeners(f: Fixture) {
     f.broker.set_presence(f.room, &f.ann, true).await.unwrap();
     let d = next(&mut rx).await;
     assert!(matches!(d.kind, DeliveryKind::Event { from: Some(u) } if u == f.ann.id));
-    assert!(d.frame.as_str().contains("\"online\":true"));
+    assert!(frame_text(&d).contains("\"online\":true"));
     let online = f.broker.online(f.room).await.unwrap();
     assert_eq!(
         online
@@ -283,7 +388,7 @@ async fn events_and_presence_reach_listeners(f: Fixture) {
         )
         .await
         .unwrap();
-    assert!(next(&mut rx).await.frame.as_str().contains("\"typing\""));
+    assert!(frame_text(&*next(&mut rx).await).contains("\"typing\""));
     let mut urx = Rx::user(&f.hub, f.ann.id);
     tokio::time::sleep(Duration::from_millis(200)).await; // the user channel subscription (Redis)
     f.broker
@@ -308,11 +413,7 @@ async fn events_and_presence_reach_listeners(f: Fixture) {
     );
     assert!(f.hub.leave(f.room, f.ann.id));
     f.broker.set_presence(f.room, &f.ann, false).await.unwrap();
-    assert!(next(&mut rx)
-        .await
-        .frame
-        .as_str()
-        .contains("\"online\":false"));
+    assert!(frame_text(&*next(&mut rx).await).contains("\"online\":false"));
     assert!(f.broker.online(f.room).await.unwrap().is_empty());
 }
 
@@ -340,6 +441,7 @@ macro_rules! suite {
 suite!(
     publish_assigns_seqs_delivers_once_and_is_idempotent,
     recovery_returns_exactly_what_was_missed,
+    edits_and_deletions_are_entries_of_the_log,
     events_and_presence_reach_listeners,
 );
 
@@ -348,26 +450,16 @@ suite!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_instances_share_seq_idempotency_and_presence() {
     let f = Fixture::redis().await;
-    let hub2 = Arc::new(RoomHub::new(64));
+    let hub2 = Arc::new(Hub::new(64));
     let other = redis_broker(hub2.clone(), f.store.clone()).await;
     let mut rx1 = f.listen().await;
     let mut rx2 = Rx::listen(&hub2, f.room);
     other.await_subscribed(f.room).await.unwrap();
 
-    let a = f
-        .broker
-        .publish_message(f.outgoing("x1", "hello"))
-        .await
-        .unwrap();
-    let b = other
-        .publish_message(f.outgoing("x1", "hello"))
-        .await
-        .unwrap();
+    let a = f.broker.append(f.outgoing("x1", "hello")).await.unwrap();
+    let b = other.append(f.outgoing("x1", "hello")).await.unwrap();
     assert_eq!(a, b, "a resend through another instance gets the same ack");
-    let c = other
-        .publish_message(f.outgoing("x2", "next"))
-        .await
-        .unwrap();
+    let c = other.append(f.outgoing("x2", "next")).await.unwrap();
     assert_eq!(c.seq, a.seq + 1);
     for rx in [&mut rx1, &mut rx2] {
         assert!(matches!(
@@ -384,18 +476,10 @@ async fn redis_instances_share_seq_idempotency_and_presence() {
     f.broker.set_presence(f.room, &f.ann, true).await.unwrap();
     other.set_presence(f.room, &f.ann, true).await.unwrap();
     f.broker.set_presence(f.room, &f.ann, false).await.unwrap();
-    assert!(next(&mut rx2)
-        .await
-        .frame
-        .as_str()
-        .contains("\"online\":true"));
+    assert!(frame_text(&*next(&mut rx2).await).contains("\"online\":true"));
     assert_eq!(other.online(f.room).await.unwrap().len(), 1);
     other.set_presence(f.room, &f.ann, false).await.unwrap();
-    assert!(next(&mut rx2)
-        .await
-        .frame
-        .as_str()
-        .contains("\"online\":false"));
+    assert!(frame_text(&*next(&mut rx2).await).contains("\"online\":false"));
     assert!(other.online(f.room).await.unwrap().is_empty());
     other.shutdown().await;
     f.broker.shutdown().await;
@@ -405,22 +489,18 @@ async fn redis_instances_share_seq_idempotency_and_presence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_instances_users_drop_out_of_presence() {
     let f = Fixture::redis().await;
-    let hub2 = Arc::new(RoomHub::new(64));
+    let hub2 = Arc::new(Hub::new(64));
     let doomed = redis_broker(hub2, f.store.clone()).await;
     let mut rx = f.listen().await;
     doomed.set_presence(f.room, &f.ann, true).await.unwrap();
-    assert!(next(&mut rx)
-        .await
-        .frame
-        .as_str()
-        .contains("\"online\":true"));
+    assert!(frame_text(&*next(&mut rx).await).contains("\"online\":true"));
     // Simulate a crash: stop its heartbeat without deregistering.
     drop(doomed);
     let started = std::time::Instant::now();
     let d = tokio::time::timeout(Duration::from_secs(15), rx.delivery())
         .await
         .unwrap();
-    assert!(d.frame.as_str().contains("\"online\":false"));
+    assert!(frame_text(&d).contains("\"online\":false"));
     assert!(
         started.elapsed() < Duration::from_secs(12),
         "{:?}",
@@ -493,7 +573,7 @@ fn free_port() -> u16 {
 async fn a_redis_restart_gives_retryable_errors_then_recovers() {
     let mut redis = PrivateRedis::start(free_port());
     let (store, room, ann, _dir) = store_with_room().await;
-    let hub = Arc::new(RoomHub::new(64));
+    let hub = Arc::new(Hub::new(64));
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let broker = RedisBroker::start(
         &url,
@@ -505,14 +585,8 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
     .unwrap();
     let mut rx = Rx::listen(&hub, room);
     broker.await_subscribed(room).await.unwrap();
-    let out = |cmid: &str| Outgoing {
-        room,
-        author: ann.clone(),
-        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
-        body: MessageBody::parse("hi").unwrap(),
-        attachment: None,
-    };
-    assert_eq!(broker.publish_message(out("a")).await.unwrap().seq, 1);
+    let out = |cmid: &str| post(room, &ann, cmid, "hi");
+    assert_eq!(broker.append(out("a")).await.unwrap().seq, 1);
     assert!(matches!(
         next(&mut rx).await.kind,
         DeliveryKind::Message { seq: 1, .. }
@@ -520,7 +594,7 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
 
     let port = redis.port;
     redis.kill();
-    match broker.publish_message(out("b")).await {
+    match broker.append(out("b")).await {
         Err(BrokerError::Unavailable(_)) => {}
         other => panic!("expected a retryable error, got {other:?}"),
     }
@@ -532,7 +606,7 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
         .unwrap();
     assert!(matches!(d.kind, DeliveryKind::Resync));
     let accepted = loop {
-        match broker.publish_message(out("b")).await {
+        match broker.append(out("b")).await {
             Ok(a) => break a,
             Err(_) if restarted.elapsed() < Duration::from_secs(5) => {
                 tokio::time::sleep(Duration::from_millis(100)).await

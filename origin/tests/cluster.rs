@@ -7,7 +7,8 @@
 mod common;
 
 use common::{Client, Ws};
-use confab_shared::api::{Room, RoomPage};
+use confab_shared::api::{EventPage, Room, RoomPage};
+use confab_shared::events::RoomEvent;
 use confab_shared::protocol::ServerFrame;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -203,13 +204,16 @@ async fn users_on_different_instances_chat_see_presence_typing_and_activity() {
         _ => unreachable!(),
     }
     let (_, seq) = a.say(&room, "a1", "hello from instance 1").await;
-    let ServerFrame::Message(m) = b.expect(|f| matches!(f, ServerFrame::Message(_))).await else {
+    let ServerFrame::Entry(RoomEvent::Message(m)) = b
+        .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Message(_))))
+        .await
+    else {
         unreachable!()
     };
     assert_eq!((m.seq, m.body.as_str()), (seq, "hello from instance 1"));
     let (_, seq2) = b.say(&room, "b1", "hello from instance 2").await;
-    let ServerFrame::Message(m) = a
-        .expect(|f| matches!(f, ServerFrame::Message(m) if m.author.username == "bob"))
+    let ServerFrame::Entry(RoomEvent::Message(m)) = a
+        .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Message(m)) if m.author.username == "bob"))
         .await
     else {
         unreachable!()
@@ -232,6 +236,58 @@ async fn users_on_different_instances_chat_see_presence_typing_and_activity() {
         ServerFrame::Presence { user, online, .. } => assert!(!online && user.username == "bob"),
         _ => unreachable!(),
     }
+
+    // The room log across instances: while Bob is away, Ann posts, edits and deletes through
+    // instance 1; Bob comes back through instance 3 and recovers every change in seq order.
+    let (posted, _) = a.say(&room, "a2", "posted while bob is away").await;
+    let (first, _) = a.say(&room, "a3", "to be deleted").await;
+    let edited = a
+        .edit(&room, &posted, "edited while bob is away", "e-1")
+        .await;
+    assert!(matches!(edited, ServerFrame::Ack { .. }), "{edited:?}");
+    let deleted = a.delete(&room, &first, "d-1").await;
+    assert!(matches!(deleted, ServerFrame::Ack { .. }), "{deleted:?}");
+    let mut b = via(&bob, &cluster.instances[2]).ws().await;
+    let (replayed, _, recovered) = b.recover(&room, seq2).await;
+    assert!(recovered);
+    assert_eq!(
+        replayed.iter().map(RoomEvent::kind).collect::<Vec<_>>(),
+        ["message", "message", "edited", "deleted"]
+    );
+    let seqs: Vec<i64> = replayed.iter().map(RoomEvent::seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(matches!(&replayed[0], RoomEvent::Message(m) if m.body == "edited while bob is away"));
+    assert!(matches!(&replayed[1], RoomEvent::Message(m) if m.is_deleted() && m.body.is_empty()));
+    // The HTTP catch-up, through the load balancer, gives the same entries, before and after
+    // the workers have written them to PostgreSQL.
+    let page: EventPage = via(&bob, &cluster.lb)
+        .get(&format!("/api/rooms/{}/events?after_seq={seq2}", room.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.events, replayed);
+    cluster.drained().await;
+    let dave = register(&cluster.lb, "dave").await;
+    let res = dave.get(&format!("/api/rooms/{}/events", room.id)).await;
+    assert_eq!(res.status(), 403, "non-members do not read the log");
+    let pg = cluster.pg().await;
+    let (body, deleted_at): (String, Option<i64>) =
+        sqlx::query_as("SELECT body, deleted_at FROM messages WHERE id = $1")
+            .bind(uuid::Uuid::parse_str(&first).unwrap())
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert!(
+        body.is_empty() && deleted_at.is_some(),
+        "deleted in PostgreSQL"
+    );
+    let body: String = sqlx::query_scalar("SELECT body FROM messages WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(&posted).unwrap())
+        .fetch_one(&pg)
+        .await
+        .unwrap();
+    assert_eq!(body, "edited while bob is away", "edited in PostgreSQL");
 }
 
 /// A client that reconnects through the load balancer, recovers with `after_seq`, and resends
@@ -243,8 +299,10 @@ struct Chatter {
     /// seq -> message id, as this client has seen them.
     seen: BTreeMap<i64, String>,
     duplicates: usize,
-    /// client_msg_id -> (id, seq) once acked.
+    /// client_msg_id or ref -> (message id, seq) once acked.
     acked: HashMap<String, (String, i64)>,
+    /// message id -> its text, as this client's view shows it.
+    bodies: HashMap<String, String>,
     reconnects: usize,
 }
 
@@ -272,22 +330,45 @@ impl Chatter {
     }
 
     fn record(&mut self, f: &ServerFrame) {
-        if let ServerFrame::Message(m) = f {
-            if self.seen.insert(m.seq, m.id.to_string()).is_some() {
-                self.duplicates += 1;
+        let ServerFrame::Entry(entry) = f else { return };
+        let id = entry.message_id().to_string();
+        if self.seen.insert(entry.seq(), id.clone()).is_some() {
+            self.duplicates += 1;
+        }
+        match entry {
+            RoomEvent::Message(m) => {
+                self.bodies.insert(id, m.body.clone());
+            }
+            RoomEvent::Edited(e) => {
+                self.bodies.insert(id, e.body.clone());
+            }
+            RoomEvent::Deleted(_) => {
+                self.bodies.remove(&id);
             }
         }
     }
 
-    /// Sends (or resends) until acked, reconnecting as needed.
+    /// Sends (or resends) a message until acked, reconnecting as needed.
     async fn say(&mut self, cmid: &str) {
+        let frame = json!({"type": "send", "room": self.room.id, "client_msg_id": cmid, "body": format!("msg {cmid}")});
+        self.request(frame, cmid).await;
+    }
+
+    /// Edits (or re-edits, with the same ref) a message until acked.
+    async fn edit(&mut self, id: &str, body: &str, reference: &str) {
+        let frame =
+            json!({"type": "edit", "room": self.room.id, "id": id, "body": body, "ref": reference});
+        self.request(frame, reference).await;
+    }
+
+    /// Sends (or resends) `frame` until the ack for `reference`, reconnecting as needed.
+    async fn request(&mut self, frame: serde_json::Value, reference: &str) {
         loop {
             if self.ws.is_none() {
                 self.reconnects += 1;
                 self.connect().await;
             }
             let ws = self.ws.as_mut().unwrap();
-            let frame = json!({"type": "send", "room": self.room.id, "client_msg_id": cmid, "body": format!("msg {cmid}")});
             if futures::SinkExt::send(
                 &mut ws.stream,
                 tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into()),
@@ -298,7 +379,7 @@ impl Chatter {
                 self.ws = None;
                 continue;
             }
-            match self.until_ack(cmid).await {
+            match self.until_ack(reference).await {
                 Some(true) => return,
                 Some(false) => tokio::time::sleep(Duration::from_millis(100)).await, // retryable error
                 None => self.ws = None,
@@ -325,11 +406,8 @@ impl Chatter {
             self.record(&f);
             match f {
                 ServerFrame::Ack {
-                    client_msg_id,
-                    id,
-                    seq,
-                    ..
-                } if client_msg_id.as_str() == cmid => {
+                    reference, id, seq, ..
+                } if reference.as_str() == cmid => {
                     self.acked.insert(cmid.into(), (id.to_string(), seq));
                     return Some(true);
                 }
@@ -391,6 +469,7 @@ async fn killing_an_instance_loses_no_acked_message_and_duplicates_none() {
             seen: BTreeMap::new(),
             duplicates: 0,
             acked: HashMap::new(),
+            bodies: HashMap::new(),
             reconnects: 0,
         };
         c.connect().await;
@@ -404,6 +483,13 @@ async fn killing_an_instance_loses_no_acked_message_and_duplicates_none() {
         }
         for (i, c) in chatters.iter_mut().enumerate() {
             c.say(&format!("u{i}-r{round}")).await;
+            // Each one also edits its message of the round before: edits flow during the kill.
+            if round > 0 {
+                let previous = format!("u{i}-r{}", round - 1);
+                let id = c.acked[&previous].0.clone();
+                c.edit(&id, &format!("edited {previous}"), &format!("e-{previous}"))
+                    .await;
+            }
         }
     }
     let recovered_in = killed_at.unwrap().elapsed();
@@ -411,14 +497,32 @@ async fn killing_an_instance_loses_no_acked_message_and_duplicates_none() {
         .iter()
         .flat_map(|c| c.acked.values().cloned())
         .collect();
-    assert_eq!(all.len(), 6 * 16);
+    assert_eq!(all.len(), 6 * 16 + 6 * 15, "messages and edits");
+    // What every client must show: each message edited but the last round's.
+    let mut want: HashMap<String, String> = HashMap::new();
+    for (i, c) in chatters.iter().enumerate() {
+        for round in 0..16 {
+            let cmid = format!("u{i}-r{round}");
+            let body = if round < 15 {
+                format!("edited {cmid}")
+            } else {
+                format!("msg {cmid}")
+            };
+            want.insert(c.acked[&cmid].0.clone(), body);
+        }
+    }
     for c in chatters.iter_mut() {
         c.catch_up(&all).await;
         assert_eq!(c.duplicates, 0, "{} saw duplicates", c.client.me.username);
         assert_eq!(
             c.seen.len(),
             all.len(),
-            "{} saw exactly the acked messages",
+            "{} saw exactly the acked messages and edits",
+            c.client.me.username
+        );
+        assert_eq!(
+            c.bodies, want,
+            "{} shows every acked edit",
             c.client.me.username
         );
     }
@@ -433,8 +537,29 @@ async fn killing_an_instance_loses_no_acked_message_and_duplicates_none() {
         .unwrap();
     assert_eq!(
         stored,
-        all.len() as i64,
+        6 * 16,
         "every acked message is in PostgreSQL exactly once"
+    );
+    let edits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM room_events WHERE kind = 'edited'")
+        .fetch_one(&pg)
+        .await
+        .unwrap();
+    assert_eq!(
+        edits,
+        6 * 15,
+        "every acked edit is in PostgreSQL exactly once"
+    );
+    let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, body FROM messages")
+        .fetch_all(&pg)
+        .await
+        .unwrap();
+    let stored: HashMap<String, String> = rows
+        .into_iter()
+        .map(|(id, b)| (id.to_string(), b))
+        .collect();
+    assert_eq!(
+        stored, want,
+        "PostgreSQL holds every message as last edited"
     );
 }
 
@@ -541,7 +666,7 @@ async fn a_redis_restart_gives_retryable_errors_and_rooms_recover_within_seconds
     let mut seen = false;
     while !seen && Instant::now() < deadline {
         match b.next().await {
-            ServerFrame::Message(m) if m.seq == seq => seen = true,
+            ServerFrame::Entry(RoomEvent::Message(m)) if m.seq == seq => seen = true,
             ServerFrame::Resync { .. } => {
                 b.send(json!({"type": "subscribe", "room": room.id, "after_seq": 1}))
                     .await;
@@ -596,7 +721,7 @@ async fn chat_continues_while_postgres_is_away_and_the_stream_drains_after() {
     }
     let mut got = 0;
     while got < during.len() {
-        if let ServerFrame::Message(m) = b.next().await {
+        if let ServerFrame::Entry(RoomEvent::Message(m)) = b.next().await {
             if m.body.starts_with("while the database") {
                 got += 1;
             }

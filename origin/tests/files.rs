@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Client, TestServer};
+use confab_shared::events::RoomEvent;
 use confab_shared::protocol::{Attachment, ServerFrame};
 use confab_shared::ErrorCode;
 use serde_json::json;
@@ -62,10 +63,10 @@ async fn attachments_are_verified_and_delivered_whole() {
         other => panic!("expected ack, got {other:?}"),
     }
     match bob_ws
-        .expect(|f| matches!(f, ServerFrame::Message(_)))
+        .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Message(_))))
         .await
     {
-        ServerFrame::Message(message) => {
+        ServerFrame::Entry(RoomEvent::Message(message)) => {
             assert_eq!(message.body, "");
             assert_eq!(message.attachment.as_ref(), Some(&att));
         }

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{TestServer, Ws};
-use confab_shared::api::MessagePage;
+use confab_shared::api::{ChangeAck, MessagePage};
+use confab_shared::events::RoomEvent;
 use confab_shared::protocol::ServerFrame;
 use confab_shared::ErrorCode;
 use futures::SinkExt;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 fn is_message(f: &ServerFrame) -> bool {
-    matches!(f, ServerFrame::Message(_))
+    matches!(f, ServerFrame::Entry(RoomEvent::Message(_)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,7 +41,7 @@ async fn two_members_chat_both_ways() {
 
     let (_, seq1) = a.say(&room, "a-1", "  hello bob  ").await;
     assert_eq!(seq1, 1);
-    let ServerFrame::Message(m) = b.expect(is_message).await else {
+    let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await else {
         unreachable!()
     };
     assert_eq!(
@@ -50,8 +51,8 @@ async fn two_members_chat_both_ways() {
 
     let (_, seq2) = b.say(&room, "b-1", "hi ann").await;
     assert_eq!(seq2, 2);
-    let ServerFrame::Message(m) = a
-        .expect(|f| matches!(f, ServerFrame::Message(m) if m.seq == 2))
+    let ServerFrame::Entry(RoomEvent::Message(m)) = a
+        .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Message(m)) if m.seq == 2))
         .await
     else {
         unreachable!()
@@ -127,7 +128,7 @@ async fn non_members_cannot_read_send_subscribe_or_list_members() {
     loop {
         match a.next().await {
             ServerFrame::Pong => break,
-            ServerFrame::Message(m) => assert_eq!(m.body, "secret"),
+            ServerFrame::Entry(RoomEvent::Message(m)) => assert_eq!(m.body, "secret"),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -157,7 +158,7 @@ async fn resubscribing_with_after_seq_delivers_exactly_the_missed_messages() {
     }
     let mut last = 0;
     while last < 3 {
-        if let ServerFrame::Message(m) = b.expect(is_message).await {
+        if let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await {
             last = m.seq;
         }
     }
@@ -171,7 +172,7 @@ async fn resubscribing_with_after_seq_delivers_exactly_the_missed_messages() {
     let mut seqs = Vec::new();
     loop {
         match b.next().await {
-            ServerFrame::Message(m) => seqs.push(m.seq),
+            ServerFrame::Entry(RoomEvent::Message(m)) => seqs.push(m.seq),
             ServerFrame::Subscribed {
                 last_seq,
                 recovered,
@@ -187,7 +188,7 @@ async fn resubscribing_with_after_seq_delivers_exactly_the_missed_messages() {
     assert_eq!(seqs, [4, 5, 6, 7, 8]);
     // Live messages continue after the recovered ones, with no duplicates.
     a.say(&room, "m9", "live").await;
-    let ServerFrame::Message(m) = b.expect(is_message).await else {
+    let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await else {
         unreachable!()
     };
     assert_eq!(m.seq, 9);
@@ -215,7 +216,7 @@ async fn recovery_after_a_restart_comes_from_the_database() {
     let mut seqs = Vec::new();
     loop {
         match a.next().await {
-            ServerFrame::Message(m) => seqs.push(m.seq),
+            ServerFrame::Entry(RoomEvent::Message(m)) => seqs.push(m.seq),
             ServerFrame::Subscribed {
                 recovered,
                 last_seq,
@@ -256,7 +257,7 @@ async fn a_resend_gets_the_same_ack_and_is_delivered_once() {
     a.say(&room, "next-id", "twice?").await;
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        if let ServerFrame::Message(m) = b.expect(is_message).await {
+        if let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await {
             seen.push((m.seq, m.body));
         }
     }
@@ -436,9 +437,16 @@ async fn edits_and_deletes_by_the_author_reach_the_room() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 204);
-    match b.expect(|f| matches!(f, ServerFrame::Edited { .. })).await {
-        ServerFrame::Edited { body, seq, .. } => assert_eq!((body.as_str(), seq), ("typo", 1)),
+    assert_eq!(res.status(), 200);
+    let ack: ChangeAck = res.json().await.unwrap();
+    assert_eq!((ack.id.to_string(), ack.seq), (id.clone(), 2));
+    match b
+        .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Edited(_))))
+        .await
+    {
+        ServerFrame::Entry(RoomEvent::Edited(e)) => {
+            assert_eq!((e.body.as_str(), e.seq), ("typo", 2))
+        }
         _ => unreachable!(),
     }
     let res = ann
@@ -447,10 +455,12 @@ async fn edits_and_deletes_by_the_author_reach_the_room() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 204);
+    assert_eq!(res.status(), 200);
+    let ack: ChangeAck = res.json().await.unwrap();
+    assert_eq!(ack.seq, 3);
     assert!(matches!(
-        b.expect(|f| matches!(f, ServerFrame::Deleted { .. })).await,
-        ServerFrame::Deleted { seq: 1, .. }
+        b.expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Deleted(_)))).await,
+        ServerFrame::Entry(RoomEvent::Deleted(d)) if d.seq == 3
     ));
     let page: MessagePage = bob
         .get(&format!("/api/rooms/{}/messages", room.id))
@@ -649,7 +659,7 @@ async fn a_slow_consumer_is_told_to_resync_without_hurting_the_room() {
     let reader = tokio::spawn(async move {
         let mut seqs = Vec::with_capacity(N);
         while seqs.len() < N {
-            if let ServerFrame::Message(m) = b.expect(is_message).await {
+            if let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await {
                 seqs.push(m.seq);
             }
         }
@@ -692,7 +702,7 @@ async fn a_slow_consumer_is_told_to_resync_without_hurting_the_room() {
                 got_resync = true;
                 break;
             }
-            ServerFrame::Message(_) => {}
+            ServerFrame::Entry(RoomEvent::Message(_)) => {}
             other => panic!("{other:?}"),
         }
     }

@@ -5,11 +5,12 @@
 use confab_origin::store::postgres::PgStore;
 use confab_origin::store::sqlite::SqliteStore;
 use confab_origin::store::{
-    DynStore, InsertOutcome, NewMessage, NewUser, RefreshOutcome, RoomQuery, RoomRecord, StoreError,
+    AppendOutcome, DynStore, LogEntry, NewUser, RefreshOutcome, RoomQuery, RoomRecord, StoreError,
 };
 use confab_shared::api::RoomScope;
-use confab_shared::ids::{ClientMsgId, MessageId, RoomId, SessionId, UserId};
-use confab_shared::protocol::UserPublic;
+use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
+use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, SessionId, UserId};
+use confab_shared::protocol::{ChatMessage, UserPublic};
 use sqlx::Connection;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -95,8 +96,8 @@ async fn room(store: &DynStore, name: &str, by: &UserPublic) -> RoomId {
     id
 }
 
-fn msg(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> NewMessage {
-    NewMessage {
+fn chat(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> ChatMessage {
+    ChatMessage {
         id: MessageId(Uuid::now_v7()),
         room,
         seq,
@@ -105,7 +106,49 @@ fn msg(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> NewMessage {
         body: format!("body {seq}"),
         attachment: None,
         created_at: 10 + seq,
+        edited_at: None,
+        deleted_at: None,
     }
+}
+
+fn msg(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> LogEntry {
+    LogEntry::message(chat(room, seq, author, cmid))
+}
+
+fn id_of(entry: &LogEntry) -> MessageId {
+    entry.event.message_id()
+}
+
+fn edit(of: &LogEntry, seq: i64, body: &str, by: &UserPublic, reference: &str) -> LogEntry {
+    LogEntry {
+        actor: by.id,
+        reference: ClientRef::parse(reference).unwrap(),
+        at: 100 + seq,
+        event: RoomEvent::Edited(MessageEdited {
+            room: of.event.room(),
+            seq,
+            id: id_of(of),
+            body: body.into(),
+            edited_at: 100 + seq,
+        }),
+    }
+}
+
+fn delete(of: &LogEntry, seq: i64, by: &UserPublic, reference: &str) -> LogEntry {
+    LogEntry {
+        actor: by.id,
+        reference: ClientRef::parse(reference).unwrap(),
+        at: 100 + seq,
+        event: RoomEvent::Deleted(MessageDeleted {
+            room: of.event.room(),
+            seq,
+            id: id_of(of),
+        }),
+    }
+}
+
+fn seqs(events: &[RoomEvent]) -> Vec<i64> {
+    events.iter().map(RoomEvent::seq).collect()
 }
 
 async fn users_are_unique_regardless_of_case(store: DynStore) {
@@ -270,34 +313,34 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     let bob = user(&store, "bob").await;
     let r = room(&store, "general", &ann).await;
     store.join_room(r, bob.id, 3).await.unwrap();
-    let batch: Vec<NewMessage> = (1..=5).map(|s| msg(r, s, &ann, &format!("c{s}"))).collect();
-    let out = store.insert_messages(&batch).await.unwrap();
-    assert!(out.iter().all(|o| *o == InsertOutcome::Inserted));
+    let batch: Vec<LogEntry> = (1..=5).map(|s| msg(r, s, &ann, &format!("c{s}"))).collect();
+    let out = store.append(&batch).await.unwrap();
+    assert!(out.iter().all(|o| *o == AppendOutcome::Appended));
     // A resend of c2 with another seq, plus a duplicate inside the same batch.
     let again = vec![
         msg(r, 6, &ann, "c2"),
         msg(r, 7, &bob, "b1"),
         msg(r, 8, &bob, "b1"),
     ];
-    let out = store.insert_messages(&again).await.unwrap();
+    let out = store.append(&again).await.unwrap();
     assert_eq!(
         out[0],
-        InsertOutcome::Duplicate {
-            id: batch[1].id,
+        AppendOutcome::Duplicate {
+            id: id_of(&batch[1]),
             seq: 2
         }
     );
-    assert_eq!(out[1], InsertOutcome::Inserted);
-    assert!(matches!(out[2], InsertOutcome::Duplicate { seq: 7, .. }));
+    assert_eq!(out[1], AppendOutcome::Appended);
+    assert!(matches!(out[2], AppendOutcome::Duplicate { seq: 7, .. }));
     assert_eq!(store.last_seq(r).await.unwrap(), 7);
 
     let page = store.messages_before(r, None, 3).await.unwrap();
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5, 7]);
     let page = store.messages_before(r, Some(4), 10).await.unwrap();
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    let after = store.messages_after(r, 3, 10).await.unwrap();
-    assert_eq!(after.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5, 7]);
-    assert_eq!(after[0].author.username, "ann");
+    let after = store.events_after(r, 3, 10).await.unwrap();
+    assert_eq!(seqs(&after), [4, 5, 7]);
+    assert!(matches!(&after[0], RoomEvent::Message(m) if m.author.username == "ann"));
 
     assert_eq!(store.unread(r, bob.id).await.unwrap(), 5);
     assert_eq!(store.unread(r, ann.id).await.unwrap(), 1);
@@ -311,19 +354,31 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     let rooms = store.member_rooms(bob.id).await.unwrap();
     assert_eq!((rooms[0].last_read_seq, rooms[0].unread), (4, 1));
 
-    let meta = store.message_meta(batch[4].id).await.unwrap().unwrap();
-    assert_eq!((meta.seq, meta.author), (5, ann.id));
-    assert!(store.edit_message(batch[4].id, "edited", 99).await.unwrap());
-    assert!(store.delete_message(batch[3].id, 100).await.unwrap());
-    assert!(!store.delete_message(batch[3].id, 101).await.unwrap());
-    assert!(store.message_meta(batch[3].id).await.unwrap().is_none());
-    let all = store.messages_after(r, 0, 10).await.unwrap();
+    // Edits and deletions are entries of the same log.
+    let out = store
+        .append(&[
+            edit(&batch[4], 9, "edited", &ann, "e1"),
+            delete(&batch[3], 10, &ann, "d1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out, [AppendOutcome::Appended, AppendOutcome::Appended]);
+    let five = store.message(id_of(&batch[4])).await.unwrap().unwrap();
+    assert_eq!((five.body.as_str(), five.edited_at), ("edited", Some(109)));
+    let four = store.message(id_of(&batch[3])).await.unwrap().unwrap();
+    assert!(four.is_deleted() && four.body.is_empty());
+    let history = store.messages_before(r, None, 10).await.unwrap();
     assert_eq!(
-        all.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        [1, 2, 3, 5, 7]
+        history.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 5, 7],
+        "history shows messages as they are now: the deleted one is gone"
     );
-    assert_eq!(all[3].body, "edited");
-    assert_eq!(all[3].edited_at, Some(99));
+    assert_eq!(store.last_seq(r).await.unwrap(), 10);
+    assert_eq!(
+        store.unread(r, bob.id).await.unwrap(),
+        1,
+        "5, edited, is still unread"
+    );
     // A member who joins later starts with nothing unread.
     let carl = user(&store, "carl").await;
     store.join_room(r, carl.id, 5).await.unwrap();
@@ -331,7 +386,111 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     let room = store.room_for(r, carl.id).await.unwrap().unwrap();
     assert_eq!(
         (room.last_seq, room.member_count, room.joined),
-        (7, 3, true)
+        (10, 3, true),
+        "the room's last seq is its log's"
+    );
+}
+
+async fn the_log_replays_every_change_and_keeps_deleted_text_out(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let r = room(&store, "log", &ann).await;
+    let (one, two) = (msg(r, 1, &ann, "m1"), msg(r, 2, &ann, "m2"));
+    store.append(&[one.clone(), two.clone()]).await.unwrap();
+    store
+        .append(&[
+            edit(&one, 3, "first edit", &ann, "e1"),
+            edit(&one, 4, "second edit", &ann, "e2"),
+            edit(&two, 5, "doomed", &ann, "e3"),
+            delete(&two, 6, &ann, "d1"),
+        ])
+        .await
+        .unwrap();
+    let log = store.events_after(r, 0, 100).await.unwrap();
+    assert_eq!(seqs(&log), [1, 2, 3, 4, 5, 6], "every entry, in seq order");
+    match &log[0] {
+        RoomEvent::Message(m) => assert_eq!(m.body, "second edit", "messages as they are now"),
+        other => panic!("{other:?}"),
+    }
+    match &log[1] {
+        RoomEvent::Message(m) => assert!(m.is_deleted() && m.body.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&log[2], RoomEvent::Edited(e) if e.body == "first edit"));
+    assert!(
+        matches!(&log[4], RoomEvent::Edited(e) if e.body.is_empty()),
+        "a deleted message's edits lose their text: {:?}",
+        log[4]
+    );
+    assert!(matches!(&log[5], RoomEvent::Deleted(d) if d.id == id_of(&two)));
+    assert_eq!(seqs(&store.events_after(r, 2, 2).await.unwrap()), [3, 4]);
+
+    // A resent change is answered with the first entry and adds nothing.
+    let out = store
+        .append(&[edit(&one, 7, "again", &ann, "e1")])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        [AppendOutcome::Duplicate {
+            id: id_of(&one),
+            seq: 3
+        }]
+    );
+    assert_eq!(
+        store
+            .entry_by_ref(r, ann.id, &ClientRef::parse("d1").unwrap())
+            .await
+            .unwrap(),
+        Some((id_of(&two), 6))
+    );
+    assert_eq!(
+        store
+            .entry_by_ref(r, ann.id, &ClientRef::parse("none").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.last_seq(r).await.unwrap(), 6);
+    // The namespaces of client_msg_ids and refs are separate.
+    let out = store.append(&[msg(r, 8, &ann, "e1")]).await.unwrap();
+    assert_eq!(out, [AppendOutcome::Appended]);
+}
+
+async fn entries_written_out_of_order_fold_the_same(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let r = room(&store, "order", &ann).await;
+    // Two workers: the later batch (edits, a deletion) commits before the earlier one.
+    let (one, two) = (msg(r, 1, &ann, "m1"), msg(r, 2, &ann, "m2"));
+    store
+        .append(&[
+            edit(&one, 4, "newest", &ann, "e2"),
+            edit(&one, 3, "older", &ann, "e1"),
+            edit(&two, 5, "gone", &ann, "e3"),
+            delete(&two, 6, &ann, "d1"),
+        ])
+        .await
+        .unwrap();
+    store.append(&[one.clone(), two.clone()]).await.unwrap();
+    let now = store.message(id_of(&one)).await.unwrap().unwrap();
+    assert_eq!(
+        (now.body.as_str(), now.edited_at),
+        ("newest", Some(104)),
+        "the latest edit wins, whatever the order"
+    );
+    let gone = store.message(id_of(&two)).await.unwrap().unwrap();
+    assert!(gone.is_deleted() && gone.body.is_empty());
+    let log = store.events_after(r, 0, 100).await.unwrap();
+    assert_eq!(seqs(&log), [1, 2, 3, 4, 5, 6]);
+    assert!(matches!(&log[4], RoomEvent::Edited(e) if e.body.is_empty()));
+    assert_eq!(
+        store
+            .messages_before(r, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.body.as_str())
+            .collect::<Vec<_>>(),
+        ["newest"]
     );
 }
 
@@ -394,5 +553,7 @@ suite!(
     refresh_tokens_rotate_and_reuse_revokes,
     rooms_list_by_scope_search_and_cursor,
     messages_batch_dedupe_history_and_unread,
+    the_log_replays_every_change_and_keeps_deleted_text_out,
+    entries_written_out_of_order_fold_the_same,
     uploads_are_recorded_then_completed,
 );

@@ -1,7 +1,8 @@
 //! JSON bodies of the HTTP API under `/api`. Every error answer is an [`ErrorBody`].
 
 use crate::error::ErrorCode;
-use crate::ids::{RoomId, UserId};
+use crate::events::RoomEvent;
+use crate::ids::{MessageId, RoomId, UserId};
 use crate::protocol::{ChatMessage, UserPublic};
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +161,33 @@ pub struct MessagePage {
 pub struct EditMessageRequest {
     /// The new text.
     pub body: String,
+}
+
+/// The answer to `PATCH` and `DELETE /api/messages/{id}`: the change is an entry of the room's
+/// log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ChangeAck {
+    /// The message changed.
+    pub id: MessageId,
+    /// The seq of the entry the change made.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+}
+
+/// One page of a room's log, `GET /api/rooms/{id}/events?after_seq=&limit=`: the same entries
+/// as the WebSocket delivers, for bots, scripts and clients that were away long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct EventPage {
+    /// The entries after `after_seq`, ascending by seq.
+    pub events: Vec<RoomEvent>,
+    /// The room's latest seq now. Ask again with `after_seq` = the last entry's seq while
+    /// `complete` is false.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub last_seq: i64,
+    /// Whether these are all the entries after `after_seq`.
+    pub complete: bool,
 }
 
 /// `POST /api/rooms/{id}/read`.

@@ -16,6 +16,9 @@ use crate::protocol::ChatMessage;
 use serde::{Deserialize, Serialize};
 
 /// One entry of a room's log, tagged by `"type"` like every frame.
+// Most entries are messages: boxing them to shrink the rarer kinds would cost an allocation
+// per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]

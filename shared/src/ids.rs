@@ -136,6 +136,13 @@ client_id!(
     "ref"
 );
 
+impl From<Uuid> for ClientRef {
+    /// A UUID's text always fits the alphabet: a server-made reference.
+    fn from(id: Uuid) -> Self {
+        Self(id.to_string())
+    }
+}
+
 impl From<ClientMsgId> for ClientRef {
     /// A message's `client_msg_id` is the ref of its `send`.
     fn from(id: ClientMsgId) -> Self {

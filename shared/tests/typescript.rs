@@ -36,6 +36,8 @@ fn generated() -> String {
         api::Member::decl(),
         api::MessagePage::decl(),
         api::EditMessageRequest::decl(),
+        api::ChangeAck::decl(),
+        api::EventPage::decl(),
         api::ReadRequest::decl(),
         api::LinkPreview::decl(),
         api::UploadTicketRequest::decl(),

@@ -1,14 +1,13 @@
 //! Authentication: password hashing ([`password`]), access tokens and refresh tokens
-//! ([`tokens`]), login throttling ([`throttle`]) and the [`AuthUser`] extractor that every
-//! protected handler takes.
+//! ([`tokens`]), login throttling ([`throttle`]) and [`AuthUser`], the caller every protected
+//! handler takes (its extractor is in `http`) and every WebSocket session runs as.
 
 pub mod password;
 pub mod throttle;
 pub mod tokens;
 
 use crate::error::ApiError;
-use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use crate::store::Store;
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
 use confab_shared::claims::{AccessClaims, ACCESS_COOKIE};
@@ -38,12 +37,13 @@ pub fn access_token(parts: &Parts) -> Option<String> {
 
 impl AuthUser {
     /// Verifies a token and checks that its session is still live.
-    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
-        let claims: AccessClaims = state
-            .keys
-            .verify(token)
-            .map_err(|_| ApiError::Unauthorized)?;
-        if !crate::metrics::db("session_active", state.store.session_active(claims.sid)).await? {
+    pub async fn from_token(
+        keys: &tokens::JwtKeys,
+        store: &dyn Store,
+        token: &str,
+    ) -> Result<Self, ApiError> {
+        let claims: AccessClaims = keys.verify(token).map_err(|_| ApiError::Unauthorized)?;
+        if !crate::metrics::db("session_active", store.session_active(claims.sid)).await? {
             return Err(ApiError::Unauthorized);
         }
         Ok(Self {
@@ -52,13 +52,12 @@ impl AuthUser {
             username: claims.name,
         })
     }
-}
 
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = access_token(parts).ok_or(ApiError::Unauthorized)?;
-        Self::from_token(state, &token).await
+    /// The user as others see them.
+    pub fn public(&self) -> confab_shared::protocol::UserPublic {
+        confab_shared::protocol::UserPublic {
+            id: self.id,
+            username: self.username.clone(),
+        }
     }
 }

@@ -1,97 +1,104 @@
 //! The in-process broker of the embedded default.
 //!
-//! A message's life here: `publish_message` takes the room's next seq and queues the message
-//! under one short lock (so the queue is in seq order), the [`Persister`] writes queued messages
-//! to the store in batches (one statement, one transaction, one fsync per batch), and only after
-//! the commit does it deliver them to the hub and answer the senders. So an `ack` means the
-//! message is on disk, and no one ever sees a message that could be lost.
+//! A change's life here: `append` takes the room's next seq and queues the entry under one
+//! short lock (so the queue is in seq order), the [`Persister`] writes queued entries to the
+//! store in batches (one transaction, one fsync per batch), and only after the commit does it
+//! deliver them to the hub and answer the senders. So an `ack` means the entry is on disk, and
+//! no one ever sees an entry that could be lost. Recovery reads the store, which holds every
+//! acknowledged entry.
 //!
-//! The queue is bounded (`queue_capacity`): when it is full, sends fail with a retryable
+//! The queue is bounded (`queue_capacity`): when it is full, changes fail with a retryable
 //! `unavailable` instead of piling up memory.
 
-use super::{Accepted, Broker, BrokerError, Outgoing, Recovery};
-use crate::gateway::hub::{Delivery, DeliveryKind, RoomHub, UserEvent};
-use crate::store::{DynStore, InsertOutcome, NewMessage};
+use super::{
+    entry_delivery, event_delivery, Accepted, Broker, BrokerError, Change, Hub, Recovery, UserEvent,
+};
+use crate::store::{AppendOutcome, DynStore, LogEntry};
 use crate::time::now_ms;
 use async_trait::async_trait;
-use confab_shared::ids::{MessageId, RoomId, UserId};
+use confab_shared::ids::{ClientRef, MessageId, RoomId, UserId};
 use confab_shared::protocol::{ChatMessage, ServerFrame, UserPublic};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-/// Most messages written in one statement.
+/// Most entries written in one transaction.
 const MAX_BATCH: usize = 256;
-/// Recent messages kept per room for fast recovery (older ones come from the store).
-const RECENT_PER_ROOM: usize = 256;
+/// Answers to recent changes remembered per room, so a resend is answered from memory without
+/// using up a seq (older resends are caught by the store's unique rules).
+const RECENT_ANSWERS: usize = 256;
 
 struct Job {
-    message: NewMessage,
+    entry: LogEntry,
+    key: (bool, UserId, ClientRef),
     done: oneshot::Sender<Result<Accepted, BrokerError>>,
 }
 
-/// What the broker remembers of a room since it was first touched.
-struct RoomLog {
-    /// The seq the next message gets.
-    next_seq: i64,
+/// A room's log position, since the room was first touched.
+struct RoomSeq {
+    /// The seq the next entry gets.
+    next: i64,
     /// The highest committed seq.
     committed: i64,
-    /// The last committed messages, ascending by seq, without deleted ones.
-    recent: VecDeque<ChatMessage>,
+    /// The answers to the last committed changes: (is a post, actor, reference) → answer.
+    answers: VecDeque<((bool, UserId, ClientRef), Accepted)>,
+}
+
+/// The key a change's answer is remembered by (posts and other changes are separate
+/// namespaces, as in the store).
+fn answer_key(change: &Change) -> (bool, UserId, ClientRef) {
+    (
+        matches!(change.kind, super::ChangeKind::Post { .. }),
+        change.actor.id,
+        change.reference.clone(),
+    )
 }
 
 struct Shared {
-    hub: Arc<RoomHub>,
+    hub: Arc<Hub>,
     store: DynStore,
-    /// Room logs, loaded from the store on first use. Locked only for map and deque
-    /// operations, never across an await.
-    rooms: Mutex<HashMap<RoomId, RoomLog>>,
+    /// Log positions, loaded from the store on first use. Locked only for map operations,
+    /// never across an await.
+    rooms: Mutex<HashMap<RoomId, RoomSeq>>,
 }
 
 impl Shared {
-    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, RoomLog>> {
+    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, RoomSeq>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes sure the room's log is loaded.
+    /// Makes sure the room's log position is loaded.
     async fn load(&self, room: RoomId) -> Result<(), BrokerError> {
         if self.rooms().contains_key(&room) {
             return Ok(());
         }
         let last = self.store.last_seq(room).await?;
-        self.rooms().entry(room).or_insert(RoomLog {
-            next_seq: last + 1,
+        self.rooms().entry(room).or_insert(RoomSeq {
+            next: last + 1,
             committed: last,
-            recent: VecDeque::new(),
+            answers: VecDeque::new(),
         });
         Ok(())
     }
 
-    /// Records a committed message and delivers it to the room's local listeners.
-    fn committed(&self, message: &NewMessage) {
-        let chat = message.to_chat();
-        let delivery = Delivery::new(
-            DeliveryKind::Message {
-                seq: chat.seq,
-                author: chat.author.clone(),
-            },
-            &ServerFrame::Message(chat.clone()),
-        );
-        {
-            let mut rooms = self.rooms();
-            if let Some(log) = rooms.get_mut(&message.room) {
-                log.committed = log.committed.max(message.seq);
-                if log.recent.len() == RECENT_PER_ROOM {
-                    log.recent.pop_front();
-                }
-                log.recent.push_back(chat);
+    /// Records a committed entry and delivers it to the room's local listeners.
+    fn committed(&self, entry: &LogEntry, key: (bool, UserId, ClientRef)) {
+        let (room, seq) = (entry.event.room(), entry.event.seq());
+        if let Some(log) = self.rooms().get_mut(&room) {
+            log.committed = log.committed.max(seq);
+            if log.answers.len() == RECENT_ANSWERS {
+                log.answers.pop_front();
             }
+            let accepted = Accepted {
+                id: entry.event.message_id(),
+                seq,
+            };
+            log.answers.push_back((key, accepted));
         }
-        crate::metrics::since_accepted("confab_fanout_seconds", message.created_at);
-        self.hub.deliver(message.room, delivery);
+        crate::metrics::since_accepted("confab_fanout_seconds", entry.at);
+        self.hub.deliver(room, entry_delivery(&entry.event));
     }
 }
 
@@ -105,7 +112,7 @@ pub struct MemoryBroker {
 
 impl MemoryBroker {
     /// Starts the broker and its persister task.
-    pub fn start(hub: Arc<RoomHub>, store: DynStore, queue_capacity: usize) -> Self {
+    pub fn start(hub: Arc<Hub>, store: DynStore, queue_capacity: usize) -> Self {
         let shared = Arc::new(Shared {
             hub,
             store,
@@ -127,7 +134,7 @@ impl MemoryBroker {
     }
 }
 
-/// Writes queued messages in batches and delivers them once committed.
+/// Writes queued entries in batches and delivers them once committed.
 struct Persister {
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Job>,
@@ -154,37 +161,36 @@ impl Persister {
     }
 
     async fn write(&self, jobs: &mut Vec<Job>) {
-        let batch: Vec<NewMessage> = jobs.iter().map(|j| j.message.clone()).collect();
+        let batch: Vec<LogEntry> = jobs.iter().map(|j| j.entry.clone()).collect();
         metrics::histogram!("confab_persist_batch_size").record(batch.len() as f64);
-        let outcome =
-            crate::metrics::db("insert_messages", self.shared.store.insert_messages(&batch)).await;
+        let outcome = crate::metrics::db("append", self.shared.store.append(&batch)).await;
         match outcome {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
                     let accepted = match outcome {
-                        InsertOutcome::Inserted => {
+                        AppendOutcome::Appended => {
                             crate::metrics::since_accepted(
                                 "confab_persist_lag_seconds",
-                                job.message.created_at,
+                                job.entry.at,
                             );
-                            self.shared.committed(&job.message);
+                            self.shared.committed(&job.entry, job.key);
                             Accepted {
-                                id: job.message.id,
-                                seq: job.message.seq,
+                                id: job.entry.event.message_id(),
+                                seq: job.entry.event.seq(),
                             }
                         }
-                        InsertOutcome::Duplicate { id, seq } => Accepted { id, seq },
+                        AppendOutcome::Duplicate { id, seq } => Accepted { id, seq },
                     };
-                    // The sender may have gone (socket closed); the message stands regardless.
+                    // The sender may have gone (socket closed); the entry stands regardless.
                     let _gone = job.done.send(Ok(accepted));
                 }
             }
             Err(e) => {
-                tracing::error!(error = ?e, batch = batch.len(), "writing messages failed");
+                tracing::error!(error = ?e, batch = batch.len(), "writing the room log failed");
                 for job in jobs.drain(..) {
                     let _gone = job
                         .done
-                        .send(Err(BrokerError::Unavailable("could not store the message")));
+                        .send(Err(BrokerError::Unavailable("could not store the change")));
                 }
             }
         }
@@ -193,41 +199,25 @@ impl Persister {
 
 #[async_trait]
 impl Broker for MemoryBroker {
-    async fn publish_message(&self, msg: Outgoing) -> Result<Accepted, BrokerError> {
-        self.shared.load(msg.room).await?;
+    async fn append(&self, change: Change) -> Result<Accepted, BrokerError> {
+        self.shared.load(change.room).await?;
         let (done, accepted) = oneshot::channel();
         {
             let mut rooms = self.shared.rooms();
             let log = rooms
-                .get_mut(&msg.room)
+                .get_mut(&change.room)
                 .ok_or(BrokerError::Unavailable("room state missing"))?;
-            // A resend of something recent: answer from memory. Older resends are caught by
-            // the store's unique (room, author, client_msg_id) rule.
-            if let Some(m) = log
-                .recent
-                .iter()
-                .rev()
-                .find(|m| m.author.id == msg.author.id && m.client_msg_id == msg.client_msg_id)
-            {
-                return Ok(Accepted {
-                    id: m.id,
-                    seq: m.seq,
-                });
+            let key = answer_key(&change);
+            if let Some((_, first)) = log.answers.iter().rev().find(|(k, _)| *k == key) {
+                return Ok(*first);
             }
-            let message = NewMessage {
-                id: MessageId(Uuid::now_v7()),
-                room: msg.room,
-                seq: log.next_seq,
-                author: msg.author,
-                client_msg_id: msg.client_msg_id,
-                body: msg.body.into_inner(),
-                attachment: msg.attachment,
-                created_at: now_ms(),
-            };
+            let mut entry = change.entry(now_ms());
+            entry.event.set_seq(log.next);
             // try_send under the lock keeps the queue in seq order; the seq is only used up
-            // once the message is queued.
+            // once the entry is queued. A resend of an older change is recognised by the
+            // store's unique (room, actor, reference) rules and answered with the first entry.
             self.queue
-                .try_send(Job { message, done })
+                .try_send(Job { entry, key, done })
                 .map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => {
                         BrokerError::Unavailable("server busy: retry shortly")
@@ -236,37 +226,43 @@ impl Broker for MemoryBroker {
                         BrokerError::Unavailable("server shutting down: retry shortly")
                     }
                 })?;
-            log.next_seq += 1;
+            log.next += 1;
         }
         accepted.await.unwrap_or(Err(BrokerError::Unavailable(
             "server shutting down: retry shortly",
         )))
     }
 
+    async fn answered(
+        &self,
+        room: RoomId,
+        actor: UserId,
+        reference: &ClientRef,
+    ) -> Result<Option<Accepted>, BrokerError> {
+        // Every acknowledged entry is in the store.
+        Ok(self
+            .shared
+            .store
+            .entry_by_ref(room, actor, reference)
+            .await?
+            .map(|(id, seq)| Accepted { id, seq }))
+    }
+
+    async fn message(
+        &self,
+        room: RoomId,
+        id: MessageId,
+    ) -> Result<Option<ChatMessage>, BrokerError> {
+        Ok(self
+            .shared
+            .store
+            .message(id)
+            .await?
+            .filter(|m| m.room == room))
+    }
+
     async fn publish_event(&self, room: RoomId, frame: ServerFrame) -> Result<(), BrokerError> {
-        // Keep the recent-history cache true to edits and deletions.
-        match &frame {
-            ServerFrame::Edited {
-                id,
-                body,
-                edited_at,
-                ..
-            } => {
-                if let Some(log) = self.shared.rooms().get_mut(&room) {
-                    if let Some(m) = log.recent.iter_mut().find(|m| m.id == *id) {
-                        m.body.clone_from(body);
-                        m.edited_at = Some(*edited_at);
-                    }
-                }
-            }
-            ServerFrame::Deleted { id, .. } => {
-                if let Some(log) = self.shared.rooms().get_mut(&room) {
-                    log.recent.retain(|m| m.id != *id);
-                }
-            }
-            _ => {}
-        }
-        self.shared.hub.deliver(room, Delivery::event(&frame));
+        self.shared.hub.deliver(room, event_delivery(&frame));
         Ok(())
     }
 
@@ -281,34 +277,15 @@ impl Broker for MemoryBroker {
         after_seq: i64,
         limit: u32,
     ) -> Result<Recovery, BrokerError> {
-        self.shared.load(room).await?;
-        {
-            let rooms = self.shared.rooms();
-            if let Some(log) = rooms.get(&room) {
-                if after_seq >= log.committed {
-                    return Ok(Recovery {
-                        messages: Vec::new(),
-                        complete: true,
-                    });
-                }
-                if log.recent.front().is_some_and(|m| m.seq <= after_seq + 1) {
-                    let messages: Vec<ChatMessage> = log
-                        .recent
-                        .iter()
-                        .filter(|m| m.seq > after_seq)
-                        .take(limit as usize + 1)
-                        .cloned()
-                        .collect();
-                    return Ok(Recovery::from_page(messages, limit));
-                }
-            }
+        if after_seq >= self.last_seq(room).await? {
+            return Ok(Recovery::from_page(Vec::new(), limit));
         }
-        let messages = self
+        let events = self
             .shared
             .store
-            .messages_after(room, after_seq, limit + 1)
+            .events_after(room, after_seq, limit + 1)
             .await?;
-        Ok(Recovery::from_page(messages, limit))
+        Ok(Recovery::from_page(events, limit))
     }
 
     async fn last_seq(&self, room: RoomId) -> Result<i64, BrokerError> {

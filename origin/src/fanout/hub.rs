@@ -275,7 +275,10 @@ mod tests {
     struct Revoked;
 
     fn pong() -> Arc<Delivery> {
-        Delivery::new(DeliveryKind::Event { from: None }, r#"{"type":"pong"}"#.into())
+        Delivery::new(
+            DeliveryKind::Event { from: None },
+            r#"{"type":"pong"}"#.into(),
+        )
     }
 
     fn user(n: u128) -> UserPublic {

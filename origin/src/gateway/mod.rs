@@ -1,63 +1,9 @@
-//! The WebSocket gateway at `GET /ws`: the upgrade checks (Origin allowlist, session cookie,
-//! connection cap) live here; each accepted socket runs a [`session::Session`]; [`hub`] is the
-//! per-instance registry of live rooms and users.
+//! The WebSocket gateway at `GET /ws`: [`upgrade`] checks the handshake (Origin allowlist,
+//! session cookie, connection cap) and hands each accepted socket to a [`session::Session`],
+//! one task per connection, which listens to the connection's rooms in the local fan-out and
+//! speaks the protocol of `confab_shared::protocol`.
 
-pub mod hub;
 pub mod session;
+mod upgrade;
 
-use crate::auth::{access_token, AuthUser};
-use crate::error::ApiError;
-use crate::state::AppState;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
-use axum::http::header::ORIGIN;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
-
-/// Upgrades to a WebSocket session after the checks, or answers 403 / 401 / 503.
-pub async fn upgrade(
-    State(state): State<AppState>,
-    parts: Parts,
-    ws: WebSocketUpgrade,
-) -> Response {
-    // Browsers always send Origin on WebSocket handshakes: a foreign one is a cross-site
-    // hijacking attempt. Clients that are not browsers send none and are not at that risk.
-    if let Some(origin) = parts.headers.get(ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|o| {
-            state
-                .allowed_origins
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(o))
-        });
-        if !allowed {
-            return ApiError::Forbidden("origin not allowed").into_response();
-        }
-    }
-    let Some(token) = access_token(&parts) else {
-        return ApiError::Unauthorized.into_response();
-    };
-    let user = match AuthUser::from_token(&state, &token).await {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
-    };
-    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
-        return ApiError::Unavailable("too many connections").into_response();
-    };
-    let max = state.config.max_frame_bytes;
-    let tracker = state.sessions.clone();
-    // Frames a little over the limit are read and refused with 1009 by the session; the
-    // transport cap (4x) bounds what is buffered at all.
-    // Small buffers (tungstenite's default is 128 KiB each way): idle connections must stay
-    // cheap. The read buffer is allocated up front; the write buffer only when used, and lets
-    // a burst of frames go out in one write (see `Session::on_deliveries`).
-    ws.read_buffer_size(1024)
-        .write_buffer_size(8192)
-        .max_message_size(max.saturating_mul(4))
-        .max_frame_size(max.saturating_mul(4))
-        .on_upgrade(move |socket| {
-            tracker.track_future(async move {
-                session::Session::run(state, user, socket).await;
-                drop(permit);
-            })
-        })
-}
+pub use upgrade::upgrade;

@@ -7,8 +7,8 @@
 use super::{ApiJson, ClientAddr};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{access_token, password, AuthUser};
+use crate::broker::UserEvent;
 use crate::error::ApiError;
-use crate::gateway::hub::UserEvent;
 use crate::state::AppState;
 use crate::store::{NewUser, RefreshOutcome, UserRecord};
 use crate::time::{now_ms, now_secs};

@@ -1,42 +1,38 @@
-//! Editing and deleting messages, by their author only; the room sees `edited` / `deleted`.
+//! Editing and deleting messages over HTTP, by their author only (still a member of the
+//! room). Each is an entry of the room's log, like the WebSocket's `edit` and `delete`; the
+//! answer carries the entry's seq.
 
 use super::{ApiJson, ApiPath};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::MessageMeta;
-use crate::time::now_ms;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::patch;
-use axum::Router;
-use confab_shared::api::EditMessageRequest;
-use confab_shared::domain::MessageBody;
-use confab_shared::ids::MessageId;
-use confab_shared::protocol::ServerFrame;
+use axum::{Json, Router};
+use confab_shared::api::{ChangeAck, EditMessageRequest};
+use confab_shared::ids::{ClientRef, MessageId, RoomId};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/messages/{id}", patch(edit).delete(delete))
 }
 
-/// The message, if the caller wrote it and is still a member of its room.
-async fn own_message(
-    state: &AppState,
-    id: MessageId,
-    user: &AuthUser,
-) -> Result<MessageMeta, ApiError> {
-    let meta = state
+/// The room of a message the caller may see (a member of its room), or 404.
+async fn room_of(state: &AppState, id: MessageId, user: &AuthUser) -> Result<RoomId, ApiError> {
+    let message = state
         .store
-        .message_meta(id)
+        .message(id)
         .await?
         .ok_or(ApiError::NotFound("no such message"))?;
-    if !state.store.is_member(meta.room, user.id).await? {
+    if !state.store.is_member(message.room, user.id).await? {
         return Err(ApiError::NotFound("no such message"));
     }
-    if meta.author != user.id {
-        return Err(ApiError::Forbidden("only the author can change a message"));
-    }
-    Ok(meta)
+    Ok(message.room)
+}
+
+/// A fresh reference: an HTTP request that is not answered may be repeated, and is then a
+/// new change (an edit with the same text, or a delete answered `not_found`).
+fn fresh_reference() -> ClientRef {
+    ClientRef::from(uuid::Uuid::new_v4())
 }
 
 async fn edit(
@@ -44,48 +40,32 @@ async fn edit(
     user: AuthUser,
     ApiPath(id): ApiPath<MessageId>,
     ApiJson(req): ApiJson<EditMessageRequest>,
-) -> Result<StatusCode, ApiError> {
-    let body = MessageBody::parse(&req.body)?;
-    let meta = own_message(&state, id, &user).await?;
-    let now = now_ms();
-    if !state.store.edit_message(id, body.as_str(), now).await? {
-        return Err(ApiError::NotFound("no such message"));
-    }
-    state
-        .broker
-        .publish_event(
-            meta.room,
-            ServerFrame::Edited {
-                room: meta.room,
-                id,
-                seq: meta.seq,
-                body: body.into_inner(),
-                edited_at: now,
-            },
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Json<ChangeAck>, ApiError> {
+    let room = room_of(&state, id, &user).await?;
+    let accepted = crate::chat::edit(
+        &state,
+        &user.public(),
+        room,
+        id,
+        &req.body,
+        fresh_reference(),
+    )
+    .await?;
+    Ok(Json(ChangeAck {
+        id: accepted.id,
+        seq: accepted.seq,
+    }))
 }
 
 async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<MessageId>,
-) -> Result<StatusCode, ApiError> {
-    let meta = own_message(&state, id, &user).await?;
-    if !state.store.delete_message(id, now_ms()).await? {
-        return Err(ApiError::NotFound("no such message"));
-    }
-    state
-        .broker
-        .publish_event(
-            meta.room,
-            ServerFrame::Deleted {
-                room: meta.room,
-                id,
-                seq: meta.seq,
-            },
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Json<ChangeAck>, ApiError> {
+    let room = room_of(&state, id, &user).await?;
+    let accepted = crate::chat::delete(&state, &user.public(), room, id, fresh_reference()).await?;
+    Ok(Json(ChangeAck {
+        id: accepted.id,
+        seq: accepted.seq,
+    }))
 }

@@ -141,3 +141,14 @@ where
             .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
+
+/// The caller of a protected endpoint: the access token (cookie, or `Authorization: Bearer`)
+/// must be valid and its session not revoked.
+impl FromRequestParts<AppState> for crate::auth::AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = crate::auth::access_token(parts).ok_or(ApiError::Unauthorized)?;
+        Self::from_token(&state.keys, &*state.store, &token).await
+    }
+}

@@ -1,9 +1,10 @@
-//! Rooms: create, search and page through, get, join, leave, members, history, read markers.
+//! Rooms: create, search and page through, get, join, leave, members, history, the log's
+//! catch-up, read markers.
 
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::AuthUser;
+use crate::broker::UserEvent;
 use crate::error::ApiError;
-use crate::gateway::hub::UserEvent;
 use crate::state::AppState;
 use crate::store::{RoomCursor, RoomQuery, RoomRecord};
 use crate::time::now_ms;
@@ -15,7 +16,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use confab_shared::api::{
-    CreateRoomRequest, Member, MessagePage, ReadRequest, Room, RoomPage, RoomScope,
+    CreateRoomRequest, EventPage, Member, MessagePage, ReadRequest, Room, RoomPage, RoomScope,
 };
 use confab_shared::domain::RoomName;
 use confab_shared::ids::RoomId;
@@ -26,6 +27,9 @@ use uuid::Uuid;
 /// Default and largest page sizes.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 100;
+/// Default and largest pages of a room's log (the WebSocket replays up to 500 at once too).
+const DEFAULT_EVENTS: u32 = 100;
+const MAX_EVENTS: u32 = 500;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,15 +39,20 @@ pub fn router() -> Router<AppState> {
         .route("/rooms/{id}/leave", post(leave))
         .route("/rooms/{id}/members", get(members))
         .route("/rooms/{id}/messages", get(history))
+        .route("/rooms/{id}/events", get(events))
         .route("/rooms/{id}/read", post(read))
 }
 
 fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    limit_within(limit, DEFAULT_PAGE, MAX_PAGE)
+}
+
+fn limit_within(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
     match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
         Some(_) => Err(ApiError::Validation(format!(
-            "limit must be between 1 and {MAX_PAGE}"
+            "limit must be between 1 and {max}"
         ))),
     }
 }
@@ -266,6 +275,40 @@ async fn history(
         messages.remove(0);
     }
     Ok(Json(MessagePage { messages, has_more }))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    after_seq: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// The room's log after `after_seq` (default 0: from the start), members only.
+async fn events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    let limit = limit_within(q.limit, DEFAULT_EVENTS, MAX_EVENTS)?;
+    let after_seq = q.after_seq.unwrap_or(0);
+    if after_seq < 0 {
+        return Err(ApiError::Validation(
+            "after_seq must not be negative".into(),
+        ));
+    }
+    require_member(&state, id, &user).await?;
+    // The last seq first: every entry up to it is then in the recovery (or past its limit).
+    let last_seq = state.broker.last_seq(id).await?;
+    let recovery = state.broker.recover(id, after_seq, limit).await?;
+    Ok(Json(EventPage {
+        last_seq: recovery
+            .events
+            .last()
+            .map_or(last_seq, |e| e.seq().max(last_seq)),
+        complete: recovery.complete,
+        events: recovery.events,
+    }))
 }
 
 async fn read(

@@ -1,19 +1,43 @@
-//! Durable state: users, login sessions, rooms, memberships and messages, behind the [`Store`]
-//! trait. [`sqlite::SqliteStore`] is the embedded default. Callers pass the current time in, so
-//! the store holds no clock.
+//! Durable state: users, login sessions, rooms, memberships and each room's log, behind the
+//! [`Store`] trait. [`sqlite::SqliteStore`] is the embedded default, [`postgres::PgStore`] the
+//! scaled one (the same SQL for both, in `sql`). Callers pass the current time in, so the store
+//! holds no clock.
+//!
+//! The room log: [`Store::append`] writes a batch of [`LogEntry`]s (new messages into
+//! `messages`, every other entry into `room_events`) and folds each into the messages as they
+//! are now, in one transaction; [`Store::events_after`] replays the log.
 
 pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;
 
+use anyhow::{bail, Context};
 use async_trait::async_trait;
 use confab_shared::api::{Room, RoomScope};
-use confab_shared::ids::{ClientMsgId, MessageId, RoomId, SessionId, UserId};
-use confab_shared::protocol::{Attachment, ChatMessage, UserPublic};
+use confab_shared::events::RoomEvent;
+use confab_shared::ids::{ClientRef, MessageId, RoomId, SessionId, UserId};
+use confab_shared::protocol::{ChatMessage, UserPublic};
 use std::sync::Arc;
 
 /// A shared handle to the store in use.
 pub type DynStore = Arc<dyn Store>;
+
+/// Opens the database at `url` (`sqlite://PATH` or `postgres://...`) and applies migrations.
+pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<DynStore> {
+    if url.starts_with("sqlite:") {
+        let store = sqlite::SqliteStore::connect(url)
+            .await
+            .with_context(|| format!("opening the database {url}"))?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = postgres::PgStore::connect(url, max_connections)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok(Arc::new(store))
+    } else {
+        bail!("unsupported database URL {url:?}: expected sqlite://PATH or postgres://...")
+    }
+}
 
 /// Store failures. Constraint violations are named so the HTTP layer can answer 409.
 #[derive(Debug, thiserror::Error)]
@@ -104,52 +128,39 @@ pub struct RoomQuery {
     pub limit: u32,
 }
 
-/// A message on its way into the database, with its seq already assigned.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub id: MessageId,
-    pub room: RoomId,
-    pub seq: i64,
-    pub author: UserPublic,
-    pub client_msg_id: ClientMsgId,
-    pub body: String,
-    pub attachment: Option<Attachment>,
-    pub created_at: i64,
+/// An entry on its way into a room's log, with its seq already assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Who made the change (a message's author).
+    pub actor: UserId,
+    /// The actor's id for the request (a message's `client_msg_id`): a second entry with the
+    /// same (room, actor, reference) is not written; the first one's answer is returned.
+    pub reference: ClientRef,
+    /// When the change was accepted, milliseconds since the Unix epoch.
+    pub at: i64,
+    /// The entry as clients see it.
+    pub event: RoomEvent,
 }
 
-impl NewMessage {
-    /// The message as clients see it.
-    pub fn to_chat(&self) -> ChatMessage {
-        ChatMessage {
-            id: self.id,
-            room: self.room,
-            seq: self.seq,
-            author: self.author.clone(),
-            body: self.body.clone(),
-            client_msg_id: self.client_msg_id.clone(),
-            attachment: self.attachment.clone(),
-            created_at: self.created_at,
-            edited_at: None,
+impl LogEntry {
+    /// A new message's entry.
+    pub fn message(message: ChatMessage) -> Self {
+        Self {
+            actor: message.author.id,
+            reference: message.client_msg_id.clone().into(),
+            at: message.created_at,
+            event: RoomEvent::Message(message),
         }
     }
 }
 
-/// What inserting one message of a batch did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InsertOutcome {
+/// What appending one entry of a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
     /// Written now.
-    Inserted,
-    /// The author had already posted this `client_msg_id` in this room: here is that message.
+    Appended,
+    /// An entry with the same (room, actor, reference) was written before: its message and seq.
     Duplicate { id: MessageId, seq: i64 },
-}
-
-/// A stored message's identity, for authorization of edits and deletes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageMeta {
-    pub id: MessageId,
-    pub room: RoomId,
-    pub seq: i64,
-    pub author: UserId,
 }
 
 /// The database behind the origin. Implementations: SQLite (embedded default).
@@ -216,10 +227,13 @@ pub trait Store: Send + Sync + 'static {
     /// Unread count for one member room.
     async fn unread(&self, room: RoomId, user: UserId) -> Result<i64, StoreError>;
 
-    /// Writes a batch of messages in one statement, in one transaction. Messages whose
-    /// (room, author, client_msg_id) exists already are not written again.
-    async fn insert_messages(&self, batch: &[NewMessage])
-        -> Result<Vec<InsertOutcome>, StoreError>;
+    /// Appends a batch of log entries (ascending by seq within each room) in one transaction,
+    /// and folds them into the messages as they are now: an edit changes its message's text
+    /// (unless a later edit already did, or the message is deleted), a deletion empties the
+    /// message and the text of its edits. Entries may arrive after later ones of the same
+    /// message (two workers); the result is the same. Entries whose (room, actor, reference)
+    /// exists are not written again.
+    async fn append(&self, batch: &[LogEntry]) -> Result<Vec<AppendOutcome>, StoreError>;
     /// Up to `limit` live messages with seq < `before_seq` (all when None), ascending.
     async fn messages_before(
         &self,
@@ -227,21 +241,26 @@ pub trait Store: Send + Sync + 'static {
         before_seq: Option<i64>,
         limit: u32,
     ) -> Result<Vec<ChatMessage>, StoreError>;
-    /// Up to `limit` live messages with seq > `after_seq`, ascending.
-    async fn messages_after(
+    /// Up to `limit` entries of the room's log with seq > `after_seq`, ascending; entries about
+    /// messages show them as they are now (a deleted one as a tombstone).
+    async fn events_after(
         &self,
         room: RoomId,
         after_seq: i64,
         limit: u32,
-    ) -> Result<Vec<ChatMessage>, StoreError>;
-    /// The highest seq stored for the room, deleted messages included (0 when none).
+    ) -> Result<Vec<RoomEvent>, StoreError>;
+    /// The highest seq of the room's log (0 when empty).
     async fn last_seq(&self, room: RoomId) -> Result<i64, StoreError>;
-    /// A live (not deleted) message's identity.
-    async fn message_meta(&self, id: MessageId) -> Result<Option<MessageMeta>, StoreError>;
-    /// Replaces a live message's body.
-    async fn edit_message(&self, id: MessageId, body: &str, now: i64) -> Result<bool, StoreError>;
-    /// Marks a live message deleted and drops its body.
-    async fn delete_message(&self, id: MessageId, now: i64) -> Result<bool, StoreError>;
+    /// A message as it is now (a deleted one as a tombstone).
+    async fn message(&self, id: MessageId) -> Result<Option<ChatMessage>, StoreError>;
+    /// The message and seq of the entry (other than a new message) the actor made with this
+    /// reference in the room.
+    async fn entry_by_ref(
+        &self,
+        room: RoomId,
+        actor: UserId,
+        reference: &ClientRef,
+    ) -> Result<Option<(MessageId, i64)>, StoreError>;
 
     // Uploads (see `crate::files`). Default bodies refuse, so a store written without them still
     // compiles; every store the server opens implements them.

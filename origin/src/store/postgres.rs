@@ -2,11 +2,12 @@
 
 use super::sql::sql_store;
 use super::{
-    InsertOutcome, MemberRoom, MessageMeta, NewMessage, NewUser, RefreshOutcome, RoomCursor,
-    RoomQuery, RoomRecord, StoreError, UserRecord,
+    AppendOutcome, LogEntry, MemberRoom, NewUser, RefreshOutcome, RoomCursor, RoomQuery,
+    RoomRecord, StoreError, UserRecord,
 };
 use confab_shared::api::{Room, RoomScope};
-use confab_shared::ids::{ClientMsgId, MessageId, RoomId, SessionId, UserId};
+use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
+use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{ChatMessage, UserPublic};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};

@@ -27,13 +27,41 @@ pub fn map_conflict(e: sqlx::Error) -> StoreError {
 /// The columns `message_from_row` reads (from `messages m JOIN users u`).
 pub const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.author_id, u.username, m.client_msg_id, \
-     m.body, m.attachment, m.created_at, m.edited_at";
+     m.body, m.attachment, m.created_at, m.edited_at, m.deleted_at";
 
-/// The columns `room_from_row` reads (from `rooms r LEFT JOIN room_members m`).
+/// The columns `event_from_row` reads (from `room_events`).
+pub const EVENT_COLUMNS: &str = "room_id, seq, kind, message_id, body, created_at";
+
+/// Merges two seq-ordered runs of a room's log into its first `limit` entries.
+pub fn merge_by_seq(
+    a: Vec<confab_shared::events::RoomEvent>,
+    b: Vec<confab_shared::events::RoomEvent>,
+    limit: usize,
+) -> Vec<confab_shared::events::RoomEvent> {
+    let mut out = Vec::with_capacity((a.len() + b.len()).min(limit));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while out.len() < limit {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.seq() <= y.seq() => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(e) => out.push(e),
+            None => break,
+        }
+    }
+    out
+}
+
+/// The columns `room_from_row` reads (from `rooms r LEFT JOIN room_members m`). The room's
+/// last seq is the larger of its last message's and its last other entry's.
 pub const ROOM_COLUMNS: &str = "r.id, r.name, r.name_folded, r.created_by, r.created_at, \
      (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id) AS member_count, \
      m.user_id IS NOT NULL AS joined, \
-     COALESCE((SELECT MAX(x.seq) FROM messages x WHERE x.room_id = r.id), 0) AS last_seq, \
+     COALESCE((SELECT MAX(x.seq) FROM messages x WHERE x.room_id = r.id), 0) AS last_message_seq, \
+     COALESCE((SELECT MAX(e.seq) FROM room_events e WHERE e.room_id = r.id), 0) AS last_event_seq, \
      COALESCE(m.last_read_seq, 0) AS last_read_seq, \
      CASE WHEN m.user_id IS NULL THEN 0 ELSE \
        (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.last_read_seq \
@@ -89,11 +117,92 @@ macro_rules! sql_store {
                         .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
                     created_at: row.try_get("created_at")?,
                     edited_at: row.try_get("edited_at")?,
+                    deleted_at: row.try_get("deleted_at")?,
                 })
+            }
+
+            fn event_from_row(row: &$row) -> Result<RoomEvent, sqlx::Error> {
+                let room = RoomId(row.try_get("room_id")?);
+                let seq: i64 = row.try_get("seq")?;
+                let kind: String = row.try_get("kind")?;
+                let id: Option<Uuid> = row.try_get("message_id")?;
+                let id = MessageId(id.ok_or_else(|| {
+                    sqlx::Error::Decode(format!("{kind} entry without a message").into())
+                })?);
+                Ok(match kind.as_str() {
+                    "edited" => RoomEvent::Edited(MessageEdited {
+                        room,
+                        seq,
+                        id,
+                        body: row.try_get::<Option<String>, _>("body")?.unwrap_or_default(),
+                        edited_at: row.try_get("created_at")?,
+                    }),
+                    "deleted" => RoomEvent::Deleted(MessageDeleted { room, seq, id }),
+                    other => {
+                        return Err(sqlx::Error::Decode(
+                            format!("unknown room log entry kind {other:?}").into(),
+                        ))
+                    }
+                })
+            }
+
+            /// Folds one entry (other than a new message) into the messages as they are now.
+            async fn fold(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                event: &RoomEvent,
+                at: i64,
+            ) -> Result<(), sqlx::Error> {
+                match event {
+                    RoomEvent::Message(_) => {}
+                    RoomEvent::Edited(e) => {
+                        let done = sqlx::query(
+                            "UPDATE messages SET body = $1, edited_at = $2, edited_seq = $3 \
+                             WHERE id = $4 AND deleted_at IS NULL \
+                               AND (edited_seq IS NULL OR edited_seq < $3)",
+                        )
+                        .bind(&e.body)
+                        .bind(e.edited_at)
+                        .bind(e.seq)
+                        .bind(e.id.0)
+                        .execute(&mut *conn)
+                        .await?;
+                        if done.rows_affected() == 0 {
+                            // An edit of a message deleted meanwhile keeps no text.
+                            sqlx::query(
+                                "UPDATE room_events SET body = '' WHERE room_id = $1 AND seq = $2 \
+                                 AND EXISTS (SELECT 1 FROM messages WHERE id = $3 AND deleted_at IS NOT NULL)",
+                            )
+                            .bind(e.room.0)
+                            .bind(e.seq)
+                            .bind(e.id.0)
+                            .execute(&mut *conn)
+                            .await?;
+                        }
+                    }
+                    RoomEvent::Deleted(d) => {
+                        sqlx::query(
+                            "UPDATE messages SET body = '', attachment = NULL, deleted_at = $1 \
+                             WHERE id = $2 AND deleted_at IS NULL",
+                        )
+                        .bind(at)
+                        .bind(d.id.0)
+                        .execute(&mut *conn)
+                        .await?;
+                        sqlx::query(
+                            "UPDATE room_events SET body = '' WHERE message_id = $1 AND kind = 'edited'",
+                        )
+                        .bind(d.id.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                }
+                Ok(())
             }
 
             fn room_from_row(row: &$row) -> Result<(Room, RoomCursor), sqlx::Error> {
                 let id = RoomId(row.try_get("id")?);
+                let last_message: i64 = row.try_get("last_message_seq")?;
+                let last_event: i64 = row.try_get("last_event_seq")?;
                 let room = Room {
                     id,
                     name: row.try_get("name")?,
@@ -101,7 +210,7 @@ macro_rules! sql_store {
                     created_at: row.try_get("created_at")?,
                     member_count: row.try_get("member_count")?,
                     joined: row.try_get("joined")?,
-                    last_seq: row.try_get("last_seq")?,
+                    last_seq: last_message.max(last_event),
                     last_read_seq: row.try_get("last_read_seq")?,
                     unread: row.try_get("unread")?,
                 };
@@ -497,62 +606,155 @@ macro_rules! sql_store {
         Ok(n)
     }
 
-    async fn insert_messages(
-        &self,
-        batch: &[NewMessage],
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
+    async fn append(&self, batch: &[LogEntry]) -> Result<Vec<AppendOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut attachments = Vec::with_capacity(batch.len());
-        for m in batch {
-            attachments.push(
-                m.attachment
-                    .as_ref()
-                    .map(serde_json::to_string)
-                    .transpose()
-                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?,
-            );
-        }
-        let mut b: sqlx::QueryBuilder<$db> = sqlx::QueryBuilder::new(
-            "INSERT INTO messages (id, room_id, seq, author_id, client_msg_id, body, attachment, created_at) ",
-        );
-        b.push_values(batch.iter().zip(&attachments), |mut row, (m, a)| {
-            row.push_bind(m.id.0)
-                .push_bind(m.room.0)
-                .push_bind(m.seq)
-                .push_bind(m.author.id.0)
-                .push_bind(m.client_msg_id.as_str())
-                .push_bind(m.body.as_str())
-                .push_bind(a.as_deref())
-                .push_bind(m.created_at);
-        });
-        b.push(" ON CONFLICT (room_id, author_id, client_msg_id) DO NOTHING RETURNING id");
-        let inserted: HashSet<Uuid> = b
-            .build_query_scalar::<Uuid>()
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
+        let mut tx = self.pool.begin().await?;
+
+        // New messages, in one statement.
+        let messages: Vec<&ChatMessage> = batch
+            .iter()
+            .filter_map(|e| match &e.event {
+                RoomEvent::Message(m) => Some(m),
+                _ => None,
+            })
             .collect();
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
-            if inserted.contains(&m.id.0) {
-                out.push(InsertOutcome::Inserted);
-                continue;
+        let mut new_messages: HashSet<Uuid> = HashSet::new();
+        if !messages.is_empty() {
+            let mut attachments = Vec::with_capacity(messages.len());
+            for m in &messages {
+                attachments.push(
+                    m.attachment
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?,
+                );
             }
-            let row = sqlx::query(
-                "SELECT id, seq FROM messages WHERE room_id = $1 AND author_id = $2 AND client_msg_id = $3",
-            )
-            .bind(m.room.0)
-            .bind(m.author.id.0)
-            .bind(m.client_msg_id.as_str())
-            .fetch_one(&self.pool)
-            .await?;
-            out.push(InsertOutcome::Duplicate {
-                id: MessageId(row.try_get("id")?),
-                seq: row.try_get("seq")?,
+            let mut b: sqlx::QueryBuilder<$db> = sqlx::QueryBuilder::new(
+                "INSERT INTO messages (id, room_id, seq, author_id, client_msg_id, body, attachment, created_at) ",
+            );
+            b.push_values(messages.iter().zip(&attachments), |mut row, (m, a)| {
+                row.push_bind(m.id.0)
+                    .push_bind(m.room.0)
+                    .push_bind(m.seq)
+                    .push_bind(m.author.id.0)
+                    .push_bind(m.client_msg_id.as_str())
+                    .push_bind(m.body.as_str())
+                    .push_bind(a.as_deref())
+                    .push_bind(m.created_at);
             });
+            b.push(" ON CONFLICT (room_id, author_id, client_msg_id) DO NOTHING RETURNING id");
+            new_messages = b
+                .build_query_scalar::<Uuid>()
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
         }
+
+        // Every other entry, in one statement.
+        let others: Vec<&LogEntry> = batch
+            .iter()
+            .filter(|e| !matches!(e.event, RoomEvent::Message(_)))
+            .collect();
+        let mut new_events: HashSet<(Uuid, i64)> = HashSet::new();
+        if !others.is_empty() {
+            let mut b: sqlx::QueryBuilder<$db> = sqlx::QueryBuilder::new(
+                "INSERT INTO room_events (room_id, seq, kind, actor_id, client_ref, message_id, body, data, created_at) ",
+            );
+            b.push_values(&others, |mut row, e| {
+                let body = match &e.event {
+                    RoomEvent::Edited(ed) => Some(ed.body.as_str()),
+                    _ => None,
+                };
+                row.push_bind(e.event.room().0)
+                    .push_bind(e.event.seq())
+                    .push_bind(e.event.kind())
+                    .push_bind(e.actor.0)
+                    .push_bind(e.reference.as_str())
+                    .push_bind(Some(e.event.message_id().0))
+                    .push_bind(body)
+                    .push_bind(None::<String>)
+                    .push_bind(e.at);
+            });
+            b.push(" ON CONFLICT (room_id, actor_id, client_ref) DO NOTHING RETURNING room_id, seq");
+            let rows = b.build().fetch_all(&mut *tx).await?;
+            for row in &rows {
+                new_events.insert((row.try_get("room_id")?, row.try_get("seq")?));
+            }
+            for e in &others {
+                if new_events.contains(&(e.event.room().0, e.event.seq())) {
+                    Self::fold(&mut *tx, &e.event, e.at).await?;
+                }
+            }
+        }
+
+        // A message written after entries about it (two workers took its batch and a later
+        // one): fold those entries into it now.
+        if !new_messages.is_empty() {
+            let mut b: sqlx::QueryBuilder<$db> = sqlx::QueryBuilder::new(format!(
+                "SELECT {} FROM room_events WHERE message_id IN (",
+                $crate::store::sql::EVENT_COLUMNS
+            ));
+            let mut ids = b.separated(", ");
+            for id in &new_messages {
+                ids.push_bind(*id);
+            }
+            b.push(") ORDER BY seq");
+            let rows = b.build().fetch_all(&mut *tx).await?;
+            for row in &rows {
+                let key: (Uuid, i64) = (row.try_get("room_id")?, row.try_get("seq")?);
+                if new_events.contains(&key) {
+                    continue;
+                }
+                let at: i64 = row.try_get("created_at")?;
+                let event = Self::event_from_row(row)?;
+                Self::fold(&mut *tx, &event, at).await?;
+            }
+        }
+
+        // Answers, with the first entry's for duplicates.
+        let mut out = Vec::with_capacity(batch.len());
+        for e in batch {
+            let outcome = match &e.event {
+                RoomEvent::Message(m) if new_messages.contains(&m.id.0) => AppendOutcome::Appended,
+                RoomEvent::Message(m) => {
+                    let row = sqlx::query(
+                        "SELECT id, seq FROM messages WHERE room_id = $1 AND author_id = $2 AND client_msg_id = $3",
+                    )
+                    .bind(m.room.0)
+                    .bind(m.author.id.0)
+                    .bind(m.client_msg_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    AppendOutcome::Duplicate {
+                        id: MessageId(row.try_get("id")?),
+                        seq: row.try_get("seq")?,
+                    }
+                }
+                other if new_events.contains(&(other.room().0, other.seq())) => {
+                    AppendOutcome::Appended
+                }
+                other => {
+                    let row = sqlx::query(
+                        "SELECT message_id, seq FROM room_events WHERE room_id = $1 AND actor_id = $2 AND client_ref = $3",
+                    )
+                    .bind(other.room().0)
+                    .bind(e.actor.0)
+                    .bind(e.reference.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    AppendOutcome::Duplicate {
+                        id: MessageId(row.try_get("message_id")?),
+                        seq: row.try_get("seq")?,
+                    }
+                }
+            };
+            out.push(outcome);
+        }
+        tx.commit().await?;
         Ok(out)
     }
 
@@ -582,77 +784,78 @@ macro_rules! sql_store {
         Ok(out)
     }
 
-    async fn messages_after(
+    async fn events_after(
         &self,
         room: RoomId,
         after_seq: i64,
         limit: u32,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
+    ) -> Result<Vec<RoomEvent>, StoreError> {
         let sql = format!(
             "SELECT {} FROM messages m JOIN users u ON u.id = m.author_id \
-             WHERE m.room_id = $1 AND m.seq > $2 AND m.deleted_at IS NULL \
-             ORDER BY m.seq ASC LIMIT $3",
+             WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3",
             $crate::store::sql::MESSAGE_COLUMNS
         );
-        let rows = sqlx::query(&sql)
+        let messages = sqlx::query(&sql)
             .bind(room.0)
             .bind(after_seq)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
+            .await?
             .iter()
-            .map(Self::message_from_row)
-            .collect::<Result<Vec<_>, _>>()?)
+            .map(|r| Self::message_from_row(r).map(RoomEvent::Message))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sql = format!(
+            "SELECT {} FROM room_events WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3",
+            $crate::store::sql::EVENT_COLUMNS
+        );
+        let others = sqlx::query(&sql)
+            .bind(room.0)
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok($crate::store::sql::merge_by_seq(messages, others, limit as usize))
     }
 
     async fn last_seq(&self, room: RoomId) -> Result<i64, StoreError> {
-        let seq: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(seq) FROM messages WHERE room_id = $1")
-                .bind(room.0)
-                .fetch_one(&self.pool)
-                .await?;
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM messages WHERE room_id = $1 \
+             UNION ALL SELECT MAX(seq) AS s FROM room_events WHERE room_id = $1) t",
+        )
+        .bind(room.0)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(seq.unwrap_or(0))
     }
 
-    async fn message_meta(&self, id: MessageId) -> Result<Option<MessageMeta>, StoreError> {
+    async fn message(&self, id: MessageId) -> Result<Option<ChatMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM messages m JOIN users u ON u.id = m.author_id WHERE m.id = $1",
+            $crate::store::sql::MESSAGE_COLUMNS
+        );
+        let row = sqlx::query(&sql).bind(id.0).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(Self::message_from_row).transpose()?)
+    }
+
+    async fn entry_by_ref(
+        &self,
+        room: RoomId,
+        actor: UserId,
+        reference: &ClientRef,
+    ) -> Result<Option<(MessageId, i64)>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, room_id, seq, author_id FROM messages WHERE id = $1 AND deleted_at IS NULL",
+            "SELECT message_id, seq FROM room_events WHERE room_id = $1 AND actor_id = $2 AND client_ref = $3",
         )
-        .bind(id.0)
+        .bind(room.0)
+        .bind(actor.0)
+        .bind(reference.as_str())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(MessageMeta {
-            id: MessageId(row.try_get("id")?),
-            room: RoomId(row.try_get("room_id")?),
-            seq: row.try_get("seq")?,
-            author: UserId(row.try_get("author_id")?),
-        }))
-    }
-
-    async fn edit_message(&self, id: MessageId, body: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET body = $1, edited_at = $2 WHERE id = $3 AND deleted_at IS NULL",
-        )
-        .bind(body)
-        .bind(now)
-        .bind(id.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_message(&self, id: MessageId, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET body = '', attachment = NULL, deleted_at = $1 \
-             WHERE id = $2 AND deleted_at IS NULL",
-        )
-        .bind(now)
-        .bind(id.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(Some((MessageId(row.try_get("message_id")?), row.try_get("seq")?)))
     }
 
     async fn insert_upload(&self, u: &crate::store::UploadRecord) -> Result<(), StoreError> {

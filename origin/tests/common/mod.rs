@@ -5,6 +5,7 @@
 use confab_origin::{Application, Config};
 use confab_shared::api::{Me, Room};
 use confab_shared::claims::ACCESS_COOKIE;
+use confab_shared::events::RoomEvent;
 use confab_shared::protocol::ServerFrame;
 use futures::{SinkExt, StreamExt};
 use reqwest::cookie::CookieStore;
@@ -338,6 +339,50 @@ impl Ws {
         {
             ServerFrame::Ack { id, seq, .. } => (id.to_string(), seq),
             other => panic!("send {id} failed: {other:?}"),
+        }
+    }
+
+    /// Sends `edit` or `delete` (or any frame with a `ref`) and waits for the ack or error
+    /// answering that `ref`.
+    pub async fn change(&mut self, frame: Value) -> ServerFrame {
+        let reference = frame["ref"].as_str().unwrap().to_owned();
+        self.send(frame).await;
+        self.expect(|f| match f {
+            ServerFrame::Ack { reference: r, .. } => r.as_str() == reference,
+            ServerFrame::Error { reference: r, .. } => r.as_deref() == Some(reference.as_str()),
+            _ => false,
+        })
+        .await
+    }
+
+    /// Edits a message; the ack or error.
+    pub async fn edit(&mut self, room: &Room, id: &str, body: &str, r: &str) -> ServerFrame {
+        self.change(json!({"type": "edit", "room": room.id, "id": id, "body": body, "ref": r}))
+            .await
+    }
+
+    /// Deletes a message; the ack or error.
+    pub async fn delete(&mut self, room: &Room, id: &str, r: &str) -> ServerFrame {
+        self.change(json!({"type": "delete", "room": room.id, "id": id, "ref": r}))
+            .await
+    }
+
+    /// Subscribes with `after_seq` and collects the replayed entries up to `subscribed`:
+    /// (entries, last_seq, recovered).
+    pub async fn recover(&mut self, room: &Room, after_seq: i64) -> (Vec<RoomEvent>, i64, bool) {
+        self.send(json!({"type": "subscribe", "room": room.id, "after_seq": after_seq}))
+            .await;
+        let mut entries = Vec::new();
+        loop {
+            match self.next().await {
+                ServerFrame::Entry(e) => entries.push(e),
+                ServerFrame::Subscribed {
+                    last_seq,
+                    recovered,
+                    ..
+                } => return (entries, last_seq, recovered),
+                _ => {}
+            }
         }
     }
 }

@@ -465,6 +465,31 @@ export type EditMessageRequest = {
  */
 body: string, };
 
+export type ChangeAck = { 
+/**
+ * The message changed.
+ */
+id: MessageId, 
+/**
+ * The seq of the entry the change made.
+ */
+seq: number, };
+
+export type EventPage = { 
+/**
+ * The entries after `after_seq`, ascending by seq.
+ */
+events: Array<RoomEvent>, 
+/**
+ * The room's latest seq now. Ask again with `after_seq` = the last entry's seq while
+ * `complete` is false.
+ */
+last_seq: number, 
+/**
+ * Whether these are all the entries after `after_seq`.
+ */
+complete: boolean, };
+
 export type ReadRequest = { 
 /**
  * The highest seq seen.

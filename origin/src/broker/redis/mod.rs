@@ -1,0 +1,397 @@
+//! The Redis broker, for many origin instances.
+//!
+//! - **Append** is one Lua script call, one round trip ([`scripts::APPEND`]): the request's
+//!   answer key (idempotency across instances), the room's next seq (`INCR`), the entry (the
+//!   instance serialized it once; the script splices the seq in), the room's capped recent
+//!   history (a sorted set scored by seq, kept true to edits and deletions), the persistence
+//!   stream read by `confab worker`, and the `PUBLISH` to the room's channel. The ack follows
+//!   the script: the entry is then as durable as Redis is configured to be (see the README).
+//! - **Fan-out** ([`subscriber`]): each instance holds ONE pub/sub connection, subscribed to a
+//!   room's channel while the hub has the room live, and to a user's while the user has a
+//!   connection here. Received frames go to the hub as they are.
+//! - **Presence** ([`presence`]): per-room hashes written by a script on local transitions,
+//!   instance heartbeats, and reaping of dead instances.
+//! - [`keys`] names every key and channel; [`wire`] is the format of what is stored and
+//!   published.
+//! - **Outages**: commands go through a reconnecting connection manager, so changes during an
+//!   outage fail with a retryable `unavailable` (never a false ack). The pub/sub task
+//!   reconnects by itself, resubscribes, and tells every subscribed connection to resync.
+
+pub mod keys;
+pub mod presence;
+pub mod scripts;
+pub mod subscriber;
+pub mod wire;
+
+use super::{Accepted, Broker, BrokerError, Change, ChangeKind, Hub, Recovery, UserEvent};
+use crate::store::DynStore;
+use crate::time::now_ms;
+use async_trait::async_trait;
+use confab_shared::events::RoomEvent;
+use confab_shared::ids::{ClientRef, MessageId, RoomId, UserId};
+use confab_shared::protocol::{ChatMessage, ServerFrame, UserPublic};
+use redis::aio::ConnectionManager;
+use scripts::{errors, APPEND, FIND_MESSAGE};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use subscriber::Subscriptions;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Recent entries kept per room in Redis for recovery.
+const RECENT_PER_ROOM: i64 = 256;
+/// How long a request's answer is remembered for idempotency (the store's unique rules cover
+/// older resends).
+const ANSWER_TTL_SECS: i64 = 24 * 3600;
+/// When Redis has lost a room's seq counter but the database has entries, restart the count
+/// this far ahead, so seqs handed out but lost with Redis are never reused.
+const SEQ_REINIT_GAP: i64 = 1000;
+/// How long `subscribe` waits for the room's channel subscription.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(3);
+
+/// Reconnect quickly and give up quickly: during an outage a change must fail fast with a
+/// retryable error rather than hang, and the next one tries again.
+pub fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_factor(100)
+        .set_max_delay(500)
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(Duration::from_secs(2))
+}
+
+fn unavailable(e: &redis::RedisError) -> BrokerError {
+    tracing::warn!(error = %e, "redis command failed");
+    BrokerError::Unavailable("message broker unavailable: retry shortly")
+}
+
+/// Reads a script's `MESSAGE_ID:SEQ` answer.
+fn parse_answer(answer: &str) -> Option<Accepted> {
+    let (id, seq) = answer.split_once(':')?;
+    Some(Accepted {
+        id: MessageId(id.parse().ok()?),
+        seq: seq.parse().ok()?,
+    })
+}
+
+/// Settings of the Redis broker.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// Most entries waiting in the persistence stream before changes are refused.
+    pub stream_max: i64,
+}
+
+/// The Redis broker.
+pub struct RedisBroker {
+    store: DynStore,
+    conn: ConnectionManager,
+    instance: String,
+    subs: Arc<Subscriptions>,
+    settings: RedisSettings,
+    stop: CancellationToken,
+    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl RedisBroker {
+    /// Connects (failing when Redis cannot be reached now) and starts the pub/sub and heartbeat
+    /// tasks.
+    pub async fn start(
+        url: &str,
+        hub: Arc<Hub>,
+        store: DynStore,
+        settings: RedisSettings,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let mut conn = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
+        let instance = Uuid::new_v4().simple().to_string();
+        // Registered before anything can write presence for it: an instance that dies at any
+        // moment after this is reaped by the others.
+        presence::beat(&mut conn, &instance).await?;
+        let subs = Arc::new(Subscriptions::default());
+        let stop = CancellationToken::new();
+        let fanout = tokio::spawn(subscriber::run(client, hub, subs.clone(), stop.clone()));
+        let heartbeat = tokio::spawn(presence::heartbeat(
+            conn.clone(),
+            instance.clone(),
+            stop.clone(),
+        ));
+        tracing::info!(%instance, "connected to Redis");
+        Ok(Self {
+            store,
+            conn,
+            instance,
+            subs,
+            settings,
+            stop,
+            tasks: tokio::sync::Mutex::new(vec![fanout, heartbeat]),
+        })
+    }
+
+    /// Sets the room's seq counter from the database when Redis does not have it.
+    async fn init_seq(&self, room: RoomId) -> Result<i64, BrokerError> {
+        let last = self.store.last_seq(room).await?;
+        let start = if last == 0 { 0 } else { last + SEQ_REINIT_GAP };
+        let mut conn = self.conn.clone();
+        let (_set, now): (Option<String>, Option<i64>) = redis::pipe()
+            .cmd("SET")
+            .arg(keys::seq(room))
+            .arg(start)
+            .arg("NX")
+            .cmd("GET")
+            .arg(keys::seq(room))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(now.unwrap_or(start))
+    }
+
+    /// One call of the append script for `change`; `Ok(None)` when the room's seq counter is
+    /// missing.
+    async fn run_append(
+        &self,
+        change: &Change,
+        event: &RoomEvent,
+        accepted_at: i64,
+    ) -> Result<Option<String>, BrokerError> {
+        let json = event.to_json();
+        let (before, after) = wire::split_at_seq(&json)
+            .ok_or(BrokerError::Unavailable("could not encode the change"))?;
+        let (head, tail) = wire::entry_header(event, accepted_at);
+        let (room, actor) = (change.room, change.actor.id);
+        let answer_key = match &change.kind {
+            ChangeKind::Post { client_msg_id, .. } => keys::posted(room, actor, client_msg_id),
+            _ => keys::changed(room, actor, &change.reference),
+        };
+        let target = change.target_after(accepted_at);
+        let (target_seq, target_json) = match &target {
+            Some(m) => (m.seq.to_string(), RoomEvent::Message(m.clone()).to_json()),
+            None => (String::new(), String::new()),
+        };
+        let redact = match &change.kind {
+            ChangeKind::Delete { message } => message.id.to_string(),
+            _ => String::new(),
+        };
+        let mut conn = self.conn.clone();
+        let answer: redis::RedisResult<String> = APPEND
+            .key(keys::seq(room))
+            .key(answer_key)
+            .key(keys::recent(room))
+            .key(keys::PERSIST_STREAM)
+            .arg(event.message_id().to_string())
+            .arg(before)
+            .arg(after)
+            .arg(RECENT_PER_ROOM)
+            .arg(self.settings.stream_max)
+            .arg(ANSWER_TTL_SECS)
+            .arg(keys::room_channel(room))
+            .arg(head)
+            .arg(tail)
+            .arg(actor.to_string())
+            .arg(change.reference.as_str())
+            .arg(accepted_at)
+            .arg(target_seq)
+            .arg(target_json)
+            .arg(redact)
+            .invoke_async(&mut conn)
+            .await;
+        match answer {
+            Ok(answer) => Ok(Some(answer)),
+            Err(e) => match e.code() {
+                Some(errors::NO_SEQ) => Ok(None),
+                Some(errors::FULL) => Err(BrokerError::Unavailable("server busy: retry shortly")),
+                _ => Err(unavailable(&e)),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn append(&self, change: Change) -> Result<Accepted, BrokerError> {
+        let accepted_at = now_ms();
+        let event = change.entry(accepted_at).event;
+        let mut answer = self.run_append(&change, &event, accepted_at).await?;
+        if answer.is_none() {
+            self.init_seq(change.room).await?;
+            answer = self.run_append(&change, &event, accepted_at).await?;
+        }
+        let answer = answer.ok_or(BrokerError::Unavailable(
+            "message broker unavailable: retry shortly",
+        ))?;
+        parse_answer(&answer).ok_or(BrokerError::Unavailable("unexpected broker answer"))
+    }
+
+    async fn answered(
+        &self,
+        room: RoomId,
+        actor: UserId,
+        reference: &ClientRef,
+    ) -> Result<Option<Accepted>, BrokerError> {
+        let mut conn = self.conn.clone();
+        let answer: Option<String> = redis::cmd("GET")
+            .arg(keys::changed(room, actor, reference))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if let Some(accepted) = answer.as_deref().and_then(parse_answer) {
+            return Ok(Some(accepted));
+        }
+        Ok(self
+            .store
+            .entry_by_ref(room, actor, reference)
+            .await?
+            .map(|(id, seq)| Accepted { id, seq }))
+    }
+
+    async fn message(
+        &self,
+        room: RoomId,
+        id: MessageId,
+    ) -> Result<Option<ChatMessage>, BrokerError> {
+        // The recent history is ahead of the database (workers lag behind the script).
+        let mut conn = self.conn.clone();
+        let recent: Option<String> = FIND_MESSAGE
+            .key(keys::recent(room))
+            .arg(format!(r#"{{"type":"message","id":"{id}","#))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if let Some(RoomEvent::Message(m)) = recent.as_deref().and_then(wire::parse_entry) {
+            return Ok(Some(m));
+        }
+        Ok(self.store.message(id).await?.filter(|m| m.room == room))
+    }
+
+    async fn publish_event(&self, room: RoomId, frame: ServerFrame) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        let _receivers: i64 = redis::cmd("PUBLISH")
+            .arg(keys::room_channel(room))
+            .arg(wire::event_payload(&frame))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+
+    async fn publish_user_event(&self, user: UserId, event: UserEvent) -> Result<(), BrokerError> {
+        let payload = wire::user_payload(&event)
+            .ok_or(BrokerError::Unavailable("could not encode the event"))?;
+        let mut conn = self.conn.clone();
+        let _receivers: i64 = redis::cmd("PUBLISH")
+            .arg(keys::user_channel(user))
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+
+    async fn recover(
+        &self,
+        room: RoomId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Recovery, BrokerError> {
+        let mut conn = self.conn.clone();
+        let (recent, lowest): (Vec<String>, Vec<(String, i64)>) = redis::pipe()
+            .cmd("ZRANGEBYSCORE")
+            .arg(keys::recent(room))
+            .arg(format!("({after_seq}"))
+            .arg("+inf")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(i64::from(limit) + 1)
+            .cmd("ZRANGE")
+            .arg(keys::recent(room))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut by_seq: BTreeMap<i64, RoomEvent> = recent
+            .iter()
+            .filter_map(|e| wire::parse_entry(e))
+            .map(|e| (e.seq(), e))
+            .collect();
+        let covered = lowest.first().is_some_and(|(_, low)| *low <= after_seq + 1);
+        if !covered {
+            // Older entries are in the database; the newest may still be on their way there,
+            // and the recent history's are the fresher state, so merge both, Redis first.
+            for e in self.store.events_after(room, after_seq, limit + 1).await? {
+                by_seq.entry(e.seq()).or_insert(e);
+            }
+        }
+        let events = by_seq.into_values().take(limit as usize + 1).collect();
+        Ok(Recovery::from_page(events, limit))
+    }
+
+    async fn last_seq(&self, room: RoomId) -> Result<i64, BrokerError> {
+        let mut conn = self.conn.clone();
+        let seq: Option<i64> = redis::cmd("GET")
+            .arg(keys::seq(room))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match seq {
+            Some(seq) => Ok(seq),
+            None => self.init_seq(room).await,
+        }
+    }
+
+    async fn set_presence(
+        &self,
+        room: RoomId,
+        user: &UserPublic,
+        online: bool,
+    ) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        presence::set(&mut conn, &self.instance, room, user, online)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    async fn await_subscribed(&self, room: RoomId) -> Result<(), BrokerError> {
+        if self
+            .subs
+            .wait_for(&keys::room_channel(room), SUBSCRIBE_WAIT)
+            .await
+        {
+            Ok(())
+        } else {
+            Err(BrokerError::Unavailable(
+                "message broker unavailable: retry shortly",
+            ))
+        }
+    }
+
+    async fn online(&self, room: RoomId) -> Result<Vec<UserPublic>, BrokerError> {
+        let mut conn = self.conn.clone();
+        presence::online(&mut conn, room)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    async fn shutdown(&self) {
+        self.stop.cancel();
+        for task in self.tasks.lock().await.drain(..) {
+            if let Err(e) = task.await {
+                tracing::error!(error = ?e, "broker task failed");
+            }
+        }
+        let mut conn = self.conn.clone();
+        if let Err(e) = presence::deregister(&mut conn, &self.instance).await {
+            tracing::warn!(error = %e, "could not deregister the instance");
+        }
+    }
+}
+
+impl Drop for RedisBroker {
+    /// Dropped without `shutdown` (a crash, in effect): the tasks stop, the instance stops
+    /// heartbeating, and the other instances reap its presence.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

@@ -1,0 +1,99 @@
+//! The local fan-out: which rooms and users have live connections on this instance, and the
+//! one [`mailbox::Mailbox`] of each connection. It sits below both the broker (which hands it
+//! events) and the gateway (whose sessions drain the mailboxes), and knows neither: it carries
+//! frames as plain bytes ([`Frame`]), serialized once by whoever published them, plus the few
+//! facts a session needs to decide what to do with each ([`DeliveryKind`]). The user events it
+//! carries are of a type its owner (the broker) chooses.
+//!
+//! - [`hub::RoomHub`]: rooms → listeners (mailboxes), users → their connections' mailboxes,
+//!   presence counts; tells its owner when a room or user starts or stops being live here.
+//! - [`mailbox`]: one connection's bounded inbox and waker.
+
+pub mod hub;
+pub mod mailbox;
+
+use bytes::Bytes;
+use confab_shared::ids::UserId;
+use confab_shared::protocol::UserPublic;
+use std::sync::Arc;
+
+pub use hub::RoomHub;
+pub use mailbox::{Batch, Mail, Mailbox};
+
+/// A server frame's JSON text, shared by every recipient: cloning it is a reference-count
+/// increment. Always valid UTF-8 (it is only ever made from a `String`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Frame(Bytes);
+
+impl Frame {
+    /// Takes a serialized frame without copying it.
+    pub fn from_json(json: String) -> Self {
+        Self(Bytes::from(json))
+    }
+
+    /// A frame known at compile time.
+    pub const fn from_static(json: &'static str) -> Self {
+        Self(Bytes::from_static(json.as_bytes()))
+    }
+
+    /// The bytes, for a transport.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty (the placeholder of a [`DeliveryKind::Resync`]).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One event for a room's local connections, serialized once.
+#[derive(Debug)]
+pub struct Delivery {
+    /// What it is, for the per-connection decisions.
+    pub kind: DeliveryKind,
+    /// The frame as JSON text, shared by every recipient.
+    pub frame: Frame,
+}
+
+impl Delivery {
+    /// An event with its frame already serialized.
+    pub fn new(kind: DeliveryKind, json: String) -> Arc<Self> {
+        Arc::new(Self {
+            kind,
+            frame: Frame::from_json(json),
+        })
+    }
+}
+
+/// The kind of a [`Delivery`]: what a session needs to know to route it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// A new message, entry `seq` of the room's log. Subscribed connections get the frame;
+    /// the others of members get an `activity` counter bump instead.
+    Message { seq: i64, author: UserPublic },
+    /// Any other entry of the room's log (an edit, a deletion...): for subscribed connections
+    /// only, skipped by one that already has `seq`.
+    Entry { seq: i64 },
+    /// An ephemeral event (presence, typing), for subscribed connections only. `from` names
+    /// the user whose own action it reports: it is not echoed back to them.
+    Event { from: Option<UserId> },
+    /// This instance may have missed events of the room (its broker link was down): every
+    /// subscribed connection must resync.
+    Resync,
+}
+
+impl DeliveryKind {
+    /// The log position of an entry; `None` for what is not in the log.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            Self::Message { seq, .. } | Self::Entry { seq } => Some(*seq),
+            Self::Event { .. } | Self::Resync => None,
+        }
+    }
+}

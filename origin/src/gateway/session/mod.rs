@@ -1,0 +1,271 @@
+//! One WebSocket connection, from `ready` to close, in a single task: a [`Session`].
+//!
+//! The task owns the transport and a mailbox in the local fan-out, which every room the user
+//! is a member of fills with its events, and the user's own events too. A room is either
+//! *subscribed* (the client gets its log entries and ephemeral events) or *watched* (the client
+//! gets an `activity` counter bump per new message, never content).
+//!
+//! The session's code is split by job:
+//! - this module: the connection's life (start, the event loop, timers, the one way to stop);
+//! - [`wake`]: which of its three sources (mail, socket, timer) woke it;
+//! - [`writer`]: writing with bounded time and buffers, one flush per burst;
+//! - [`inbound`]: reading, size and rate limits, decoding into typed frames;
+//! - [`commands`]: the client's commands (`subscribe`, `send`, `edit`, `delete`, ...);
+//! - [`delivery`]: what each piece of mail means for this connection (filtering, activity,
+//!   resync on overflow, the user's events);
+//! - [`rooms`]: the connection's view of its rooms and the one "must be a member" check.
+//!
+//! A session is generic over its [`Transport`] (a stream and sink of WebSocket messages), so
+//! tests drive it without a socket.
+
+mod commands;
+mod delivery;
+mod inbound;
+mod rooms;
+mod wake;
+mod writer;
+
+use crate::auth::AuthUser;
+use crate::broker::UserEvent;
+use crate::error::ApiError;
+use crate::fanout::{Batch, Mailbox};
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use confab_shared::ids::SessionId;
+use confab_shared::protocol::{ServerFrame, UserPublic};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use inbound::{Inbound, Reader};
+use rooms::Rooms;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use wake::{Source, Wakeups};
+use writer::Writer;
+
+/// How often the server pings an otherwise quiet client.
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// How long the closing handshake may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// WebSocket close codes used here.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+}
+
+/// What a session runs over: a stream and a sink of WebSocket messages (axum's `WebSocket`,
+/// or a pair of channels in tests).
+pub trait Transport:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+impl<T> Transport for T where
+    T: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send
+{
+}
+
+/// Why a session ends: the one way to stop, propagated with `?` from wherever it is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Close with this code and reason (and complete the closing handshake).
+    Close(u16, &'static str),
+    /// The peer is gone or unwritable: just drop the transport.
+    Gone,
+}
+
+/// What one step of the session led to.
+type Step = Result<(), Stop>;
+
+/// What woke the session.
+enum Wakeup {
+    /// Mail was taken from the mailbox into `Session::mail`.
+    Mail,
+    /// The socket yielded this.
+    Inbound(Option<Result<Message, axum::Error>>),
+    Tick,
+}
+
+/// A live WebSocket session.
+pub struct Session<T> {
+    state: AppState,
+    user: UserPublic,
+    session: SessionId,
+    io: T,
+    out: Writer,
+    reader: Reader,
+    mailbox: Arc<Mailbox<UserEvent>>,
+    /// What was last taken from the mailbox (kept for its allocation).
+    mail: Batch<UserEvent>,
+    rooms: Rooms,
+    wakeups: Wakeups,
+}
+
+impl<T: Transport> Session<T> {
+    /// Runs the session until the client leaves, misbehaves, is revoked, or the server stops.
+    pub async fn run(state: AppState, auth: AuthUser, io: T) {
+        let wakeups = Wakeups::new();
+        let config = state.config.clone();
+        let user = auth.public();
+        let mut session = Session {
+            mailbox: state.hub.connect(user.id, wakeups.mail_waker()),
+            mail: Batch::default(),
+            session: auth.session,
+            io,
+            out: Writer::new(Duration::from_secs(config.write_timeout_secs.max(1))),
+            reader: Reader::new(config.max_frame_bytes, config.frame_rate, config.send_rate),
+            rooms: Rooms::default(),
+            wakeups,
+            user,
+            state,
+        };
+        let connections = metrics::gauge!("confab_ws_connections");
+        connections.increment(1.0);
+        let outcome = session.start().await;
+        connections.decrement(1.0);
+        session.out.report();
+        session.leave_all().await;
+        session.state.hub.disconnect(&session.mailbox);
+        if let Err(Stop::Close(code, reason)) = outcome {
+            session.close(code, reason).await;
+        }
+    }
+
+    async fn start(&mut self) -> Step {
+        match self.state.store.member_rooms(self.user.id).await {
+            Ok(rooms) => {
+                for r in rooms {
+                    self.watch(r.room, r.last_read_seq, r.unread);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "loading member rooms failed");
+                return Err(Stop::Close(close::INTERNAL, "server error"));
+            }
+        }
+        self.event_loop().await
+    }
+
+    async fn event_loop(&mut self) -> Step {
+        let idle = self.state.config.idle_timeout();
+        let mut tick = tokio::time::interval(
+            (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+        );
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let ping_every = PING_EVERY.min(idle / 2);
+        let mut next_ping = Instant::now() + ping_every;
+        let revalidate = Duration::from_secs(self.state.config.revalidate_secs.max(1));
+        let mut next_revalidate = Instant::now() + revalidate;
+
+        let ready = ServerFrame::Ready {
+            user: self.user.clone(),
+            idle_timeout_ms: idle.as_millis() as i64,
+        };
+        self.reply(&ready).await?;
+        loop {
+            let wakeup = std::future::poll_fn(|cx| self.poll_wakeup(cx, &mut tick)).await;
+            match wakeup {
+                Wakeup::Mail => self.on_mail().await?,
+                Wakeup::Inbound(inbound) => self.on_inbound(inbound).await?,
+                Wakeup::Tick => {
+                    self.out.report();
+                    let now = Instant::now();
+                    if now.duration_since(self.reader.last_inbound) > idle {
+                        return Err(Stop::Close(close::NORMAL, "idle timeout"));
+                    } else if now >= next_revalidate {
+                        next_revalidate = now + revalidate;
+                        self.revalidate().await?;
+                    } else if now >= next_ping {
+                        next_ping = now + ping_every;
+                        self.out
+                            .send(&mut self.io, Message::Ping(Default::default()))
+                            .await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the next source that has something: mail taken from the mailbox, a message
+    /// read from the socket, or a tick.
+    fn poll_wakeup(&mut self, cx: &mut Context<'_>, tick: &mut Interval) -> Poll<Wakeup> {
+        let (mailbox, mail, io) = (&self.mailbox, &mut self.mail, &mut self.io);
+        self.wakeups.poll(cx, |source, cx| match source {
+            Source::Mail => match mailbox.take(mail) {
+                true => Poll::Ready(Wakeup::Mail),
+                false => Poll::Pending,
+            },
+            Source::Socket => io.poll_next_unpin(cx).map(Wakeup::Inbound),
+            Source::Tick => tick.poll_tick(cx).map(|_| Wakeup::Tick),
+        })
+    }
+
+    async fn on_inbound(&mut self, inbound: Option<Result<Message, axum::Error>>) -> Step {
+        match self.reader.read(inbound)? {
+            Inbound::Frame(frame) => self.on_frame(frame).await,
+            Inbound::Refused(e) => self.reply_error(e, None).await,
+            Inbound::RateLimited => self.rate_limited(None).await,
+            Inbound::Nothing => Ok(()),
+        }
+    }
+
+    /// Writes one frame to the client.
+    async fn reply(&mut self, frame: &ServerFrame) -> Step {
+        self.out.frame(&mut self.io, frame).await
+    }
+
+    /// Tells the client a request failed (`reference`: its `client_msg_id`, `ref` or room).
+    async fn reply_error(&mut self, e: ApiError, reference: Option<String>) -> Step {
+        self.reply(&e.into_frame(reference)).await
+    }
+
+    /// Answers a request over a rate limit, and counts the strike.
+    async fn rate_limited(&mut self, reference: Option<String>) -> Step {
+        self.reader.strike()?;
+        let e = ApiError::RateLimited {
+            retry_after: Duration::from_secs(1),
+        };
+        self.reply_error(e, reference).await
+    }
+
+    /// Checks that the login session behind the connection is still valid.
+    async fn revalidate(&mut self) -> Step {
+        match self.state.store.session_active(self.session).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Stop::Close(close::POLICY, "session ended")),
+            Err(e) => {
+                // Keep the socket through a database hiccup; the next check decides.
+                tracing::warn!(error = ?e, "session revalidation failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// The closing handshake: send our close, then read (and discard) until the peer's close
+    /// arrives, so frames still in flight are not answered with a TCP reset. Best effort and
+    /// bounded: the peer may already be gone.
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }));
+        let io = &mut self.io;
+        let _timed_out = tokio::time::timeout(CLOSE_WAIT, async {
+            if io.send(frame).await.is_ok() {
+                while let Some(Ok(m)) = io.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}
