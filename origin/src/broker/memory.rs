@@ -240,12 +240,7 @@ impl Broker for MemoryBroker {
         reference: &ClientRef,
     ) -> Result<Option<Accepted>, BrokerError> {
         // Every acknowledged entry is in the store.
-        Ok(self
-            .shared
-            .store
-            .entry_by_ref(room, actor, reference)
-            .await?
-            .map(|(id, seq)| Accepted { id, seq }))
+        super::stored_answer(&self.shared.store, room, actor, reference).await
     }
 
     async fn message(
@@ -253,12 +248,7 @@ impl Broker for MemoryBroker {
         room: RoomId,
         id: MessageId,
     ) -> Result<Option<ChatMessage>, BrokerError> {
-        Ok(self
-            .shared
-            .store
-            .message(id)
-            .await?
-            .filter(|m| m.room == room))
+        super::stored_message(&self.shared.store, room, id).await
     }
 
     async fn publish_event(&self, room: RoomId, frame: ServerFrame) -> Result<(), BrokerError> {

@@ -237,6 +237,29 @@ pub fn event_from(frame: &ServerFrame) -> Option<UserId> {
     }
 }
 
+/// The answer the store has for an earlier change (every broker's fallback: the store holds
+/// every entry a worker or persister has written).
+pub async fn stored_answer(
+    store: &crate::store::DynStore,
+    room: RoomId,
+    actor: UserId,
+    reference: &ClientRef,
+) -> Result<Option<Accepted>, BrokerError> {
+    Ok(store
+        .entry_by_ref(room, actor, reference)
+        .await?
+        .map(|(id, seq)| Accepted { id, seq }))
+}
+
+/// A message of `room` as the store has it.
+pub async fn stored_message(
+    store: &crate::store::DynStore,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Option<ChatMessage>, BrokerError> {
+    Ok(store.message(id).await?.filter(|m| m.room == room))
+}
+
 /// The broker behind the gateway and the HTTP API.
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {

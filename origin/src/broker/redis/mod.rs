@@ -238,11 +238,7 @@ impl Broker for RedisBroker {
         if let Some(accepted) = answer.as_deref().and_then(parse_answer) {
             return Ok(Some(accepted));
         }
-        Ok(self
-            .store
-            .entry_by_ref(room, actor, reference)
-            .await?
-            .map(|(id, seq)| Accepted { id, seq }))
+        super::stored_answer(&self.store, room, actor, reference).await
     }
 
     async fn message(
@@ -261,7 +257,7 @@ impl Broker for RedisBroker {
         if let Some(RoomEvent::Message(m)) = recent.as_deref().and_then(wire::parse_entry) {
             return Ok(Some(m));
         }
-        Ok(self.store.message(id).await?.filter(|m| m.room == room))
+        super::stored_message(&self.store, room, id).await
     }
 
     async fn publish_event(&self, room: RoomId, frame: ServerFrame) -> Result<(), BrokerError> {
