@@ -624,6 +624,33 @@ describe('Connection: the room log', () => {
     expect(h.conn.timeline(ROOM).hasMore).toBe(true);
   });
 
+  it('recovered:false after a partial replay: reloads, keeping what came live while the page loaded', async () => {
+    const h = setup();
+    const s = await live(h);
+    h.conn.closeRoom(ROOM);
+    let answer: (p: MessagePage) => void = () => {};
+    h.history.mockImplementationOnce(() => new Promise<MessagePage>((r) => (answer = r)));
+    await h.conn.openRoom(ROOM);
+    // The server replays the first 500 missed entries (3..502), then says it could not replay all.
+    for (let seq = 3; seq <= 502; seq++) s.deliver(asFrame(msg(seq)));
+    s.deliver(subscribed(600, false));
+    expect(h.history).toHaveBeenCalledTimes(2);
+    // Live entries while the newest page loads (read before they happened).
+    s.deliver(asFrame(msg(601)));
+    s.deliver(edited(602, 'm-560', 'edited live'));
+    s.deliver(deleted(603, 'm-599'));
+    answer({ messages: [msg(550), msg(560), msg(599), msg(600)], has_more: true });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(shown(h)).toEqual([
+      ['m-550', 'message 550'],
+      ['m-560', 'edited live'],
+      ['m-600', 'message 600'],
+      ['m-601', 'message 601'],
+    ]);
+    expect(h.conn.timeline(ROOM).maxSeq).toBe(603);
+    expect(h.conn.timeline(ROOM).hasMore).toBe(true);
+  });
+
   it('keeps only the few rooms closed most recently, and a short tail of each', async () => {
     const rooms = ['a', 'b', 'c', 'd'];
     const h = setup([], { keptRooms: 2, keptMessages: 3 });
