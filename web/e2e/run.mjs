@@ -232,6 +232,24 @@ async function deleteMessage(page, text) {
   await page.getByRole('menuitem', { name: 'Delete' }).click();
 }
 
+/** What the page shows of the room on screen: each message's seq and text, in order. */
+async function shownLog(page) {
+  return page
+    .locator('[data-testid=message]')
+    .evaluateAll((els) => els.map((e) => `${e.dataset.seq}: ${e.querySelector('[data-testid=message-body]')?.textContent ?? ''}`));
+}
+
+/** Waits until two pages show the same messages with the same texts (and returns them). */
+async function sameLog(a, b, what, timeout = 10_000) {
+  const t0 = Date.now();
+  for (;;) {
+    const [x, y] = [await shownLog(a), await shownLog(b)];
+    if (JSON.stringify(x) === JSON.stringify(y)) return x;
+    if (Date.now() - t0 > timeout) throw new Error(`${what}: the pages differ:\n   ${x.join(' | ')}\n   ${y.join(' | ')}`);
+    await sleep(200);
+  }
+}
+
 /** Waits until the page has no edit or deletion waiting for its ack. */
 async function nothingPending(page, timeout = 15_000) {
   await page.waitForFunction(() => !document.querySelector('[data-testid=message][data-pending]'), null, { timeout });
@@ -246,7 +264,8 @@ async function nothingPending(page, timeout = 15_000) {
 async function cuttable(page) {
   // offlineUntil: until when the browser's log of failed requests is expected (a little after
   // restore(), for requests that failed just before it).
-  const net = { offline: false, offlineUntil: 0, sockets: new Set(), leaked: 0, refused: 0 };
+  // frames: the server's frames to the page, kept while `recording` (to check a replay).
+  const net = { offline: false, offlineUntil: 0, sockets: new Set(), leaked: 0, refused: 0, recording: false, frames: [] };
   await page.routeWebSocket(/\/ws$/, (ws) => {
     if (net.offline) {
       net.refused++;
@@ -262,6 +281,7 @@ async function cuttable(page) {
         net.leaked++; // from a socket the cut missed: counted, held back
         return;
       }
+      if (net.recording) net.frames.push(JSON.parse(String(m)));
       ws.send(m);
     });
     ws.onClose((code, reason) => {
@@ -510,6 +530,12 @@ async function main() {
         await deleteMessage(alice, 'log: to be deleted');
         await editMessage(alice, 'log: edited, then deleted', 'log: an edit nobody may see');
         await deleteMessage(alice, 'log: an edit nobody may see');
+        // Sent and deleted while he is away: his replay has its tombstone, never to be shown.
+        await send(alice, 'log: sent and deleted while bob was away');
+        await seen(alice, 'log: sent and deleted while bob was away');
+        await nothingPending(alice);
+        await alice.locator('[data-testid=pending-message]').waitFor({ state: 'detached' });
+        await deleteMessage(alice, 'log: sent and deleted while bob was away');
         await send(alice, 'log: new while bob was away');
         await seen(alice, 'log: new while bob was away');
         await nothingPending(alice);
@@ -522,10 +548,23 @@ async function main() {
         assert(bobNet.net.refused > 0, 'bob tried to reconnect while offline');
         assert((await bob.locator('[data-testid=connection-state]').getAttribute('data-state')) === 'reconnecting', 'badge: reconnecting');
       } finally {
+        bobNet.net.frames = [];
+        bobNet.net.recording = true;
         await bobNet.restore();
       }
       const loadsBefore = bobHistory.length;
       await live(bob, 30_000);
+      // What the server replayed to him: the log entries he missed, then `subscribed`.
+      const t0 = Date.now();
+      while (!bobNet.net.frames.some((f) => f.type === 'subscribed') && Date.now() - t0 < 10_000) await sleep(100);
+      bobNet.net.recording = false;
+      const replay = bobNet.net.frames.slice(0, bobNet.net.frames.findIndex((f) => f.type === 'subscribed') + 1);
+      const kinds = replay.map((f) => (f.type === 'message' && f.deleted_at ? 'tombstone' : f.type));
+      log(`   bob's replay: ${kinds.join(', ')}`);
+      assert(replay.at(-1)?.type === 'subscribed' && replay.at(-1).recovered === true, 'subscribed, recovered');
+      for (const k of ['edited', 'deleted', 'tombstone', 'message']) assert(kinds.includes(k), `the replay has a ${k} entry`);
+      const seqs = replay.filter((f) => 'seq' in f && f.type !== 'subscribed').map((f) => f.seq);
+      assert(seqs.every((x, i) => i === 0 || x > seqs[i - 1]), `the replay is in seq order: ${seqs}`);
       const expectLog = async (p, when) => {
         await message(p, 'log: edited while bob was away').filter({ hasText: '(edited)' }).waitFor();
         await seen(p, 'log: new while bob was away');
@@ -539,17 +578,21 @@ async function main() {
           ['log: to be deleted', 0],
           ['log: edited, then deleted', 0],
           ['log: an edit nobody may see', 0],
+          ['log: sent and deleted while bob was away', 0],
         ]) {
           assert((await countOf(p, t)) === n, `${when}: ${n} "${t}"`);
         }
       };
       await expectLog(bob, 'back online');
+      // Exactly what alice, who never left, shows: no tombstone, no stale text.
+      await sameLog(alice, bob, 'back online');
       assert(bobHistory.length === loadsBefore, `back online without reloading history: ${bobHistory.slice(loadsBefore)}`);
       // And the server's history agrees.
       await bob.reload();
       await live(bob);
       await roomShown(bob, 'general');
       await expectLog(bob, 'after a reload');
+      await sameLog(alice, bob, 'after a reload');
     });
 
     await step('an edit and a deletion made while offline are pending, then sent on reconnect', async () => {
@@ -577,6 +620,7 @@ async function main() {
         await message(p, 'offline: delete me').waitFor({ state: 'detached' });
         assert((await countOf(p, 'offline: edit')) === 1, 'one edited message');
       }
+      await sameLog(alice, bob, 'after alice is back');
     });
 
     await step('typing indicator and online members', async () => {
@@ -622,6 +666,7 @@ async function main() {
       await message(bob, 'away: edited while bob looked elsewhere').filter({ hasText: '(edited)' }).waitFor();
       await message(bob, 'away: delete me').waitFor({ state: 'detached' });
       assert((await countOf(bob, 'away: edit me')) === 0, 'old text gone');
+      await sameLog(alice, bob, 'general shown again');
       assert(bobHistory.length === loadsBefore, `general shown again without reloading its history: ${bobHistory.slice(loadsBefore)}`);
     });
 
