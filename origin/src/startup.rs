@@ -26,6 +26,9 @@ use tokio_util::task::TaskTracker;
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// The separate `/metrics` listener (`CONFAB_METRICS_LISTEN`), when configured.
+    metrics_listener: Option<TcpListener>,
+    settings: crate::server::ServerSettings,
     state: AppState,
     public_url: String,
 }
@@ -101,6 +104,25 @@ impl Application {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let local = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening for metrics on {addr}"))?,
+            ),
+            None => None,
+        };
+        let settings = crate::server::ServerSettings {
+            header_read: Duration::from_secs(config.header_read_timeout_secs),
+            keep_alive: Duration::from_secs(config.keep_alive_timeout_secs),
+            // Behind a proxy every connection comes from the proxy: limit clients there.
+            per_address: if config.trust_forwarded_for {
+                0
+            } else {
+                config.max_connections_per_address
+            },
+            grace: Duration::from_secs(config.shutdown_timeout_secs),
+        };
         let public_url = match &config.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None if local.ip().is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
@@ -157,7 +179,17 @@ impl Application {
             public_url: public_url.clone(),
             edge_url: config.files.edge_url.clone(),
         });
+        let security = crate::http::security::SecurityHeaders::new(
+            &parsed,
+            &allowed_origins,
+            config.files.edge_url.as_deref(),
+        );
         let state = AppState {
+            socket_limits: Arc::new(crate::limits::SocketLimits::new(
+                config.max_sockets_per_user,
+                config.max_sockets_per_address,
+            )),
+            security: Arc::new(security),
             secure_cookies: parsed.scheme() == "https",
             connections: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config),
@@ -174,6 +206,8 @@ impl Application {
         };
         Ok(Self {
             listener,
+            metrics_listener,
+            settings,
             state,
             public_url,
         })
@@ -184,6 +218,13 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The address of the separate metrics listener, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The URL people use to reach this server.
@@ -223,11 +264,18 @@ impl Application {
         let signal = shutdown.clone();
         let draining = state.draining.clone();
         let drain = Duration::from_secs(state.config.drain_secs);
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let settings = self.settings;
+        let metrics = self.metrics_listener.map(|listener| {
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let app = axum::Router::new().route(
+                    "/metrics",
+                    axum::routing::get(|| async { crate::metrics::render() }),
+                );
+                crate::server::serve(listener, app, settings, stop.cancelled_owned()).await
+            })
+        });
+        crate::server::serve(self.listener, app, settings, async move {
             tokio::select! {
                 _ = stop => {
                     // Fail readiness first, so the load balancer sends new clients elsewhere.
@@ -257,6 +305,13 @@ impl Application {
             .is_err()
         {
             tracing::warn!("some WebSocket sessions did not close in time");
+        }
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+                Err(e) => tracing::warn!(error = ?e, "the metrics listener failed"),
+            }
         }
         state.broker.shutdown().await;
         state.store.close().await;

@@ -41,4 +41,8 @@ pub struct AppState {
     pub sessions: TaskTracker,
     /// Uploaded files and link previews (the origin's half of the edge contract).
     pub uploads: Arc<crate::files::Uploads>,
+    /// WebSockets open per user and per address (beside the global `connections`).
+    pub socket_limits: Arc<crate::limits::SocketLimits>,
+    /// The security headers every response gets (the client's CSP is computed once).
+    pub security: Arc<crate::http::security::SecurityHeaders>,
 }

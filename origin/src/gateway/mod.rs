@@ -1,5 +1,6 @@
 //! The WebSocket gateway at `GET /ws`: the upgrade checks (Origin allowlist, session cookie,
-//! connection cap) live here; each accepted socket runs a [`session::Session`]; [`hub`] is the
+//! connection caps: global, per user and per address, see `crate::limits`) live here; each
+//! accepted socket runs a [`session::Session`]; [`hub`] is the
 //! per-instance registry of live rooms and users.
 
 pub mod hub;
@@ -7,6 +8,7 @@ pub mod session;
 
 use crate::auth::{access_token, AuthUser};
 use crate::error::ApiError;
+use crate::http::ClientAddr;
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
@@ -17,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 /// Upgrades to a WebSocket session after the checks, or answers 403 / 401 / 503.
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
     parts: Parts,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -43,6 +46,10 @@ pub async fn upgrade(
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         return ApiError::Unavailable("too many connections").into_response();
     };
+    let slots = match state.socket_limits.admit(user.id, address) {
+        Ok(slots) => slots,
+        Err(e) => return e.into_response(),
+    };
     let max = state.config.max_frame_bytes;
     let tracker = state.sessions.clone();
     // Frames a little over the limit are read and refused with 1009 by the session; the
@@ -57,7 +64,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
                 session::Session::run(state, user, socket).await;
-                drop(permit);
+                drop((permit, slots));
             })
         })
 }

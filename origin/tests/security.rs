@@ -1,0 +1,369 @@
+//! The hardening findings of the outside review, each against the real server: slow and idle
+//! connections, per-user and per-address caps, security headers, cross-site requests, the
+//! throttles, upload races and limits, previews, look-alike names, and the smaller ones.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{password, Client, TestServer};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until the server closes the connection (or `within` passes); returns what was read
+/// and whether it closed.
+async fn read_until_closed(sock: &mut TcpStream, within: Duration) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, sock.read(&mut buf)).await {
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn error_of(res: reqwest::Response) -> (u16, String, String) {
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+// 1. Slow and idle HTTP connections.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_trickling_and_idle_connections_are_closed() {
+    let server = TestServer::start_with(|c| {
+        c.header_read_timeout_secs = 1;
+        c.body_read_timeout_secs = 1;
+        c.keep_alive_timeout_secs = 1;
+    })
+    .await;
+    let started = Instant::now();
+
+    // A connection that sends nothing.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    // A head that trickles in, a header line every 300 ms, never finishing.
+    let mut trickle = TcpStream::connect(server.addr).await.unwrap();
+    let trickler = {
+        let mut writer = TcpStream::connect(server.addr).await.unwrap();
+        std::mem::swap(&mut writer, &mut trickle);
+        tokio::spawn(async move {
+            let _ = writer.write_all(b"GET /healthz HTTP/1.1\r\n").await;
+            for i in 0..40 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if writer
+                    .write_all(format!("x-slow-{i}: 1\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return (writer, true);
+                }
+            }
+            (writer, false)
+        })
+    };
+    // A POST that declares 1,000 bytes and sends one.
+    let mut short_body = TcpStream::connect(server.addr).await.unwrap();
+    short_body
+        .write_all(
+            b"POST /api/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 1000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    // A kept-alive connection that goes idle after one request.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    assert!(closed, "a silent connection is closed");
+    let (answer, closed) = read_until_closed(&mut short_body, Duration::from_secs(5)).await;
+    assert!(closed, "a body that never arrives closes the connection");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "an idle kept-alive connection is closed");
+    let (writer, cut) = trickler.await.unwrap();
+    drop(writer);
+    assert!(cut, "a trickling head is cut before it finishes");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_capped() {
+    let server = TestServer::start_with(|c| c.max_connections_per_address = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut sock = TcpStream::connect(server.addr).await.unwrap();
+        sock.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        open.push(sock);
+    }
+    let mut fourth = TcpStream::connect(server.addr).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut fourth, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("rate_limited"), "{answer}");
+    assert!(closed);
+    // One closes: there is room again.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    server.stop().await;
+}
+
+// 2. WebSockets per user and per address.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_per_user_and_per_address_are_capped() {
+    let server = TestServer::start_with(|c| {
+        c.max_sockets_per_user = 3;
+        c.max_sockets_per_address = 5;
+    })
+    .await;
+    let ann = server.register("ann").await;
+    let bob = server.register("bob").await;
+    let mut anns = Vec::new();
+    for _ in 0..3 {
+        anns.push(ann.ws().await);
+    }
+    match ann.ws_with_origin(None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 429);
+            assert!(res.headers().get("retry-after").is_some());
+        }
+        other => panic!(
+            "a fourth socket of one user is refused, got {:?}",
+            other.err()
+        ),
+    }
+    // The open ones still work.
+    anns[0].send(json!({"type": "ping"})).await;
+    assert!(matches!(
+        anns[0].next().await,
+        confab_shared::protocol::ServerFrame::Pong
+    ));
+    // Another user from the same address: two more fit under the address cap, then no more.
+    let _b1 = bob.ws().await;
+    let _b2 = bob.ws().await;
+    match bob.ws_with_origin(None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 429),
+        other => panic!("the address cap refuses, got {:?}", other.err()),
+    }
+    // Closing one gives its slot back.
+    let mut first = anns.remove(0);
+    first.stream.close(None).await.unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _again = ann.ws().await;
+    server.stop().await;
+}
+
+// 3. Security headers.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_the_api_carry_security_headers() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    for path in ["/", "/healthz", "/api/me"] {
+        let res = http.get(server.url(path)).send().await.unwrap();
+        let h = res.headers();
+        let csp = h
+            .get("content-security-policy")
+            .unwrap_or_else(|| panic!("{path}: no CSP"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert!(h.get("strict-transport-security").is_none(), "plain http");
+        if path == "/" {
+            assert!(csp.contains("script-src 'self'"), "{csp}");
+        }
+    }
+    server.stop().await;
+
+    let server =
+        TestServer::start_with(|c| c.public_url = Some("https://chat.example".into())).await;
+    let res = reqwest::get(server.url("/")).await.unwrap();
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    server.stop().await;
+}
+
+// 11. Cross-site requests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_state_changes_are_refused() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let bob = server.register("bob").await;
+    let room = bob.create_room("lobby").await;
+    let join = ann.url(&format!("/api/rooms/{}/join", room.id));
+    // A form POST from another site's page.
+    let res = ann
+        .http
+        .post(&join)
+        .header("origin", "http://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("x=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(res).await.0, 403);
+    let res = ann
+        .http
+        .post(&join)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // A multipart upload from another site.
+    let form = reqwest::multipart::Form::new()
+        .text("room_id", room.id.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"hello".to_vec()).file_name("a.txt"),
+        );
+    let res = bob
+        .http
+        .post(bob.url("/api/uploads"))
+        .header("origin", "http://evil.example")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // Nothing changed: ann is not a member.
+    let members: Value = bob
+        .get(&format!("/api/rooms/{}/members", room.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
+    // The same requests from our own page, or from a program, go through.
+    let res = ann
+        .http
+        .post(&join)
+        .header("origin", server.base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = ann
+        .http
+        .post(ann.url(&format!("/api/rooms/{}/leave", room.id)))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    server.stop().await;
+}
+
+// 13. Metrics, errors in our own words.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_their_own_listener_or_the_token() {
+    let server = TestServer::start().await;
+    let res = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(res.status(), 404, "not public on the main listener");
+    server.stop().await;
+
+    let server = TestServer::start_with(|c| c.metrics_token = Some("s3cret-token".into())).await;
+    let http = reqwest::Client::new();
+    let res = http
+        .get(server.url("/metrics"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = http
+        .get(server.url("/metrics"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_and_queries_are_answered_in_our_words() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let res = ann
+        .http
+        .post(ann.url("/api/auth/login"))
+        .json(&json!({"login": "ann"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = error_of(res).await;
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+    assert_eq!(message, "field `password` is missing");
+    let res = ann
+        .http
+        .post(ann.url("/api/auth/login"))
+        .json(&json!({"login": 5, "password": password()}))
+        .send()
+        .await
+        .unwrap();
+    let (_, _, message) = error_of(res).await;
+    assert_eq!(message, "field `login` has the wrong type or value");
+    let res = ann
+        .http
+        .post(ann.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body("{\"login\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(res).await.2, "the body is not valid JSON");
+    let (_, _, message) = error_of(ann.get("/api/rooms?limit=lots").await).await;
+    assert_eq!(
+        message,
+        "query parameter `limit` has the wrong type or value"
+    );
+    let (_, _, message) = error_of(ann.get("/api/rooms?scope=everything").await).await;
+    assert_eq!(
+        message,
+        "query parameter `scope` has the wrong type or value"
+    );
+    let (_, _, message) = error_of(ann.get("/api/preview").await).await;
+    assert_eq!(message, "query parameter `url` is missing");
+    let (_, _, message) = error_of(ann.get("/api/rooms/not-a-uuid").await).await;
+    assert_eq!(message, "path parameter `id` is not valid");
+    for message in [&message] {
+        assert!(!message.contains("deserialize"), "{message}");
+    }
+    let _ = Client::anonymous(&server);
+    server.stop().await;
+}
