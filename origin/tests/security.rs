@@ -367,3 +367,76 @@ async fn bad_bodies_and_queries_are_answered_in_our_words() {
     let _ = Client::anonymous(&server);
     server.stop().await;
 }
+
+// 5. and 6. Password guessing.
+
+async fn login_from(server: &TestServer, login: &str, pw: &str, from: &str) -> u16 {
+    reqwest::Client::new()
+        .post(server.url("/api/auth/login"))
+        .header("x-forwarded-for", from)
+        .json(&json!({"login": login, "password": pw}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_budget_per_account_and_the_owner_is_not_locked_out() {
+    let server = TestServer::start_with(|c| c.trust_forwarded_for = true).await;
+    server.register("bob").await;
+    let attacker = "203.0.113.7";
+    // The username and the e-mail are one account: 10 guesses in all, not 10 each.
+    for i in 0..10 {
+        let login = if i % 2 == 0 { "bob" } else { "BOB@example.com" };
+        assert_eq!(
+            login_from(&server, login, "guess guess", attacker).await,
+            401
+        );
+    }
+    assert_eq!(
+        login_from(&server, "bob@example.com", "guess guess", attacker).await,
+        429
+    );
+    assert_eq!(login_from(&server, "bob", password(), attacker).await, 429);
+    // The owner, from an address without failures, gets in through the lockout.
+    assert_eq!(
+        login_from(&server, "bob", password(), "198.51.100.20").await,
+        200
+    );
+    // Another address's wrong guess is checked once, then that address is refused too.
+    assert_eq!(
+        login_from(&server, "bob", "guess guess", "198.51.100.30").await,
+        401
+    );
+    assert_eq!(
+        login_from(&server, "bob", password(), "198.51.100.30").await,
+        429
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_changes_are_throttled_like_logins() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let change = |current: &'static str| {
+        ann.post(
+            "/api/me/password",
+            json!({"current_password": current, "new_password": "a new secret 1"}),
+        )
+    };
+    for _ in 0..10 {
+        assert_eq!(change("wrong guess").await.status(), 403);
+    }
+    let res = change("wrong guess").await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    assert_eq!(
+        change(password()).await.status(),
+        429,
+        "not even the right one"
+    );
+    server.stop().await;
+}

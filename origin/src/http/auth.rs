@@ -1,10 +1,13 @@
 //! Accounts and login sessions: register, login, logout, refresh, me, change password.
 //!
+//! Logins and password changes share the guessing limits of `crate::auth::throttle`.
+//!
 //! Cookies: the access token (JWT, at most 15 minutes) in `confab_access` on `/`, the refresh
 //! token in `confab_refresh` on `/api/auth` only. Both HttpOnly and SameSite=Lax, and Secure when
 //! the public URL is https.
 
 use super::{ApiJson, ClientAddr};
+use crate::auth::throttle::{AccountKey, Throttled};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{access_token, password, AuthUser};
 use crate::error::ApiError;
@@ -24,6 +27,7 @@ use confab_shared::claims::{ACCESS_COOKIE, REFRESH_COOKIE};
 use confab_shared::domain::{Email, Password, Username};
 use confab_shared::ids::{SessionId, UserId};
 use cookie::{Cookie, SameSite};
+use std::time::Instant;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -110,6 +114,12 @@ async fn start_session(
     session_cookies(state, jar, user, session, token)
 }
 
+fn throttled(t: Throttled) -> ApiError {
+    ApiError::RateLimited {
+        retry_after: t.retry_after,
+    }
+}
+
 fn clear_cookies(jar: CookieJar) -> CookieJar {
     jar.remove(Cookie::build(ACCESS_COOKIE).path("/"))
         .remove(Cookie::build(REFRESH_COOKIE).path("/api/auth"))
@@ -124,12 +134,7 @@ async fn register(
     let username = Username::parse(&req.username)?;
     let email = Email::parse(&req.email)?;
     let password = Password::parse(&req.password)?;
-    state
-        .throttle
-        .check(None, addr)
-        .map_err(|t| ApiError::RateLimited {
-            retry_after: t.retry_after,
-        })?;
+    state.throttle.check_address(addr).map_err(throttled)?;
     let hash = password::hash(password.expose().to_owned()).await?;
     let user = state
         .store
@@ -159,21 +164,28 @@ async fn login(
             "login must be a username or an email".into(),
         ));
     }
+    state.throttle.check_address(addr).map_err(throttled)?;
+    let user = state.store.user_by_login(&login).await?;
+    // The budget is the account's, however it was named; a name of no account has its own.
+    let account = match &user {
+        Some(u) => AccountKey::User(u.id),
+        None => AccountKey::Unknown(login),
+    };
     state
         .throttle
-        .check(Some(&login), addr)
-        .map_err(|t| ApiError::RateLimited {
-            retry_after: t.retry_after,
-        })?;
+        .check_account(&account, addr, Instant::now())
+        .map_err(throttled)?;
     // Never hash unbounded input: anything over the password limit cannot match.
-    if req.password.chars().count() > 128 {
-        return Err(ApiError::InvalidCredentials);
-    }
-    let user = state.store.user_by_login(&login).await?;
-    let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let ok = req.password.chars().count() <= 128
+        && password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let user = match user {
         Some(user) if ok => user,
-        _ => return Err(ApiError::InvalidCredentials),
+        _ => {
+            state
+                .throttle
+                .record_failure(&account, addr, Instant::now());
+            return Err(ApiError::InvalidCredentials);
+        }
     };
     let jar = start_session(&state, jar, &user).await?;
     Ok((jar, axum::Json(me_of(&user))))
@@ -251,6 +263,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<axum::Json<
 /// sockets closed) and starts a new one for this client.
 async fn change_password(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     caller: AuthUser,
     jar: CookieJar,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
@@ -261,9 +274,19 @@ async fn change_password(
         .user_by_id(caller.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
+    // The current password is guessed like a login's: the same budgets, shared with logins.
+    state.throttle.check_address(addr).map_err(throttled)?;
+    let account = AccountKey::User(user.id);
+    state
+        .throttle
+        .check_account(&account, addr, Instant::now())
+        .map_err(throttled)?;
     if req.current_password.chars().count() > 128
         || !password::verify(req.current_password, Some(user.password_hash.clone())).await?
     {
+        state
+            .throttle
+            .record_failure(&account, addr, Instant::now());
         return Err(ApiError::Forbidden("the current password is wrong"));
     }
     let hash = password::hash(new_password.expose().to_owned()).await?;
