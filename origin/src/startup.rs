@@ -178,6 +178,8 @@ impl Application {
             max_bytes: config.files.max_upload_bytes,
             public_url: public_url.clone(),
             edge_url: config.files.edge_url.clone(),
+            per_user: crate::limits::KeyedLimit::new(config.files.max_uploads_per_user),
+            in_progress: Arc::new(Semaphore::new(config.files.max_uploads)),
         });
         let security = crate::http::security::SecurityHeaders::new(
             &parsed,

@@ -440,3 +440,176 @@ async fn password_changes_are_throttled_like_logins() {
     );
     server.stop().await;
 }
+
+// 8., 10. and 13. Uploads.
+
+async fn ticket_for(c: &Client, room: &str, size: i64) -> Value {
+    let res = c
+        .post(
+            "/api/uploads/ticket",
+            json!({"room_id": room, "name": "notes.txt", "size": size, "content_type": "text/plain"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// Starts a request on a raw socket: the head and the first `body` bytes, the rest unsent.
+async fn start_request(server: &TestServer, head: String, body: &[u8]) -> TcpStream {
+    let mut sock = TcpStream::connect(server.addr).await.unwrap();
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(body).await.unwrap();
+    sock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_is_claimed_once_even_by_concurrent_uploads() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let room = ann.create_room("files").await;
+    let t = ticket_for(&ann, &room.id.to_string(), 20).await;
+    let ticket = t["ticket"].as_str().unwrap().to_owned();
+    // The first PUT is under way (half its body sent) when the second arrives whole.
+    let mut first = start_request(
+        &server,
+        format!(
+            "PUT /api/uploads HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ticket}\r\n\
+             content-type: text/plain\r\ncontent-length: 20\r\n\r\n"
+        ),
+        b"first upload",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = reqwest::Client::new()
+        .put(server.url("/api/uploads"))
+        .bearer_auth(&ticket)
+        .body("second upload!!!")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409, "the ticket is taken");
+    first.write_all(b" bytes..").await.unwrap();
+    let (answer, _) = read_until_closed(&mut first, Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap();
+    let att: Value = serde_json::from_str(body).unwrap();
+    let stored = ann
+        .get(&format!("/api/files/{}", att["id"].as_str().unwrap()))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&stored[..], b"first upload bytes..", "never replaced");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_take_their_declared_size_and_only_members() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let room = ann.create_room("files").await;
+    let t = ticket_for(&ann, &room.id.to_string(), 10).await;
+    assert_eq!(t["max_bytes"], 10);
+    let res = reqwest::Client::new()
+        .put(server.url("/api/uploads"))
+        .bearer_auth(t["ticket"].as_str().unwrap())
+        .body(vec![b'a'; 5069])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413, "over the declared size");
+    // A ticket stops working when its user leaves the room.
+    let t = ticket_for(&ann, &room.id.to_string(), 5).await;
+    let bob = server.register("bob").await;
+    bob.join(&room).await;
+    let res = ann
+        .post(&format!("/api/rooms/{}/leave", room.id), json!({}))
+        .await;
+    assert!(res.status().is_success());
+    let res = reqwest::Client::new()
+        .put(server.url("/api/uploads"))
+        .bearer_auth(t["ticket"].as_str().unwrap())
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    server.stop().await;
+}
+
+fn multipart_head(c: &Client, boundary: &str, length: usize) -> String {
+    format!(
+        "POST /api/uploads HTTP/1.1\r\nhost: x\r\ncookie: {}\r\n\
+         content-type: multipart/form-data; boundary={boundary}\r\ncontent-length: {length}\r\n\r\n",
+        c.cookie_header("/api/uploads")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_check_the_room_first_and_are_capped_per_user() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let room = ann.create_room("files").await;
+    // A file before its room: refused at once, without waiting for (or reading) the file.
+    let mut file_first = start_request(
+        &server,
+        multipart_head(&ann, "XX", 1_000_000),
+        b"--XX\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nsome",
+    )
+    .await;
+    let (answer, _) = read_until_closed(&mut file_first, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert!(answer.contains("room_id must come before file"), "{answer}");
+
+    // Two uploads in progress for one user; the third is refused, another user's goes on.
+    let part = format!(
+        "--XX\r\ncontent-disposition: form-data; name=\"room_id\"\r\n\r\n{}\r\n\
+         --XX\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nslow",
+        room.id
+    );
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        slow.push(
+            start_request(
+                &server,
+                multipart_head(&ann, "XX", 1_000_000),
+                part.as_bytes(),
+            )
+            .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let form = reqwest::multipart::Form::new()
+        .text("room_id", room.id.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"hello".to_vec()).file_name("b.txt"),
+        );
+    let res = ann
+        .http
+        .post(ann.url("/api/uploads"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_of(res).await;
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    let bob = server.register("bob").await;
+    bob.join(&room).await;
+    let form = reqwest::multipart::Form::new()
+        .text("room_id", room.id.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"hello".to_vec()).file_name("b.txt"),
+        );
+    let res = bob
+        .http
+        .post(bob.url("/api/uploads"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    drop(slow);
+    server.stop().await;
+}

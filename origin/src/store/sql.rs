@@ -692,6 +692,18 @@ macro_rules! sql_store {
         }))
     }
 
+    async fn claim_upload(&self, key: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE uploads SET claimed_at = $1 \
+             WHERE id = $2 AND claimed_at IS NULL AND content_type IS NULL",
+        )
+        .bind(now)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn complete_upload(
         &self,
         key: &str,
