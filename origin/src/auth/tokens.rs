@@ -19,7 +19,12 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     public_key: Vec<u8>,
+    /// The longest life an access token may have (`exp - iat`), in seconds.
+    max_ttl_secs: i64,
 }
+
+/// Seconds of clock skew allowed (the edge allows the same).
+const LEEWAY_SECS: u64 = 5;
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,13 +53,22 @@ impl JwtKeys {
         let public_key = pair.public_key().as_ref().to_vec();
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         Ok(Self {
             encoding: EncodingKey::from_ed_der(der),
             decoding: DecodingKey::from_ed_der(&public_key),
             validation,
             public_key,
+            max_ttl_secs: MAX_ACCESS_TTL_SECS,
         })
+    }
+
+    /// Refuses access tokens that live longer than `secs` (`CONFAB_ACCESS_TTL_SECS`), whoever
+    /// signed them.
+    pub fn with_max_ttl(mut self, secs: i64) -> Self {
+        self.max_ttl_secs = secs.min(MAX_ACCESS_TTL_SECS);
+        self
     }
 
     /// Loads the key file, or (when `generate` is set and the file is missing) creates it with
@@ -91,7 +105,8 @@ impl JwtKeys {
             name: username.to_owned(),
             iss: ISSUER.to_owned(),
             iat: now_secs,
-            exp: now_secs + ttl_secs.min(MAX_ACCESS_TTL_SECS),
+            exp: now_secs + ttl_secs.min(self.max_ttl_secs),
+            nbf: None,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::EdDSA),
@@ -111,10 +126,16 @@ impl JwtKeys {
         jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation).map(|d| d.claims)
     }
 
-    /// Verifies signature, issuer and expiry.
+    /// Verifies signature, issuer, expiry, `nbf`, and that the token lives no longer than
+    /// the configured maximum (`AccessClaims::times_hold`).
     pub fn verify(&self, token: &str) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map(|d| d.claims)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)?;
+        let now = crate::time::now_secs();
+        if !claims.times_hold(now, self.max_ttl_secs, LEEWAY_SECS as i64) {
+            return Err(jsonwebtoken::errors::ErrorKind::ImmatureSignature.into());
+        }
+        Ok(claims)
     }
 
     /// Signs an upload ticket (audience `confab-upload`, so it is never an access token).
@@ -197,6 +218,36 @@ mod tests {
             )
             .unwrap();
         assert!(keys.verify(&expired).is_err());
+    }
+
+    /// Signs arbitrary access claims with `keys` (what a holder of the key could do).
+    fn forge(keys: &JwtKeys, iat: i64, exp: i64, nbf: Option<i64>) -> String {
+        let claims = AccessClaims {
+            sub: UserId(Uuid::nil()),
+            sid: SessionId(Uuid::nil()),
+            name: "ann".into(),
+            iss: ISSUER.into(),
+            iat,
+            exp,
+            nbf,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &keys.encoding).unwrap()
+    }
+
+    #[test]
+    fn long_lived_and_not_yet_valid_tokens_are_refused() {
+        let keys = JwtKeys::from_pem(&generate_pem().unwrap())
+            .unwrap()
+            .with_max_ttl(600);
+        let now = crate::time::now_secs();
+        assert!(keys.verify(&forge(&keys, now, now + 600, None)).is_ok());
+        assert!(keys
+            .verify(&forge(&keys, now, now + 86_400 * 365, None))
+            .is_err());
+        assert!(keys.verify(&forge(&keys, now, now + 601, None)).is_err());
+        assert!(keys
+            .verify(&forge(&keys, now, now + 300, Some(now + 120)))
+            .is_err());
     }
 
     #[test]
