@@ -99,7 +99,7 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
-        let keys = load_keys(&config)?;
+        let keys = load_keys(&config)?.with_max_ttl(config.access_ttl_secs as i64);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
@@ -165,6 +165,7 @@ impl Application {
         tracing::info!(files = %files.describe(), "file storage");
         let mut previews = crate::preview::PreviewFetcher::new(
             confab_shared::preview::Allowlist::parse(&config.files.preview_allowlist),
+            config.files.previews_per_user,
         );
         if let Some(url) = &config.redis_url {
             previews = previews

@@ -613,3 +613,163 @@ async fn uploads_check_the_room_first_and_are_capped_per_user() {
     drop(slow);
     server.stop().await;
 }
+
+// 4. and 9. Link previews.
+
+/// An HTTP fixture on loopback: `route(path)` gives the reply; each request is counted, and
+/// each connection is answered after `delay`.
+async fn fixture(
+    delay: Duration,
+    route: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let route = std::sync::Arc::new(route);
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (route, hits) = (route.clone(), counted.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                let _ = sock.write_all(&route(&path)).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+fn reply(content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+fn preview_path(url: &str) -> String {
+    let link = confab_shared::preview::image_link("", url);
+    format!("/api/preview?{}", link.trim_start_matches("/image?"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_cards_link_to_the_posted_url_and_images_come_from_us() {
+    let (site, hits) = fixture(Duration::ZERO, |path| match path {
+        "/metadata" => reply(
+            "text/html",
+            b"<title>M</title><meta property=og:image content='http://169.254.169.254/latest/meta-data/'>\
+              <meta property=og:url content='https://elsewhere.example/'>",
+        ),
+        "/cat" => reply(
+            "text/html",
+            b"<title>Cat</title><meta property=og:image content='/cat.png'>",
+        ),
+        "/fake" => reply("text/html", b"<title>F</title><meta property=og:image content='/page.png'>"),
+        "/page.png" => reply("image/png", b"<svg onload=alert(1)>"),
+        "/cat.png" => reply("image/png", PNG),
+        _ => reply("text/plain", b"no"),
+    })
+    .await;
+    let server = TestServer::start_with(|c| c.files.preview_allowlist = site.to_string()).await;
+    let ann = server.register("ann").await;
+
+    let posted = format!("http://{site}/metadata");
+    let p: Value = ann.get(&preview_path(&posted)).await.json().await.unwrap();
+    assert_eq!(p["url"], posted, "the card links where the message does");
+    let image = p["image"].as_str().unwrap();
+    assert!(
+        image.starts_with(&format!("{}/api/preview/image?url=", server.base)),
+        "{image}"
+    );
+    // Fetching it applies the address policy to the image too.
+    let res = ann.http.get(image).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+
+    let p: Value = ann
+        .get(&preview_path(&format!("http://{site}/cat")))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let image = p["image"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let res = ann.http.get(&image).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "image/png");
+        assert_eq!(&res.bytes().await.unwrap()[..], PNG);
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "two pages and one image fetch: the second view came from the cache"
+    );
+    // Not an image by its bytes: not served.
+    let p: Value = ann
+        .get(&preview_path(&format!("http://{site}/fake")))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let res = ann
+        .http
+        .get(p["image"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // Logged-out viewers get nothing.
+    assert_eq!(reqwest::get(&image).await.unwrap().status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_cannot_take_every_preview_slot() {
+    let (slow, _) = fixture(Duration::from_millis(1500), |_| {
+        reply("text/html", b"<title>slow</title>")
+    })
+    .await;
+    let server = TestServer::start_with(|c| {
+        c.files.preview_allowlist = slow.to_string();
+        c.files.previews_per_user = 2;
+    })
+    .await;
+    let ann = std::sync::Arc::new(server.register("ann").await);
+    let bob = server.register("bob").await;
+    let mut pending = Vec::new();
+    for i in 0..2 {
+        let ann = ann.clone();
+        let path = preview_path(&format!("http://{slow}/{i}"));
+        pending.push(tokio::spawn(async move { ann.get(&path).await.status() }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let res = ann
+        .get(&preview_path(&format!("http://{slow}/third")))
+        .await;
+    let (status, code, _) = error_of(res).await;
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    assert_eq!(
+        bob.get(&preview_path(&format!("http://{slow}/bob")))
+            .await
+            .status(),
+        200,
+        "other users still get previews"
+    );
+    for p in pending {
+        assert_eq!(p.await.unwrap(), 200);
+    }
+    server.stop().await;
+}

@@ -175,13 +175,15 @@ pub struct ReadRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LinkPreview {
-    /// The page's canonical URL (after redirects; `og:url` when given).
+    /// The URL as it was posted: the card links there (never to `og:url` or a redirect
+    /// target, which the page controls).
     pub url: String,
     /// `og:title`, `twitter:title` or `<title>`.
     pub title: Option<String>,
     /// `og:description`, `twitter:description` or `<meta name=description>`.
     pub description: Option<String>,
-    /// An absolute image URL (`og:image`, `twitter:image`).
+    /// The page's image (`og:image`, `twitter:image`), served by this server (or the edge):
+    /// `{preview base}/image?url={posted URL}`, never the image's own address.
     pub image: Option<String>,
     /// `og:site_name`, else the host.
     pub site_name: Option<String>,
