@@ -140,6 +140,13 @@ impl Application {
                 .collect()
         };
         let store = open_store(&config).await?;
+        let filled = store
+            .fill_missing_skeletons()
+            .await
+            .context("computing the look-alike keys of older names")?;
+        if filled > 0 {
+            tracing::info!(filled, "look-alike keys filled in for older names");
+        }
         let hub = Arc::new(RoomHub::new(config.room_buffer));
         let broker: DynBroker = match &config.redis_url {
             Some(url) => Arc::new(

@@ -773,3 +773,73 @@ async fn one_user_cannot_take_every_preview_slot() {
     }
     server.stop().await;
 }
+
+// 12. Look-alikes and invisible text.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_alike_names_and_invisible_text_are_refused() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let (http, _) = Client::anonymous(&server);
+    let register = |username: &str, email: &str| {
+        http.post(server.url("/api/auth/register"))
+            .json(&json!({"username": username, "email": email, "password": password()}))
+            .send()
+    };
+    let (status, code, message) =
+        error_of(register("aIice", "x1@example.com").await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
+    assert_eq!(
+        error_of(register("a1ice", "x2@example.com").await.unwrap())
+            .await
+            .0,
+        409
+    );
+    for email in [
+        "\u{430}lice@example.com",
+        "al\u{200B}ice@example.com",
+        "alice2@example.com\u{202E}",
+    ] {
+        let res = register("someone", email).await.unwrap();
+        assert_eq!(res.status(), 422, "{email:?}");
+    }
+
+    alice.create_room("general").await;
+    for name in [
+        "generaI",
+        "GENERAL",
+        "gen\u{200B}eral",
+        "evil\u{202E}txt.exe",
+        "\u{200B}\u{200D}",
+        "\u{3164}",
+    ] {
+        let res = alice.post("/api/rooms", json!({"name": name})).await;
+        assert!(
+            res.status() == 409 || res.status() == 422,
+            "{name:?}: {}",
+            res.status()
+        );
+    }
+    let room = alice.create_room("random").await;
+    let mut ws = alice.ws().await;
+    ws.subscribe(&room, None).await;
+    ws.send(json!({"type": "send", "room": room.id, "client_msg_id": "z1", "body": "\u{200B}\u{200C}\u{2060}"}))
+        .await;
+    match ws
+        .expect(|f| {
+            matches!(
+                f,
+                confab_shared::protocol::ServerFrame::Ack { .. }
+                    | confab_shared::protocol::ServerFrame::Error { .. }
+            )
+        })
+        .await
+    {
+        confab_shared::protocol::ServerFrame::Error { code, .. } => {
+            assert_eq!(code, confab_shared::ErrorCode::Validation)
+        }
+        other => panic!("an invisible message is refused, got {other:?}"),
+    }
+    ws.say(&room, "z2", "👩\u{200D}💻 visible").await;
+    server.stop().await;
+}
