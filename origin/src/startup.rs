@@ -78,6 +78,51 @@ fn default_origins(public: &url::Url) -> Vec<String> {
     origins
 }
 
+/// The SQLite database file a `sqlite:` URL names, if it is a file.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes the data directory and the embedded database private to this user (0700 / 0600):
+/// they hold every message, password hash and session. The database file is created here,
+/// before SQLite opens it, because SQLite gives its WAL and shared-memory files the database
+/// file's permissions.
+#[cfg(unix)]
+fn make_private(config: &Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = |path: &std::path::Path, mode: u32| -> anyhow::Result<()> {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("making {} private", path.display()))
+    };
+    private(&config.data_dir, 0o700)?;
+    if let Some(db) = sqlite_path(&config.database_url()) {
+        if !db.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&db)
+                .with_context(|| format!("creating the database file {}", db.display()))?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            if file.exists() {
+                private(&file, 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_config: &Config) -> anyhow::Result<()> {
+    Ok(())
+}
+
 fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
     match &config.jwt_private_key_file {
         Some(path) => JwtKeys::load_or_generate(path, false),
@@ -99,6 +144,7 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
+        make_private(&config)?;
         let keys = load_keys(&config)?.with_max_ttl(config.access_ttl_secs as i64);
         let listener = TcpListener::bind(config.listen)
             .await

@@ -843,3 +843,24 @@ async fn look_alike_names_and_invisible_text_are_refused() {
     ws.say(&room, "z2", "👩\u{200D}💻 visible").await;
     server.stop().await;
 }
+
+// 13. The data directory is private.
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    // A data directory as `mkdir` makes it under the usual umask.
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let ann = server.register("ann").await;
+    ann.create_room("written").await;
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    let dir = server.dir.path().to_owned();
+    assert_eq!(mode(dir.clone()), 0o700);
+    for file in ["confab.db", "confab.db-wal", "confab.db-shm"] {
+        assert_eq!(mode(dir.join(file)), 0o600, "{file}");
+    }
+    server.stop().await;
+}
