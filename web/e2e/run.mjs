@@ -293,8 +293,14 @@ async function main() {
     p.on('dialog', (d) => void d.accept()); // confirm() before deleting or leaving
   }
   const errors = [];
+  // The server's Content-Security-Policy must not get in the client's way: Chromium reports
+  // every blocked script, style, image or connection on the console.
+  const cspViolations = [];
   for (const [who, p] of [['alice', alice], ['bob', bob]]) {
     p.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
+    p.on('console', (m) => {
+      if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(`${who}: ${m.text()}`);
+    });
   }
 
   let passed = 0;
@@ -591,6 +597,12 @@ async function main() {
       await phone.close();
     });
 
+    await step('the pages run under the server\'s CSP without a violation', async () => {
+      const res = await fetch(`${origin.url}/`);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      assert(csp.includes("script-src 'self'"), `no CSP on the page: ${csp}`);
+      assert(cspViolations.length === 0, cspViolations.join('; '));
+    });
     await step('no uncaught errors in the pages', async () => {
       assert(errors.length === 0, errors.join('; '));
     });

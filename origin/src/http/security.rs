@@ -55,7 +55,8 @@ impl SecurityHeaders {
 /// takes uploads, so it is allowed for images, media and connections.
 pub fn client_csp(allowed_origins: &[String], edge_url: Option<&str>) -> String {
     let mut connect = vec!["'self'".to_owned()];
-    for origin in allowed_origins {
+    // CSP has no syntax for IPv6 literals (`[::1]`): such origins are left to 'self'.
+    for origin in allowed_origins.iter().filter(|o| !o.contains('[')) {
         if let Some(rest) = origin.strip_prefix("https://") {
             connect.push(format!("wss://{rest}"));
         } else if let Some(rest) = origin.strip_prefix("http://") {
@@ -197,5 +198,7 @@ mod tests {
         assert!(csp.contains("wss://chat.example"), "{csp}");
         assert!(csp.contains("img-src 'self' data: blob: https://files.example;"));
         assert!(csp.contains("frame-ancestors 'none'"));
+        let csp = client_csp(&["http://[::1]:8080".to_owned()], None);
+        assert!(!csp.contains("[::1]"), "{csp}");
     }
 }
