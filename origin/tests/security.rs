@@ -361,10 +361,6 @@ async fn bad_bodies_and_queries_are_answered_in_our_words() {
     assert_eq!(message, "query parameter `url` is missing");
     let (_, _, message) = error_of(ann.get("/api/rooms/not-a-uuid").await).await;
     assert_eq!(message, "path parameter `id` is not valid");
-    for message in [&message] {
-        assert!(!message.contains("deserialize"), "{message}");
-    }
-    let _ = Client::anonymous(&server);
     server.stop().await;
 }
 
