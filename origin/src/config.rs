@@ -174,6 +174,16 @@ pub struct Config {
     /// (`Authorization: Bearer TOKEN`). Without it the main listener does not serve metrics.
     #[arg(long, env = "CONFAB_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+
+    /// SMTP server for registration by e-mail confirmation, e.g.
+    /// `smtp://user:pass@mail.example.com:587?tls=required` or `smtps://mail.example.com`.
+    /// Without it, registration logs in at once (and tells whether an address is registered).
+    #[arg(long, env = "CONFAB_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of Confab's e-mail. Default: `Confab <confab@HOST>` with the public URL's host.
+    #[arg(long, env = "CONFAB_MAIL_FROM")]
+    pub mail_from: Option<String>,
 }
 
 impl Config {
@@ -216,6 +226,8 @@ impl Config {
             max_sockets_per_address: 64,
             metrics_listen: None,
             metrics_token: None,
+            smtp_url: None,
+            mail_from: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! - [`startup`]: binds, builds the components into an [`state::AppState`], serves, shuts down.
 //! - [`server`]: the HTTP accept loop: per-address connection cap, head and keep-alive
 //!   deadlines, graceful shutdown.
+//! - [`mail`]: outgoing e-mail (SMTP), for registration by e-mail confirmation.
 //! - [`limits`]: per-user and per-address caps on things held at once (sockets, uploads,
 //!   preview fetches).
 //! - [`http`]: the JSON API under `/api` (one router per area), health checks, the web client.
@@ -36,6 +37,7 @@ pub mod files;
 pub mod gateway;
 pub mod http;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod preview;
 pub mod server;

@@ -28,6 +28,8 @@ pub struct Application {
     listener: TcpListener,
     /// The separate `/metrics` listener (`CONFAB_METRICS_LISTEN`), when configured.
     metrics_listener: Option<TcpListener>,
+    /// The task sending mail, when SMTP is configured; it stops with the shutdown token.
+    mail_task: Option<tokio::task::JoinHandle<()>>,
     settings: crate::server::ServerSettings,
     state: AppState,
     public_url: String,
@@ -240,7 +242,23 @@ impl Application {
             &allowed_origins,
             config.files.edge_url.as_deref(),
         );
+        let shutdown = CancellationToken::new();
+        let (mailer, mail_task) = match &config.smtp_url {
+            Some(url) => {
+                let from = config.mail_from.clone().unwrap_or_else(|| {
+                    format!(
+                        "Confab <confab@{}>",
+                        parsed.host_str().unwrap_or("localhost")
+                    )
+                });
+                let (mailer, task) = crate::mail::Mailer::start(url, &from, shutdown.clone())
+                    .context("setting up CONFAB_SMTP_URL")?;
+                (Some(Arc::new(mailer)), Some(task))
+            }
+            None => (None, None),
+        };
         let state = AppState {
+            mailer,
             socket_limits: Arc::new(crate::limits::SocketLimits::new(
                 config.max_sockets_per_user,
                 config.max_sockets_per_address,
@@ -256,13 +274,14 @@ impl Application {
             throttle,
             allowed_origins: Arc::new(allowed_origins),
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            shutdown: CancellationToken::new(),
+            shutdown,
             sessions: TaskTracker::new(),
             uploads,
         };
         Ok(Self {
             listener,
             metrics_listener,
+            mail_task,
             settings,
             state,
             public_url,
@@ -361,6 +380,11 @@ impl Application {
             .is_err()
         {
             tracing::warn!("some WebSocket sessions did not close in time");
+        }
+        if let Some(task) = self.mail_task {
+            if let Err(e) = task.await {
+                tracing::warn!(error = ?e, "the mail task failed");
+            }
         }
         if let Some(metrics) = metrics {
             match metrics.await {

@@ -45,4 +45,6 @@ pub struct AppState {
     pub socket_limits: Arc<crate::limits::SocketLimits>,
     /// The security headers every response gets (the client's CSP is computed once).
     pub security: Arc<crate::http::security::SecurityHeaders>,
+    /// Outgoing mail, when `CONFAB_SMTP_URL` is set: registration then goes by confirmation.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }

@@ -860,3 +860,130 @@ async fn the_data_directory_and_database_are_private() {
     }
     server.stop().await;
 }
+
+// 7. Registration by e-mail confirmation.
+
+/// A loopback SMTP server that accepts every message; returns the raw messages it received.
+async fn smtp_fixture() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = sock.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 fixture ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line
+                        .split(' ')
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 fixture\r\n",
+                        "DATA" => {
+                            let _ = write.write_all(b"354 go on\r\n").await;
+                            let mut message = String::new();
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                if l == "." {
+                                    break;
+                                }
+                                message.push_str(&l);
+                                message.push('\n');
+                            }
+                            let _ = tx.send(message);
+                            b"250 queued\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The text of a quoted-printable mail body, soft breaks joined.
+fn unfold(message: &str) -> String {
+    message.replace("=\n", "").replace("=3D", "=")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_with_confirmation_tells_nothing_about_addresses() {
+    let (smtp, mut mails) = smtp_fixture().await;
+    let server = TestServer::start_with(|c| c.smtp_url = Some(format!("smtp://{smtp}"))).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let register = |username: &str, email: &str| {
+        http.post(server.url("/api/auth/register"))
+            .json(&json!({"username": username, "email": email, "password": password()}))
+            .send()
+    };
+    let mut next_mail = async || {
+        tokio::time::timeout(common::WAIT, mails.recv())
+            .await
+            .expect("a mail arrives")
+            .unwrap()
+    };
+    let fresh = register("carol", "carol@example.com").await.unwrap();
+    assert_eq!(fresh.status(), 202);
+    let fresh_body = fresh.text().await.unwrap();
+    let first = unfold(&next_mail().await);
+    assert!(first.contains("To: carol@example.com"), "{first}");
+    let link = first
+        .split_whitespace()
+        .find(|w| w.contains("/api/auth/confirm?token="))
+        .expect("a confirmation link")
+        .to_owned();
+    // Not signed in yet: the account exists only once the link is followed.
+    assert_eq!(
+        http.get(server.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let res = http.get(&link).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let me: Value = http
+        .get(server.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["username"], "carol");
+    assert_eq!(
+        http.get(&link).send().await.unwrap().status(),
+        409,
+        "used once"
+    );
+
+    // The same address again, by someone else: the very same answer.
+    let taken = register("mallory", "Carol@Example.com").await.unwrap();
+    assert_eq!(taken.status(), 202);
+    assert_eq!(taken.text().await.unwrap(), fresh_body);
+    let second = unfold(&next_mail().await);
+    assert!(second.contains("already belongs"), "{second}");
+    assert!(
+        !second.contains("/api/auth/confirm"),
+        "no link for a taken address"
+    );
+    server.stop().await;
+}

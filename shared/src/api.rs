@@ -23,7 +23,9 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// `POST /api/auth/register`. Registering also logs in.
+/// `POST /api/auth/register`. Registering also logs in (201 `Me`), unless the server confirms
+/// e-mail addresses: then it answers 202 [`RegistrationPending`] whether or not the address
+/// already has an account, and the account exists once the link mailed to it is followed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RegisterRequest {
@@ -33,6 +35,15 @@ pub struct RegisterRequest {
     pub email: String,
     /// 8-128 characters.
     pub password: String,
+}
+
+/// The answer to a registration on a server that confirms e-mail addresses (202): the same for
+/// a new address and for one that already has an account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RegistrationPending {
+    /// What to tell the person (check their inbox).
+    pub message: String,
 }
 
 /// `POST /api/auth/login`.

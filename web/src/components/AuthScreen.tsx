@@ -99,13 +99,22 @@ function RegisterForm({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   const [username, setUsername] = useState('');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
-  const { submit, busy, error } = useSubmit(async () =>
-    onSignedIn(await api.register({ username, email, password })),
-  );
+  const [pending, setPending] = useState<string | null>(null);
+  const { submit, busy, error } = useSubmit(async () => {
+    const answer = await api.register({ username, email, password });
+    if ('id' in answer) onSignedIn(answer);
+    else setPending(answer.message);
+  });
   return (
     <form onSubmit={submit} aria-label="Create account">
       <Stack spacing={4}>
         <ErrorAlert error={error} />
+        {pending && (
+          <Alert status="info" borderRadius="md">
+            <AlertIcon />
+            {pending}
+          </Alert>
+        )}
         <FormControl isRequired>
           <FormLabel>Username</FormLabel>
           <Input autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} />

@@ -296,6 +296,12 @@ email: string,
  */
 password: string, };
 
+export type RegistrationPending = { 
+/**
+ * What to tell the person (check their inbox).
+ */
+message: string, };
+
 export type LoginRequest = { 
 /**
  * Username or email.
