@@ -987,3 +987,22 @@ async fn registration_with_confirmation_tells_nothing_about_addresses() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_outlive_the_http_deadlines() {
+    let server = TestServer::start_with(|c| {
+        c.header_read_timeout_secs = 1;
+        c.keep_alive_timeout_secs = 1;
+        c.body_read_timeout_secs = 1;
+    })
+    .await;
+    let ann = server.register("ann").await;
+    let mut ws = ann.ws().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    ws.send(json!({"type": "ping"})).await;
+    assert!(matches!(
+        ws.next().await,
+        confab_shared::protocol::ServerFrame::Pong
+    ));
+    server.stop().await;
+}
