@@ -5,12 +5,12 @@
 //! - `POST /api/uploads/ticket` `UploadTicketRequest`: members only → `UploadTicket`.
 //! - `PUT /api/uploads` with `Authorization: Bearer {ticket}` and the bytes → 201 `Attachment`;
 //!   at most the ticket's declared size, once, while its user is still a member of the room.
-//!
-//! Uploads stream into the file store (bounded memory) and are capped in number per user and
-//! per server (`crate::files::Uploads::admit`).
 //! - `GET /api/files/{key}`: members of the file's room only; nosniff, sandboxing CSP,
 //!   `Content-Disposition: attachment` but for inline images, ETag / `If-None-Match`, `Range`,
 //!   a year of caching (keys are immutable).
+//!
+//! Uploads stream into the file store (bounded memory) and are capped in number per user and
+//! per server (`crate::files::Uploads::admit`).
 
 use super::ApiPath;
 use crate::auth::AuthUser;
