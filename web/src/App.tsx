@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { Center, Spinner } from '@chakra-ui/react';
 import type { Me } from './generated/protocol';
-import { api, ApiError, onSessionLost } from './lib/api';
+import { api, onSessionLost } from './lib/api';
 import { AuthScreen } from './components/AuthScreen';
 import { ChatApp } from './components/ChatApp';
 
@@ -15,11 +15,8 @@ export function App() {
     api
       .me()
       .then((me) => setSession({ kind: 'signed-in', me }))
-      .catch((e: unknown) => {
-        // Unreachable server: still show the login form; it reports errors itself.
-        if (e instanceof ApiError) setSession({ kind: 'anonymous' });
-        else setSession({ kind: 'anonymous' });
-      });
+      // Signed out, or an unreachable server: the login form, which reports errors itself.
+      .catch(() => setSession({ kind: 'anonymous' }));
   }, []);
 
   const signedOut = useCallback(() => setSession({ kind: 'anonymous' }), []);
@@ -27,7 +24,7 @@ export function App() {
   if (session.kind === 'loading') {
     return (
       <Center h="100%">
-        <Spinner label="Loading" />
+        <Spinner size="lg" color="brand.solid" role="status" aria-label="Loading" />
       </Center>
     );
   }

@@ -1,18 +1,5 @@
 import { useEffect, useState } from 'react';
-import {
-  Box,
-  Flex,
-  Image,
-  Link,
-  Modal,
-  ModalBody,
-  ModalCloseButton,
-  ModalContent,
-  ModalOverlay,
-  Text,
-  useColorModeValue,
-  useDisclosure,
-} from '@chakra-ui/react';
+import { Box, CloseButton, Dialog, Flex, Image, Link, Portal, Text, useDisclosure } from '@chakra-ui/react';
 import type { Attachment, LinkPreview } from '../generated/protocol';
 import { api } from '../lib/api';
 import { FileIcon } from './icons';
@@ -25,44 +12,59 @@ export function formatSize(bytes: number): string {
 
 export function AttachmentView({ attachment }: { attachment: Attachment }) {
   const viewer = useDisclosure();
-  const border = useColorModeValue('gray.200', 'gray.600');
-  const cardBg = useColorModeValue('white', 'gray.700');
   if (attachment.inline) {
     return (
       <>
         <Box
-          as="button"
-          type="button"
+          asChild
           mt={1}
           display="block"
-          aria-label={`View image ${attachment.name}`}
-          onClick={viewer.onOpen}
           cursor="zoom-in"
+          borderRadius="md"
+          focusVisibleRing="outside"
         >
-          <Image
-            src={attachment.url}
-            alt={attachment.name}
-            maxH="260px"
-            maxW="min(100%, 360px)"
-            borderRadius="md"
-            border="1px"
-            borderColor={border}
-            data-testid="inline-image"
-            loading="lazy"
-          />
+          <button type="button" aria-label={`View image ${attachment.name}`} onClick={viewer.onOpen}>
+            <Image
+              src={attachment.url}
+              alt={attachment.name}
+              maxH="260px"
+              maxW="min(100%, 360px)"
+              borderRadius="md"
+              borderWidth="1px"
+              data-testid="inline-image"
+              loading="lazy"
+            />
+          </button>
         </Box>
-        <Modal isOpen={viewer.isOpen} onClose={viewer.onClose} size="6xl" isCentered>
-          <ModalOverlay bg="blackAlpha.800" />
-          <ModalContent bg="transparent" boxShadow="none" m={2}>
-            <ModalCloseButton color="white" aria-label="Close image" />
-            <ModalBody p={0} textAlign="center">
-              <Image src={attachment.url} alt={attachment.name} maxH="85vh" mx="auto" data-testid="image-viewer" />
-              <Link href={attachment.url} download={attachment.name} color="white" mt={2} display="inline-block">
-                Download {attachment.name}
-              </Link>
-            </ModalBody>
-          </ModalContent>
-        </Modal>
+        <Dialog.Root
+          open={viewer.open}
+          onOpenChange={(e) => viewer.setOpen(e.open)}
+          placement="center"
+          lazyMount
+          unmountOnExit
+        >
+          <Portal>
+            <Dialog.Backdrop bg="blackAlpha.800" />
+            <Dialog.Positioner p={2}>
+              <Dialog.Content
+                w="auto"
+                maxW="100%"
+                bg="transparent"
+                boxShadow="none"
+                alignItems="center"
+                aria-label={attachment.name}
+              >
+                <Image src={attachment.url} alt={attachment.name} maxW="100%" maxH="85vh" objectFit="contain" data-testid="image-viewer" />
+                <Link href={attachment.url} download={attachment.name} color="white" mt={2}>
+                  Download {attachment.name}
+                </Link>
+                <Dialog.CloseTrigger asChild>
+                  <CloseButton size="sm" color="white" bg="blackAlpha.600" _hover={{ bg: "blackAlpha.800" }} aria-label="Close image" />
+                </Dialog.CloseTrigger>
+              </Dialog.Content>
+            </Dialog.Positioner>
+          </Portal>
+        </Dialog.Root>
       </>
     );
   }
@@ -72,23 +74,22 @@ export function AttachmentView({ attachment }: { attachment: Attachment }) {
       align="center"
       gap={3}
       p={3}
-      border="1px"
-      borderColor={border}
+      borderWidth="1px"
       borderRadius="md"
-      bg={cardBg}
+      bg="bg.panel"
       maxW="360px"
       data-testid="file-card"
     >
-      <FileIcon boxSize={6} color="brand.400" />
+      <FileIcon boxSize={6} color="brand.fg" />
       <Box flex={1} minW={0}>
-        <Text noOfLines={1} fontWeight="medium">
+        <Text lineClamp={1} fontWeight="medium">
           {attachment.name}
         </Text>
-        <Text fontSize="xs" color="gray.500">
+        <Text fontSize="xs" color="fg.muted">
           {formatSize(attachment.size)} · {attachment.content_type}
         </Text>
       </Box>
-      <Link href={attachment.url} download={attachment.name} color="brand.400" fontSize="sm" aria-label={`Download ${attachment.name}`}>
+      <Link href={attachment.url} download={attachment.name} color="brand.fg" fontSize="sm" aria-label={`Download ${attachment.name}`}>
         Download
       </Link>
     </Flex>
@@ -109,8 +110,6 @@ function loadPreview(url: string): Promise<LinkPreview | null> {
 
 export function LinkPreviewCard({ url }: { url: string }) {
   const [preview, setPreview] = useState<LinkPreview | null>(null);
-  const border = useColorModeValue('brand.300', 'brand.500');
-  const cardBg = useColorModeValue('white', 'gray.700');
   useEffect(() => {
     let live = true;
     void loadPreview(url).then((p) => live && setPreview(p));
@@ -124,26 +123,32 @@ export function LinkPreviewCard({ url }: { url: string }) {
       mt={2}
       gap={3}
       p={3}
-      borderLeft="4px solid"
-      borderColor={border}
+      borderStartWidth="4px"
+      borderColor="brand.border"
       borderRadius="md"
-      bg={cardBg}
+      bg="bg.panel"
       maxW="480px"
       data-testid="link-preview"
     >
       <Box flex={1} minW={0}>
         {preview.site_name && (
-          <Text fontSize="xs" color="gray.500" noOfLines={1}>
+          <Text fontSize="xs" color="fg.muted" lineClamp={1}>
             {preview.site_name}
           </Text>
         )}
         {preview.title && (
-          <Link href={preview.url} isExternal rel="noopener noreferrer nofollow" fontWeight="semibold" noOfLines={2}>
+          <Link
+            href={preview.url}
+            target="_blank"
+            rel="noopener noreferrer nofollow"
+            fontWeight="semibold"
+            lineClamp={2}
+          >
             {preview.title}
           </Link>
         )}
         {preview.description && (
-          <Text fontSize="sm" noOfLines={3} color="gray.500">
+          <Text fontSize="sm" lineClamp={3} color="fg.muted">
             {preview.description}
           </Text>
         )}

@@ -1,69 +1,44 @@
 import { useState } from 'react';
-import {
-  Alert,
-  AlertIcon,
-  Box,
-  Button,
-  Flex,
-  FormControl,
-  FormLabel,
-  Heading,
-  Input,
-  Stack,
-  Tab,
-  TabList,
-  TabPanel,
-  TabPanels,
-  Tabs,
-  Text,
-  useColorModeValue,
-} from '@chakra-ui/react';
+import { Box, Button, Flex, Heading, Stack, Tabs, Text } from '@chakra-ui/react';
 import type { Me } from '../generated/protocol';
 import { api } from '../lib/api';
 import { useSubmit } from '../lib/useSubmit';
-import { ColorModeButton } from './ColorModeButton';
+import { ColorModeButton } from './ui/color-mode';
+import { StatusAlert } from './StatusAlert';
+import { TextField } from './TextField';
 
 export function AuthScreen({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
-  const bg = useColorModeValue('gray.50', 'gray.900');
-  const card = useColorModeValue('white', 'gray.800');
   return (
-    <Flex minH="100%" align="center" justify="center" bg={bg} p={4} direction="column">
+    <Flex minH="100%" align="center" justify="center" bg="bg.canvas" p={4} direction="column">
       <Box position="absolute" top={3} right={3}>
         <ColorModeButton />
       </Box>
-      <Heading as="h1" size="xl" mb={2} color="brand.500">
+      <Heading as="h1" size="4xl" mb={2} color="brand.fg">
         Confab
       </Heading>
-      <Text mb={6} color="gray.500">
+      <Text mb={6} color="fg.muted">
         Real-time chat for your team
       </Text>
-      <Box bg={card} w="100%" maxW="420px" borderRadius="lg" boxShadow="md" p={{ base: 3, sm: 6 }}>
-        <Tabs isFitted variant="soft-rounded" colorScheme="brand">
-          <TabList mb={4}>
-            <Tab>Sign in</Tab>
-            <Tab>Create account</Tab>
-          </TabList>
-          <TabPanels>
-            <TabPanel p={0}>
-              <LoginForm onSignedIn={onSignedIn} />
-            </TabPanel>
-            <TabPanel p={0}>
-              <RegisterForm onSignedIn={onSignedIn} />
-            </TabPanel>
-          </TabPanels>
-        </Tabs>
+      <Box bg="bg.panel" w="100%" maxW="420px" borderRadius="lg" boxShadow="md" p={{ base: 3, sm: 6 }}>
+        <Tabs.Root defaultValue="sign-in" fitted variant="subtle" colorPalette="brand">
+          <Tabs.List mb={4}>
+            <Tabs.Trigger value="sign-in" borderRadius="full" fontWeight="semibold">
+              Sign in
+            </Tabs.Trigger>
+            <Tabs.Trigger value="register" borderRadius="full" fontWeight="semibold">
+              Create account
+            </Tabs.Trigger>
+          </Tabs.List>
+          <Tabs.Content value="sign-in" p={0}>
+            <LoginForm onSignedIn={onSignedIn} />
+          </Tabs.Content>
+          <Tabs.Content value="register" p={0}>
+            <RegisterForm onSignedIn={onSignedIn} />
+          </Tabs.Content>
+        </Tabs.Root>
       </Box>
     </Flex>
   );
-}
-
-function ErrorAlert({ error }: { error: string | null }) {
-  return error ? (
-    <Alert status="error" borderRadius="md">
-      <AlertIcon />
-      {error}
-    </Alert>
-  ) : null;
 }
 
 function LoginForm({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
@@ -72,22 +47,11 @@ function LoginForm({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   const { submit, busy, error } = useSubmit(async () => onSignedIn(await api.login({ login, password })));
   return (
     <form onSubmit={submit} aria-label="Sign in">
-      <Stack spacing={4}>
-        <ErrorAlert error={error} />
-        <FormControl isRequired>
-          <FormLabel>Username or email</FormLabel>
-          <Input autoComplete="username" value={login} onChange={(e) => setLogin(e.target.value)} />
-        </FormControl>
-        <FormControl isRequired>
-          <FormLabel>Password</FormLabel>
-          <Input
-            type="password"
-            autoComplete="current-password"
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-          />
-        </FormControl>
-        <Button type="submit" colorScheme="brand" isLoading={busy}>
+      <Stack gap={4}>
+        {error && <StatusAlert status="error">{error}</StatusAlert>}
+        <TextField label="Username or email" autoComplete="username" value={login} onChange={setLogin} />
+        <TextField label="Password" type="password" autoComplete="current-password" value={password} onChange={setPassword} />
+        <Button type="submit" colorPalette="brand" loading={busy}>
           Sign in
         </Button>
       </Stack>
@@ -107,33 +71,20 @@ function RegisterForm({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   });
   return (
     <form onSubmit={submit} aria-label="Create account">
-      <Stack spacing={4}>
-        <ErrorAlert error={error} />
-        {pending && (
-          <Alert status="info" borderRadius="md">
-            <AlertIcon />
-            {pending}
-          </Alert>
-        )}
-        <FormControl isRequired>
-          <FormLabel>Username</FormLabel>
-          <Input autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} />
-        </FormControl>
-        <FormControl isRequired>
-          <FormLabel>Email</FormLabel>
-          <Input type="email" autoComplete="email" value={email} onChange={(e) => setEmail(e.target.value)} />
-        </FormControl>
-        <FormControl isRequired>
-          <FormLabel>Password</FormLabel>
-          <Input
-            type="password"
-            autoComplete="new-password"
-            minLength={8}
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-          />
-        </FormControl>
-        <Button type="submit" colorScheme="brand" isLoading={busy}>
+      <Stack gap={4}>
+        {error && <StatusAlert status="error">{error}</StatusAlert>}
+        {pending && <StatusAlert status="success">{pending}</StatusAlert>}
+        <TextField label="Username" autoComplete="username" value={username} onChange={setUsername} />
+        <TextField label="Email" type="email" autoComplete="email" value={email} onChange={setEmail} />
+        <TextField
+          label="Password"
+          type="password"
+          autoComplete="new-password"
+          minLength={8}
+          value={password}
+          onChange={setPassword}
+        />
+        <Button type="submit" colorPalette="brand" loading={busy}>
           Create account
         </Button>
       </Stack>

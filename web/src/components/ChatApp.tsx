@@ -4,34 +4,27 @@ import {
   Box,
   Button,
   Center,
+  CloseButton,
   Drawer,
-  DrawerBody,
-  DrawerCloseButton,
-  DrawerContent,
-  DrawerHeader,
-  DrawerOverlay,
   Flex,
   Heading,
   IconButton,
   Menu,
-  MenuButton,
-  MenuItem,
-  MenuList,
-  Text,
-  Tooltip,
-  useColorModeValue,
-  useDisclosure,
-  Avatar,
+  Portal,
   Stack,
+  Text,
+  useDisclosure,
 } from '@chakra-ui/react';
 import type { Me, Room, ServerFrame } from '../generated/protocol';
 import { api, ApiError } from '../lib/api';
 import { Connection, type ConnectionState, type SessionCheck } from '../lib/connection';
-import { ColorModeButton } from './ColorModeButton';
+import { ColorModeButton } from './ui/color-mode';
+import { Tooltip } from './ui/tooltip';
 import { BellIcon, MenuIcon } from './icons';
 import { Sidebar } from './Sidebar';
 import { ChatView } from './ChatView';
-import { ProfileModal } from './ProfileModal';
+import { ProfileDialog } from './ProfileDialog';
+import { UserAvatar } from './UserAvatar';
 import { notify, notificationsSupported } from '../lib/notify';
 
 function wsUrl(): string {
@@ -196,10 +189,6 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
   );
 
   const current = rooms.find((r) => r.id === currentId) ?? null;
-  const headerBg = useColorModeValue('white', 'gray.800');
-  const border = useColorModeValue('gray.200', 'gray.700');
-  const mainBg = useColorModeValue('gray.50', 'gray.900');
-  const brand = useColorModeValue('brand.500', 'brand.200');
 
   const selectRoom = (id: string) => {
     goToRoom(id);
@@ -238,66 +227,83 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
         px={3}
         h="52px"
         flexShrink={0}
-        bg={headerBg}
-        borderBottom="1px"
-        borderColor={border}
+        bg="bg.panel"
+        borderBottomWidth="1px"
       >
         <IconButton
           aria-label="Open rooms"
-          icon={<MenuIcon />}
           variant="ghost"
           size="sm"
-          display={{ base: 'inline-flex', md: 'none' }}
+          hideFrom="md"
           onClick={drawer.onOpen}
-        />
-        <Heading as="h1" size="md" color={brand}>
+        >
+          <MenuIcon />
+        </IconButton>
+        <Heading as="h1" size="xl" color="brand.fg">
           Confab
         </Heading>
         <ConnectionBadge state={connState} />
         <Box flex={1} />
         {permission === 'default' && (
-          <Tooltip label="Get notified about new messages in other rooms">
-            <IconButton aria-label="Enable notifications" icon={<BellIcon />} variant="ghost" size="sm" onClick={askPermission} />
+          <Tooltip content="Get notified about new messages in other rooms">
+            <IconButton aria-label="Enable notifications" variant="ghost" size="sm" onClick={askPermission}>
+              <BellIcon />
+            </IconButton>
           </Tooltip>
         )}
         <ColorModeButton />
-        <Menu>
-          <MenuButton as={Button} variant="ghost" size="sm" aria-label="Account menu" px={1}>
-            <Flex align="center" gap={2}>
-              <Avatar size="xs" name={me.username} />
-              <Text display={{ base: 'none', sm: 'block' }}>{me.username}</Text>
-            </Flex>
-          </MenuButton>
-          <MenuList>
-            <MenuItem onClick={profile.onOpen}>Profile and password</MenuItem>
-            <MenuItem onClick={logout}>Sign out</MenuItem>
-          </MenuList>
-        </Menu>
+        <Menu.Root positioning={{ placement: 'bottom-end' }}>
+          <Menu.Trigger asChild>
+            <Button variant="ghost" size="sm" aria-label="Account menu" px={1}>
+              <UserAvatar size="2xs" name={me.username} />
+              <Text hideBelow="sm">{me.username}</Text>
+            </Button>
+          </Menu.Trigger>
+          <Portal>
+            <Menu.Positioner>
+              <Menu.Content>
+                <Menu.Item value="profile" onSelect={profile.onOpen}>
+                  Profile and password
+                </Menu.Item>
+                <Menu.Item value="sign-out" onSelect={logout}>
+                  Sign out
+                </Menu.Item>
+              </Menu.Content>
+            </Menu.Positioner>
+          </Portal>
+        </Menu.Root>
       </Flex>
       <Flex flex={1} minH={0}>
-        <Box
+        <Flex
           as="nav"
           aria-label="Rooms"
-          display={{ base: 'none', md: 'flex' }}
+          hideBelow="md"
           w="280px"
           flexShrink={0}
-          borderRight="1px"
-          borderColor={border}
-          bg={headerBg}
+          borderRightWidth="1px"
+          bg="bg.panel"
         >
           {sidebar}
-        </Box>
-        <Drawer isOpen={drawer.isOpen} onClose={drawer.onClose} placement="left">
-          <DrawerOverlay />
-          <DrawerContent maxW="300px">
-            <DrawerCloseButton aria-label="Close rooms" />
-            <DrawerHeader>Rooms</DrawerHeader>
-            <DrawerBody p={0} display="flex" as="nav" aria-label="Rooms">
-              {sidebar}
-            </DrawerBody>
-          </DrawerContent>
-        </Drawer>
-        <Box as="main" flex={1} minW={0} bg={mainBg}>
+        </Flex>
+        <Drawer.Root open={drawer.open} onOpenChange={(e) => drawer.setOpen(e.open)} placement="start" lazyMount unmountOnExit>
+          <Portal>
+            <Drawer.Backdrop />
+            <Drawer.Positioner>
+              <Drawer.Content maxW="300px">
+                <Drawer.Header>
+                  <Drawer.Title>Rooms</Drawer.Title>
+                </Drawer.Header>
+                <Drawer.Body p={0} display="flex" asChild>
+                  <nav aria-label="Rooms">{sidebar}</nav>
+                </Drawer.Body>
+                <Drawer.CloseTrigger asChild>
+                  <CloseButton size="sm" aria-label="Close rooms" />
+                </Drawer.CloseTrigger>
+              </Drawer.Content>
+            </Drawer.Positioner>
+          </Portal>
+        </Drawer.Root>
+        <Box as="main" flex={1} minW={0} bg="bg.canvas">
           {current ? (
             <ChatView
               key={current.id}
@@ -311,14 +317,14 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
             />
           ) : (
             <Center h="100%" p={6}>
-              <Stack textAlign="center" spacing={3} maxW="sm">
-                <Heading size="md">{rooms.length ? 'Pick a room' : 'Welcome to Confab'}</Heading>
-                <Text color="gray.500">
+              <Stack textAlign="center" gap={3} maxW="sm" align="center">
+                <Heading size="xl">{rooms.length ? 'Pick a room' : 'Welcome to Confab'}</Heading>
+                <Text color="fg.muted">
                   {rooms.length
                     ? 'Choose a room on the left, or discover new ones.'
                     : 'Create a room or discover one to join, then start talking.'}
                 </Text>
-                <Button display={{ base: 'inline-flex', md: 'none' }} onClick={drawer.onOpen}>
+                <Button variant="subtle" hideFrom="md" onClick={drawer.onOpen}>
                   Show rooms
                 </Button>
               </Stack>
@@ -326,7 +332,7 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
           )}
         </Box>
       </Flex>
-      <ProfileModal me={me} isOpen={profile.isOpen} onClose={profile.onClose} onSignedOut={onSignedOut} />
+      <ProfileDialog me={me} open={profile.open} onClose={profile.onClose} />
     </Flex>
   );
 }
@@ -341,7 +347,7 @@ const STATE_LABEL: Record<ConnectionState, [string, string]> = {
 function ConnectionBadge({ state }: { state: ConnectionState }) {
   const [label, color] = STATE_LABEL[state];
   return (
-    <Badge colorScheme={color} variant="subtle" role="status" aria-live="polite" data-testid="connection-state" data-state={state}>
+    <Badge colorPalette={color} variant="subtle" role="status" aria-live="polite" data-testid="connection-state" data-state={state}>
       {label}
     </Badge>
   );

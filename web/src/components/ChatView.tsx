@@ -1,23 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore, type DragEvent } from 'react';
-import {
-  Box,
-  Button,
-  CloseButton,
-  Drawer,
-  DrawerBody,
-  DrawerCloseButton,
-  DrawerContent,
-  DrawerHeader,
-  DrawerOverlay,
-  Flex,
-  Heading,
-  IconButton,
-  Progress,
-  Spinner,
-  Text,
-  useColorModeValue,
-  useDisclosure,
-} from '@chakra-ui/react';
+import { Box, Button, CloseButton, Drawer, Flex, Heading, IconButton, Portal, Progress, Spinner, Text, useDisclosure } from '@chakra-ui/react';
 import type { Attachment, Me, Member, Room, ServerFrame } from '../generated/protocol';
 import { api, ApiError, uploadFile } from '../lib/api';
 import type { Connection } from '../lib/connection';
@@ -25,6 +7,7 @@ import { MembersList } from './MembersList';
 import { MessageItem, PendingItem } from './Message';
 import { Composer } from './Composer';
 import { UsersIcon } from './icons';
+import { toaster } from './ui/toaster';
 
 interface Props {
   conn: Connection;
@@ -67,8 +50,6 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [dragging, setDragging] = useState(false);
   const membersDrawer = useDisclosure();
-  const border = useColorModeValue('gray.200', 'gray.700');
-  const headerBg = useColorModeValue('white', 'gray.800');
 
   // ---- members and presence ----
   const loadMembers = useCallback(() => {
@@ -213,8 +194,13 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
     if (!window.confirm(`Leave #${room.name}?`)) return;
     try {
       await api.leaveRoom(room.id);
-    } finally {
       onLeft();
+    } catch (e) {
+      toaster.create({
+        type: 'error',
+        title: `Could not leave #${room.name}`,
+        description: e instanceof ApiError ? e.message : 'The server did not answer; try again.',
+      });
     }
   };
 
@@ -240,22 +226,17 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
         }}
         onDrop={onDrop}
       >
-        <Flex align="center" gap={2} px={{ base: 3, md: 4 }} h="48px" flexShrink={0} bg={headerBg} borderBottom="1px" borderColor={border}>
-          <Heading as="h2" size="sm" noOfLines={1} data-testid="room-title">
+        <Flex align="center" gap={2} px={{ base: 3, md: 4 }} h="48px" flexShrink={0} bg="bg.panel" borderBottomWidth="1px">
+          <Heading as="h2" size="md" lineClamp={1} data-testid="room-title">
             # {room.name}
           </Heading>
-          <Text fontSize="xs" color="gray.500" whiteSpace="nowrap">
+          <Text fontSize="xs" color="fg.muted" whiteSpace="nowrap">
             {onlineCount} online
           </Text>
           <Box flex={1} />
-          <IconButton
-            aria-label="Show members"
-            icon={<UsersIcon />}
-            size="sm"
-            variant="ghost"
-            display={{ base: 'inline-flex', lg: 'none' }}
-            onClick={membersDrawer.onOpen}
-          />
+          <IconButton aria-label="Show members" size="sm" variant="ghost" hideFrom="lg" onClick={membersDrawer.onOpen}>
+            <UsersIcon />
+          </IconButton>
           <Button size="sm" variant="ghost" onClick={leave}>
             Leave
           </Button>
@@ -274,18 +255,18 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
           <Box ref={content}>
           {!tl.loaded ? (
             <Flex justify="center" p={6}>
-              <Spinner label="Loading messages" />
+              <Spinner color="brand.solid" role="status" aria-label="Loading messages" />
             </Flex>
           ) : (
             <>
               {tl.hasMore ? (
                 <Flex justify="center" p={2}>
-                  <Button size="xs" variant="ghost" onClick={loadOlder} isLoading={loadingOlder}>
+                  <Button size="xs" variant="ghost" onClick={loadOlder} loading={loadingOlder}>
                     Load older messages
                   </Button>
                 </Flex>
               ) : (
-                <Text textAlign="center" fontSize="sm" color="gray.500" py={4}>
+                <Text textAlign="center" fontSize="sm" color="fg.muted" py={4}>
                   This is the beginning of #{room.name}.
                 </Text>
               )}
@@ -316,22 +297,26 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
           )}
           </Box>
         </Box>
-        <Box px={{ base: 2, md: 4 }} minH="20px" fontSize="xs" color="gray.500" aria-live="polite" data-testid="typing">
+        <Box px={{ base: 2, md: 4 }} minH="20px" fontSize="xs" color="fg.muted" aria-live="polite" data-testid="typing">
           {typingNames.length === 1 && `${typingNames[0]} is typing…`}
           {typingNames.length === 2 && `${typingNames[0]} and ${typingNames[1]} are typing…`}
           {typingNames.length > 2 && 'Several people are typing…'}
         </Box>
         {uploads.map((u) => (
           <Flex key={u.key} align="center" gap={2} px={{ base: 2, md: 4 }} py={1} data-testid="upload">
-            <Text fontSize="xs" noOfLines={1} maxW="40%">
+            <Text fontSize="xs" lineClamp={1} maxW="40%">
               {u.name}
             </Text>
             {u.error ? (
-              <Text fontSize="xs" color="red.500" flex={1}>
+              <Text fontSize="xs" color="fg.error" flex={1} role="alert">
                 {u.error}
               </Text>
             ) : (
-              <Progress value={u.progress * 100} size="sm" flex={1} borderRadius="full" aria-label={`Uploading ${u.name}`} />
+              <Progress.Root value={u.progress * 100} size="sm" flex={1} colorPalette="brand">
+                <Progress.Track borderRadius="full" aria-label={`Uploading ${u.name}`}>
+                  <Progress.Range />
+                </Progress.Track>
+              </Progress.Root>
             )}
             <CloseButton
               size="sm"
@@ -360,19 +345,33 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
           </Flex>
         )}
       </Flex>
-      <Box display={{ base: 'none', lg: 'block' }} w="220px" flexShrink={0} borderLeft="1px" borderColor={border} bg={headerBg} overflowY="auto">
+      <Box as="aside" aria-label="Room members" hideBelow="lg" w="220px" flexShrink={0} borderStartWidth="1px" bg="bg.panel" overflowY="auto">
         <MembersList members={shownMembers} meId={me.id} />
       </Box>
-      <Drawer isOpen={membersDrawer.isOpen} onClose={membersDrawer.onClose} placement="right">
-        <DrawerOverlay />
-        <DrawerContent maxW="260px">
-          <DrawerCloseButton aria-label="Close members" />
-          <DrawerHeader>#{room.name}</DrawerHeader>
-          <DrawerBody p={0}>
-            <MembersList members={shownMembers} meId={me.id} />
-          </DrawerBody>
-        </DrawerContent>
-      </Drawer>
+      <Drawer.Root
+        open={membersDrawer.open}
+        onOpenChange={(e) => membersDrawer.setOpen(e.open)}
+        placement="end"
+        lazyMount
+        unmountOnExit
+      >
+        <Portal>
+          <Drawer.Backdrop />
+          <Drawer.Positioner>
+            <Drawer.Content maxW="260px">
+              <Drawer.Header>
+                <Drawer.Title>#{room.name}</Drawer.Title>
+              </Drawer.Header>
+              <Drawer.Body p={0}>
+                <MembersList members={shownMembers} meId={me.id} />
+              </Drawer.Body>
+              <Drawer.CloseTrigger asChild>
+                <CloseButton size="sm" aria-label="Close members" />
+              </Drawer.CloseTrigger>
+            </Drawer.Content>
+          </Drawer.Positioner>
+        </Portal>
+      </Drawer.Root>
     </Flex>
   );
 }

@@ -1,5 +1,5 @@
 import { useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
-import { Box, Flex, IconButton, Text, Textarea, useColorModeValue, VisuallyHidden } from '@chakra-ui/react';
+import { Box, Flex, IconButton, Text, Textarea, VisuallyHidden } from '@chakra-ui/react';
 import { MAX_BODY_CHARS } from '../lib/connection';
 import { PaperclipIcon, SendIcon } from './icons';
 
@@ -14,7 +14,6 @@ export function Composer({ roomName, onSend, onTyping, onFiles }: Props) {
   const [text, setText] = useState('');
   const fileInput = useRef<HTMLInputElement>(null);
   const lastTyping = useRef(0);
-  const bg = useColorModeValue('white', 'gray.800');
   const length = [...text.trim()].length;
 
   const submit = () => {
@@ -39,7 +38,7 @@ export function Composer({ roomName, onSend, onTyping, onFiles }: Props) {
   };
 
   return (
-    <Flex gap={2} align="flex-end" p={{ base: 2, md: 3 }} bg={bg} borderTop="1px" borderColor={useColorModeValue('gray.200', 'gray.700')}>
+    <Flex gap={2} align="flex-end" p={{ base: 2, md: 3 }} bg="bg.panel" borderTopWidth="1px">
       <VisuallyHidden>
         <input
           ref={fileInput}
@@ -54,7 +53,9 @@ export function Composer({ roomName, onSend, onTyping, onFiles }: Props) {
           }}
         />
       </VisuallyHidden>
-      <IconButton aria-label="Attach a file" icon={<PaperclipIcon />} variant="ghost" onClick={() => fileInput.current?.click()} />
+      <IconButton aria-label="Attach a file" variant="ghost" onClick={() => fileInput.current?.click()}>
+        <PaperclipIcon />
+      </IconButton>
       <Box flex={1}>
         <Textarea
           aria-label={`Message #${roomName}`}
@@ -73,17 +74,22 @@ export function Composer({ roomName, onSend, onTyping, onFiles }: Props) {
           rows={1}
           minH="40px"
           maxH="200px"
-          resize="none"
-          overflowY="auto"
-          sx={{ fieldSizing: 'content' }}
+          autoresize
         />
         {length > MAX_BODY_CHARS - 200 && (
-          <Text fontSize="xs" color={length > MAX_BODY_CHARS ? 'red.500' : 'gray.500'} textAlign="right" aria-live="polite">
+          <Text fontSize="xs" color={length > MAX_BODY_CHARS ? 'fg.error' : 'fg.muted'} textAlign="right" aria-live="polite">
             {length}/{MAX_BODY_CHARS}
           </Text>
         )}
       </Box>
-      <IconButton aria-label="Send message" icon={<SendIcon />} colorScheme="brand" onClick={submit} isDisabled={!text.trim() || length > MAX_BODY_CHARS} />
+      <IconButton
+        aria-label="Send message"
+        colorPalette="brand"
+        onClick={submit}
+        disabled={!text.trim() || length > MAX_BODY_CHARS}
+      >
+        <SendIcon />
+      </IconButton>
     </Flex>
   );
 }

@@ -20,14 +20,17 @@ function htmlAsText() {
   return (tree: MdNode) => walk(tree);
 }
 
+// Links leave the app: a new tab, no opener, no referrer, no search-engine credit.
+const external = { target: '_blank', rel: 'noopener noreferrer nofollow' } as const;
+
 const components: Components = {
   a: ({ href, children }) => (
-    <Link href={href} color="brand.400" textDecoration="underline" isExternal rel="noopener noreferrer nofollow">
+    <Link href={href} color="brand.fg" textDecoration="underline" {...external}>
       {children}
     </Link>
   ),
   img: ({ src, alt }) => (
-    <Link href={typeof src === 'string' ? src : undefined} color="brand.400" isExternal rel="noopener noreferrer nofollow">
+    <Link href={typeof src === 'string' ? src : undefined} color="brand.fg" {...external}>
       {alt || 'image'}
     </Link>
   ),
@@ -38,22 +41,25 @@ export const Markdown = memo(function Markdown({ text }: { text: string }) {
     <Box
       className="markdown"
       wordBreak="break-word"
-      sx={{
-        'p, ul, ol, pre, blockquote, table': { my: 1 },
-        'p:first-of-type': { mt: 0 },
-        'p:last-of-type': { mb: 0 },
-        'ul, ol': { pl: 5 },
-        code: { fontFamily: 'mono', fontSize: '0.9em', px: 1, borderRadius: 'sm', bg: 'blackAlpha.100', _dark: { bg: 'whiteAlpha.200' } },
-        pre: { p: 2, borderRadius: 'md', overflowX: 'auto', bg: 'blackAlpha.100', _dark: { bg: 'whiteAlpha.100' } },
-        'pre code': { p: 0, bg: 'transparent' },
-        blockquote: { borderLeft: '3px solid', borderColor: 'gray.300', pl: 3, color: 'gray.500' },
-        table: { borderCollapse: 'collapse', display: 'block', overflowX: 'auto' },
-        'th, td': { border: '1px solid', borderColor: 'gray.300', px: 2, py: 0.5 },
-        'h1, h2, h3, h4, h5, h6': { fontWeight: 'bold', my: 1 },
-        h1: { fontSize: 'xl' },
-        h2: { fontSize: 'lg' },
-        'input[type=checkbox]': { mr: 1 },
-        hr: { my: 2 },
+      css={{
+        '& :is(p, ul, ol, pre, blockquote, table)': { my: 1 },
+        '& p:first-of-type': { mt: 0 },
+        '& p:last-of-type': { mb: 0 },
+        '& :is(ul, ol)': { ps: 5 },
+        '& ul': { listStyleType: 'disc' },
+        '& ol': { listStyleType: 'decimal' },
+        '& code': { fontFamily: 'mono', fontSize: '0.9em', px: 1, borderRadius: 'sm', bg: 'bg.emphasized' },
+        '& pre': { p: 2, borderRadius: 'md', overflowX: 'auto', bg: 'bg.muted' },
+        '& pre code': { p: 0, bg: 'transparent' },
+        '& blockquote': { borderStartWidth: '3px', borderColor: 'border.emphasized', ps: 3, color: 'fg.muted' },
+        '& table': { borderCollapse: 'collapse', display: 'block', overflowX: 'auto' },
+        '& :is(th, td)': { borderWidth: '1px', borderColor: 'border.emphasized', px: 2, py: 0.5 },
+        '& :is(h1, h2, h3, h4, h5, h6)': { fontWeight: 'bold', my: 1 },
+        '& h1': { fontSize: 'xl' },
+        '& h2': { fontSize: 'lg' },
+        '& input[type=checkbox]': { me: 1 },
+        '& li.task-list-item': { listStyleType: 'none', ms: -5 },
+        '& hr': { my: 2 },
       }}
     >
       <ReactMarkdown remarkPlugins={[remarkGfm, htmlAsText]} components={components}>

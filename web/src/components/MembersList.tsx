@@ -1,5 +1,6 @@
-import { Avatar, AvatarBadge, Box, Flex, Stack, Text } from '@chakra-ui/react';
+import { Box, Flex, Stack, Text } from '@chakra-ui/react';
 import type { Member } from '../generated/protocol';
+import { UserAvatar } from './UserAvatar';
 
 export function MembersList({ members, meId }: { members: Member[]; meId: string }) {
   const sorted = [...members].sort(
@@ -8,10 +9,10 @@ export function MembersList({ members, meId }: { members: Member[]; meId: string
   const online = members.filter((m) => m.online).length;
   return (
     <Box p={3}>
-      <Text fontSize="xs" fontWeight="bold" color="gray.500" textTransform="uppercase" mb={2}>
+      <Text fontSize="xs" fontWeight="bold" color="fg.muted" textTransform="uppercase" mb={2}>
         Members · {online} online
       </Text>
-      <Stack as="ul" listStyleType="none" spacing={2} aria-label="Members">
+      <Stack as="ul" listStyleType="none" gap={2} aria-label="Members">
         {sorted.map((m) => (
           <Flex
             as="li"
@@ -23,10 +24,8 @@ export function MembersList({ members, meId }: { members: Member[]; meId: string
             data-online={m.online}
             aria-label={`${m.user.username}, ${m.online ? 'online' : 'offline'}`}
           >
-            <Avatar size="xs" name={m.user.username}>
-              <AvatarBadge boxSize="1em" bg={m.online ? 'green.400' : 'gray.400'} />
-            </Avatar>
-            <Text fontSize="sm" noOfLines={1}>
+            <UserAvatar size="2xs" name={m.user.username} online={m.online} />
+            <Text fontSize="sm" lineClamp={1}>
               {m.user.username}
               {m.user.id === meId ? ' (you)' : ''}
             </Text>

@@ -1,18 +1,5 @@
 import { memo, useState, type KeyboardEvent } from 'react';
-import {
-  Avatar,
-  Box,
-  Button,
-  Flex,
-  IconButton,
-  Menu,
-  MenuButton,
-  MenuItem,
-  MenuList,
-  Text,
-  Textarea,
-  useColorModeValue,
-} from '@chakra-ui/react';
+import { Box, Button, Flex, IconButton, Menu, Portal, Text, Textarea } from '@chakra-ui/react';
 import type { ChatMessage } from '../generated/protocol';
 import type { PendingMessage } from '../lib/timeline';
 import { api, ApiError } from '../lib/api';
@@ -20,6 +7,7 @@ import { AttachmentView, LinkPreviewCard } from './Attachments';
 import { DotsIcon } from './icons';
 import { Markdown } from './Markdown';
 import { firstUrl } from '../lib/links';
+import { UserAvatar } from './UserAvatar';
 
 function time(ms: number): string {
   return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
@@ -38,7 +26,6 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(message.body);
   const [error, setError] = useState<string | null>(null);
-  const hover = useColorModeValue('blackAlpha.50', 'whiteAlpha.50');
   const url = firstUrl(message.body);
 
   const save = async () => {
@@ -78,18 +65,18 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
   return (
     <Flex
       as="article"
-      role="group"
+      className="group"
       gap={3}
       px={{ base: 2, md: 4 }}
       py={compact ? 0.5 : 1.5}
       mt={compact ? 0 : 1}
-      _hover={{ bg: hover }}
+      _hover={{ bg: 'bg.emphasized/40' }}
       data-testid="message"
       data-seq={message.seq}
       aria-label={`${message.author.username} at ${time(message.created_at)}`}
     >
       <Box w="32px" flexShrink={0}>
-        {!compact && <Avatar size="sm" name={message.author.username} />}
+        {!compact && <UserAvatar size="xs" name={message.author.username} />}
       </Box>
       <Box flex={1} minW={0}>
         {!compact && (
@@ -97,7 +84,7 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
             <Text fontWeight="bold" fontSize="sm">
               {message.author.username}
             </Text>
-            <Text fontSize="xs" color="gray.500">
+            <Text fontSize="xs" color="fg.muted">
               {time(message.created_at)}
             </Text>
           </Flex>
@@ -111,10 +98,12 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
               onKeyDown={onKey}
               size="sm"
               rows={2}
+              maxH="200px"
+              autoresize
               autoFocus
             />
             <Flex gap={2} mt={1}>
-              <Button size="xs" colorScheme="brand" onClick={save}>
+              <Button size="xs" colorPalette="brand" onClick={save}>
                 Save
               </Button>
               <Button
@@ -133,7 +122,7 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
           <Box data-testid="message-body">
             {message.body && <Markdown text={message.body} />}
             {message.edited_at && (
-              <Text as="span" fontSize="xs" color="gray.500">
+              <Text as="span" fontSize="xs" color="fg.muted">
                 {' '}
                 (edited)
               </Text>
@@ -141,7 +130,7 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
           </Box>
         )}
         {error && (
-          <Text fontSize="xs" color="red.500">
+          <Text fontSize="xs" color="fg.error" role="alert">
             {error}
           </Text>
         )}
@@ -149,32 +138,39 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
         {url && !editing && <LinkPreviewCard url={url} />}
       </Box>
       {own && !editing && (
-        <Menu placement="bottom-end" isLazy>
-          <MenuButton
-            as={IconButton}
-            aria-label="Message actions"
-            icon={<DotsIcon />}
-            size="xs"
-            variant="ghost"
-            opacity={{ base: 1, md: 0 }}
-            _groupHover={{ opacity: 1 }}
-            _focus={{ opacity: 1 }}
-            _expanded={{ opacity: 1 }}
-          />
-          <MenuList minW="120px">
-            <MenuItem
-              onClick={() => {
-                setDraft(message.body);
-                setEditing(true);
-              }}
+        <Menu.Root positioning={{ placement: 'bottom-end' }} lazyMount unmountOnExit>
+          <Menu.Trigger asChild>
+            <IconButton
+              aria-label="Message actions"
+              size="xs"
+              variant="ghost"
+              opacity={{ base: 1, md: 0 }}
+              _groupHover={{ opacity: 1 }}
+              _focusVisible={{ opacity: 1 }}
+              _expanded={{ opacity: 1 }}
             >
-              Edit
-            </MenuItem>
-            <MenuItem color="red.500" onClick={remove}>
-              Delete
-            </MenuItem>
-          </MenuList>
-        </Menu>
+              <DotsIcon />
+            </IconButton>
+          </Menu.Trigger>
+          <Portal>
+            <Menu.Positioner>
+              <Menu.Content minW="120px">
+                <Menu.Item
+                  value="edit"
+                  onSelect={() => {
+                    setDraft(message.body);
+                    setEditing(true);
+                  }}
+                >
+                  Edit
+                </Menu.Item>
+                <Menu.Item value="delete" color="fg.error" _highlighted={{ bg: 'bg.error' }} onSelect={remove}>
+                  Delete
+                </Menu.Item>
+              </Menu.Content>
+            </Menu.Positioner>
+          </Portal>
+        </Menu.Root>
       )}
     </Flex>
   );
@@ -206,10 +202,10 @@ export function PendingItem({
         {pending.attachment && <AttachmentView attachment={pending.attachment} />}
         {failed ? (
           <Flex gap={2} align="center" mt={1}>
-            <Text fontSize="xs" color="red.500">
+            <Text fontSize="xs" color="fg.error">
               Not sent: {pending.error}
             </Text>
-            <Button size="xs" onClick={onRetry}>
+            <Button size="xs" variant="subtle" onClick={onRetry}>
               Retry
             </Button>
             <Button size="xs" variant="ghost" onClick={onDiscard}>
@@ -217,7 +213,7 @@ export function PendingItem({
             </Button>
           </Flex>
         ) : (
-          <Text fontSize="xs" color="gray.500">
+          <Text fontSize="xs" color="fg.muted">
             Sending…
           </Text>
         )}

@@ -1,11 +1,16 @@
 // A few inline icons (stroke SVGs), so the bundle needs no icon package.
+// Chakra's <Icon> styles its child <svg> (size from the surrounding button or `boxSize`, colour)
+// and hides it from screen readers; the control around it carries the label.
+import type { ReactNode } from 'react';
 import { Icon, type IconProps } from '@chakra-ui/react';
 
-function make(path: React.ReactNode) {
+function make(path: ReactNode) {
   return function I(props: IconProps) {
     return (
-      <Icon viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth={2} strokeLinecap="round" strokeLinejoin="round" aria-hidden {...props}>
-        {path}
+      <Icon {...props}>
+        <svg viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth={2} strokeLinecap="round" strokeLinejoin="round">
+          {path}
+        </svg>
       </Icon>
     );
   };
