@@ -41,3 +41,15 @@ impl PgStore {
 }
 
 sql_store!(PgStore, Postgres, PgRow);
+
+impl PgStore {
+    /// Serializes appends to these rooms (sorted): their rows are locked until the transaction
+    /// ends, in one order, so two batches of the same rooms wait for each other, never deadlock.
+    async fn lock_rooms(conn: &mut sqlx::PgConnection, rooms: &[Uuid]) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(rooms)
+            .fetch_all(conn)
+            .await?;
+        Ok(())
+    }
+}
