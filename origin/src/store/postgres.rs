@@ -43,6 +43,13 @@ impl PgStore {
 sql_store!(PgStore, Postgres, PgRow);
 
 impl PgStore {
+    /// A transaction that will write.
+    async fn begin_write(
+        pool: &PgPool,
+    ) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        pool.begin().await
+    }
+
     /// Serializes appends to these rooms (sorted): their rows are locked until the transaction
     /// ends, in one order, so two batches of the same rooms wait for each other, never deadlock.
     async fn lock_rooms(conn: &mut sqlx::PgConnection, rooms: &[Uuid]) -> Result<(), sqlx::Error> {

@@ -51,6 +51,15 @@ impl SqliteStore {
 sql_store!(SqliteStore, Sqlite, SqliteRow);
 
 impl SqliteStore {
+    /// A transaction that will write: it takes the write lock at once (`BEGIN IMMEDIATE`,
+    /// waiting up to the busy timeout), so it never fails half-way because another writer
+    /// committed after it first read.
+    async fn begin_write(
+        pool: &SqlitePool,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Serializes appends to these rooms: nothing to do, SQLite has one writer at a time (a
     /// transaction that writes holds the database's write lock until it ends).
     async fn lock_rooms(
