@@ -253,7 +253,7 @@ impl Application {
             header_read: Duration::from_secs(config.header_read_timeout_secs),
             keep_alive: Duration::from_secs(config.keep_alive_timeout_secs),
             // Behind a proxy every connection comes from the proxy: limit clients there.
-            per_address: if config.trust_forwarded_for {
+            per_address: if config.behind_proxy() {
                 0
             } else {
                 config.max_connections_per_address
