@@ -192,7 +192,7 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
         previews,
         max_bytes: config.files.max_upload_bytes,
         public_url: public_url.to_owned(),
-        edge_url: config.files.edge_url.clone(),
+        edge_url: config.files.edge_url().map(str::to_owned),
         per_user: crate::limits::KeyedLimit::new(config.files.max_uploads_per_user),
         in_progress: Arc::new(Semaphore::new(config.files.max_uploads)),
     });
