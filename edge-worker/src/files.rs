@@ -261,4 +261,3 @@ pub async fn serve(req: &Request, env: &Env, key: &str) -> Answer {
         .with_status(status)
         .with_headers(headers))
 }
-

@@ -129,10 +129,7 @@ fn access_token(req: &Request) -> Option<String> {
 }
 
 /// The caller's access token (cookie or bearer) and its claims, verified with the public key.
-fn require_login(
-    req: &Request,
-    env: &Env,
-) -> std::result::Result<(String, AccessClaims), Failure> {
+fn require_login(req: &Request, env: &Env) -> std::result::Result<(String, AccessClaims), Failure> {
     let token =
         access_token(req).ok_or_else(|| Failure::new(ErrorCode::Unauthorized, "not logged in"))?;
     let claims = public_key(env)?

@@ -27,8 +27,7 @@ fn passed(name: &str) -> bool {
 }
 
 fn origin_url(env: &Env) -> std::result::Result<Url, Failure> {
-    let raw =
-        var(env, "ORIGIN_URL").ok_or_else(|| Failure::internal("ORIGIN_URL is not set"))?;
+    let raw = var(env, "ORIGIN_URL").ok_or_else(|| Failure::internal("ORIGIN_URL is not set"))?;
     Url::parse(&raw)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -38,7 +37,8 @@ fn origin_url(env: &Env) -> std::result::Result<Url, Failure> {
 fn secret(env: &Env) -> std::result::Result<String, Failure> {
     env.secret("CONFAB_EDGE_SECRET")
         .ok()
-        .map(|s| s.to_string())
+        // Surrounding white space is not part of it (as on the origin).
+        .map(|s| s.to_string().trim().to_owned())
         .filter(|s| s.chars().count() >= MIN_SECRET_LEN)
         .ok_or_else(|| {
             Failure::internal(format!(
@@ -61,7 +61,10 @@ fn for_origin(req: &Request, headers: Headers, env: &Env) -> std::result::Result
         .get("cf-connecting-ip")?
         .and_then(|v| v.trim().parse::<IpAddr>().ok());
     match client {
-        Some(ip) => out.set(CLIENT_ADDRESS_HEADER, &sign(secret.as_bytes(), ip, now_secs()))?,
+        Some(ip) => out.set(
+            CLIENT_ADDRESS_HEADER,
+            &sign(secret.as_bytes(), ip, now_secs()),
+        )?,
         None => console_warn!("no CF-Connecting-IP: the origin sees the edge's address"),
     }
     Ok(out)

@@ -26,7 +26,6 @@ fn policy_failure(e: PolicyError) -> Failure {
     }
 }
 
-
 fn cache_key(kind: &str, url: &str) -> String {
     format!(
         "https://confab-preview.invalid/{kind}?u={}",

@@ -205,8 +205,10 @@ pub struct EdgeSecret(String);
 
 impl EdgeSecret {
     /// A secret of at least [`MIN_SECRET_LEN`](confab_shared::edge::MIN_SECRET_LEN) characters,
-    /// or the empty one, which [`Config::edge_secret`] reads as none.
+    /// or the empty one, which [`Config::edge_secret`] reads as none. Surrounding white space
+    /// (a file's last newline) is not part of it, on either side.
     pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
         let min = confab_shared::edge::MIN_SECRET_LEN;
         if !s.is_empty() && s.chars().count() < min {
             return Err(format!(

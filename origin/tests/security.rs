@@ -566,6 +566,7 @@ fn the_edge_secret_has_a_minimum_length() {
     use confab_origin::config::EdgeSecret;
     assert!(EdgeSecret::parse("short").is_err());
     assert!(EdgeSecret::parse(&"x".repeat(31)).is_err());
+    assert!(EdgeSecret::parse(&format!(" {}\n", "x".repeat(31))).is_err());
     let secret = EdgeSecret::parse(EDGE_SECRET).unwrap();
     assert_eq!(format!("{secret:?}"), "EdgeSecret(..)", "Debug hides it");
     // Empty is unset (docker-compose passes `${CONFAB_EDGE_SECRET:-}`).
