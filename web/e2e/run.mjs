@@ -2,7 +2,9 @@
 //
 // Starts `confab serve` (CONFAB_BIN, default target/debug/confab) on 127.0.0.1:0 with a temporary data directory, serving
 // web/dist (built first if missing), plus a loopback fixture page for link previews, and drives
-// Debian's Chromium through playwright-core with two users in two browser contexts.
+// Debian's Chromium through playwright-core with two users in two browser contexts. Their
+// WebSockets are routed through Playwright (routeWebSocket) so a step can take one user offline:
+// the context goes offline for HTTP and every socket of the page is closed until it comes back.
 // Screenshots of the main screens go to docs/screenshots/ with UPDATE_SCREENSHOTS=1, else to a
 // temporary directory (so a test run leaves the committed pictures alone).
 //
@@ -197,6 +199,133 @@ function message(page, text) {
   return page.locator('[data-testid=message]', { hasText: text });
 }
 
+/** Opens a message's actions menu: with the mouse, or with the keyboard (Tab focus, Enter). */
+async function messageMenu(page, text, { keyboard = false } = {}) {
+  const m = message(page, text);
+  const button = m.getByRole('button', { name: 'Message actions' });
+  if (keyboard) {
+    await button.focus();
+    await page.keyboard.press('Enter');
+  } else {
+    await m.hover();
+    await button.click();
+  }
+}
+
+/** Edits one of the page user's messages through its menu. */
+async function editMessage(page, text, body, opts = {}) {
+  await messageMenu(page, text, opts);
+  if (opts.keyboard) {
+    await page.getByRole('menuitem', { name: 'Edit' }).waitFor();
+    await page.keyboard.press('Enter'); // the first item, focused
+  } else {
+    await page.getByRole('menuitem', { name: 'Edit' }).click();
+  }
+  const edit = page.getByRole('textbox', { name: 'Edit message' });
+  await edit.fill(body);
+  await edit.press('Enter');
+}
+
+/** Deletes one of the page user's messages through its menu (the confirm() is accepted). */
+async function deleteMessage(page, text) {
+  await messageMenu(page, text);
+  await page.getByRole('menuitem', { name: 'Delete' }).click();
+}
+
+/** What the page shows of the room on screen: each message's seq and text, in order. */
+async function shownLog(page) {
+  return page
+    .locator('[data-testid=message]')
+    .evaluateAll((els) => els.map((e) => `${e.dataset.seq}: ${e.querySelector('[data-testid=message-body]')?.textContent ?? ''}`));
+}
+
+/** Waits until two pages show the same messages with the same texts (and returns them). */
+async function sameLog(a, b, what, timeout = 10_000) {
+  const t0 = Date.now();
+  for (;;) {
+    const [x, y] = [await shownLog(a), await shownLog(b)];
+    if (JSON.stringify(x) === JSON.stringify(y)) return x;
+    if (Date.now() - t0 > timeout) throw new Error(`${what}: the pages differ:\n   ${x.join(' | ')}\n   ${y.join(' | ')}`);
+    await sleep(200);
+  }
+}
+
+/** Waits until the page has no edit or deletion waiting for its ack. */
+async function nothingPending(page, timeout = 15_000) {
+  await page.waitForFunction(() => !document.querySelector('[data-testid=message][data-pending]'), null, { timeout });
+}
+
+/**
+ * Routes the page's WebSockets through Playwright so the test can cut them: `cut()` takes the
+ * context offline (HTTP fails) and closes every socket of the page, and refuses new ones until
+ * `restore()`; `leaked` counts server frames that came while cut (held back; must stay 0, as
+ * every socket was closed).
+ */
+async function cuttable(page) {
+  // offlineUntil: until when the browser's log of failed requests is expected (a little after
+  // restore(), for requests that failed just before it).
+  // frames: the server's frames to the page, kept while `recording` (to check a replay).
+  const net = { offline: false, offlineUntil: 0, sockets: new Set(), leaked: 0, refused: 0, recording: false, frames: [] };
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    if (net.offline) {
+      net.refused++;
+      void ws.close({ code: 4000, reason: 'offline (test)' });
+      return;
+    }
+    const server = ws.connectToServer();
+    const pair = { ws, server };
+    net.sockets.add(pair);
+    ws.onMessage((m) => server.send(m));
+    server.onMessage((m) => {
+      if (net.offline) {
+        net.leaked++; // from a socket the cut missed: counted, held back
+        return;
+      }
+      if (net.recording) net.frames.push(JSON.parse(String(m)));
+      ws.send(m);
+    });
+    ws.onClose((code, reason) => {
+      net.sockets.delete(pair);
+      void server.close({ code, reason }).catch(() => {});
+    });
+    server.onClose((code, reason) => {
+      net.sockets.delete(pair);
+      void ws.close({ code, reason }).catch(() => {}); // the page sees the server's close code
+    });
+  });
+  return {
+    net,
+    async cut() {
+      net.offline = true;
+      net.offlineUntil = Infinity;
+      await page.context().setOffline(true);
+      for (const { ws, server } of [...net.sockets]) {
+        await server.close({ code: 1000, reason: 'offline (test)' }).catch(() => {});
+        await ws.close({ code: 4000, reason: 'offline (test)' }).catch(() => {});
+      }
+      net.sockets.clear();
+      net.leaked = 0;
+    },
+    async restore() {
+      await page.context().setOffline(false);
+      net.offline = false;
+      net.offlineUntil = Date.now() + 3_000;
+    },
+    get open() {
+      return net.sockets.size;
+    },
+  };
+}
+
+/** Records the page's requests for a room's history (`GET /api/rooms/{id}/messages`). */
+function historyLoads(page) {
+  const seen = [];
+  page.on('request', (r) => {
+    if (/\/api\/rooms\/[^/]+\/messages/.test(r.url())) seen.push(r.url());
+  });
+  return seen;
+}
+
 async function seen(page, text, timeout = 15_000) {
   await message(page, text).first().waitFor({ timeout });
 }
@@ -290,22 +419,29 @@ async function main() {
   });
   const alice = await aliceCtx.newPage();
   const bob = await bobCtx.newPage();
+  // Their sockets go through Playwright, so the test can take either one offline.
+  const aliceNet = await cuttable(alice);
+  const bobNet = await cuttable(bob);
+  const bobHistory = historyLoads(bob);
   for (const p of [alice, bob]) {
     p.setDefaultTimeout(15_000);
     p.on('dialog', (d) => void d.accept()); // confirm() before deleting or leaving
   }
   // Uncaught exceptions and console errors or warnings fail the run, except the browser's own
   // network log lines for what the test does on purpose: a signed-out page asking /api/me (401,
-  // then a refused refresh), and requests while the server is stopped.
+  // then a refused refresh), requests while the server is stopped, and requests of a page the
+  // test took offline.
   const errors = [];
   let serverDown = false;
-  const expectedLog = (text) =>
+  const nets = { alice: aliceNet.net, bob: bobNet.net };
+  const expectedLog = (who, text) =>
     /^Failed to load resource: the server responded with a status of 401 /.test(text) ||
-    (serverDown && /ERR_CONNECTION_REFUSED/.test(text));
+    (serverDown && /ERR_CONNECTION_REFUSED/.test(text)) ||
+    (Date.now() < (nets[who]?.offlineUntil ?? 0) && /ERR_INTERNET_DISCONNECTED/.test(text));
   const watch = (who, p) => {
     p.on('pageerror', (e) => errors.push(`${who}: uncaught ${e.message}`));
     p.on('console', (m) => {
-      if ((m.type() === 'error' || m.type() === 'warning') && !expectedLog(m.text())) {
+      if ((m.type() === 'error' || m.type() === 'warning') && !expectedLog(who, m.text())) {
         errors.push(`${who}: console ${m.type()}: ${m.text()} (${m.location().url})`);
       }
     });
@@ -369,23 +505,122 @@ async function main() {
     await step('own messages can be edited and deleted, live for the other user', async () => {
       await send(alice, 'a message with a tpyo');
       await seen(bob, 'a message with a tpyo');
-      const mine = message(alice, 'a message with a tpyo');
-      await mine.hover();
-      await mine.getByRole('button', { name: 'Message actions' }).click();
-      await alice.getByRole('menuitem', { name: 'Edit' }).click();
-      const edit = alice.getByRole('textbox', { name: 'Edit message' });
-      await edit.fill('a message without typos');
-      await edit.press('Enter');
+      // With the keyboard: focus the actions button, Enter opens the menu, Enter picks Edit.
+      await editMessage(alice, 'a message with a tpyo', 'a message without typos', { keyboard: true });
       await message(bob, 'a message without typos').filter({ hasText: '(edited)' }).waitFor();
       assert((await countOf(bob, 'tpyo')) === 0, 'old text gone');
+      await nothingPending(alice);
       // Others' messages have no actions.
       assert((await message(alice, 'good to be here').getByRole('button', { name: 'Message actions' }).count()) === 0, 'no actions on others');
-      const edited = message(alice, 'a message without typos');
-      await edited.hover();
-      await edited.getByRole('button', { name: 'Message actions' }).click();
-      await alice.getByRole('menuitem', { name: 'Delete' }).click();
+      await deleteMessage(alice, 'a message without typos');
       await message(bob, 'a message without typos').waitFor({ state: 'detached' });
       await message(alice, 'a message without typos').waitFor({ state: 'detached' });
+      await nothingPending(alice);
+    });
+
+    await step('edits and deletions made while bob is offline show when he is back, without a reload', async () => {
+      const texts = ['log: stays as it is', 'log: to be edited', 'log: to be deleted', 'log: edited, then deleted'];
+      for (const t of texts) await send(alice, t);
+      for (const t of texts) await seen(bob, t);
+      await bobNet.cut();
+      try {
+        await bob.locator('[data-testid=connection-state][data-state=reconnecting]').waitFor();
+        assert(bobNet.open === 0, 'bob has no socket open');
+        await editMessage(alice, 'log: to be edited', 'log: edited while bob was away');
+        await deleteMessage(alice, 'log: to be deleted');
+        await editMessage(alice, 'log: edited, then deleted', 'log: an edit nobody may see');
+        await deleteMessage(alice, 'log: an edit nobody may see');
+        // Sent and deleted while he is away: his replay has its tombstone, never to be shown.
+        await send(alice, 'log: sent and deleted while bob was away');
+        await seen(alice, 'log: sent and deleted while bob was away');
+        await nothingPending(alice);
+        await alice.locator('[data-testid=pending-message]').waitFor({ state: 'detached' });
+        await deleteMessage(alice, 'log: sent and deleted while bob was away');
+        await send(alice, 'log: new while bob was away');
+        await seen(alice, 'log: new while bob was away');
+        await nothingPending(alice);
+        await message(alice, 'log: to be deleted').waitFor({ state: 'detached' });
+        // Bob really heard nothing: still the old texts, no frame came, he keeps trying.
+        await bob.waitForTimeout(1_000);
+        assert((await countOf(bob, 'log: to be deleted')) === 1, 'bob still shows the message deleted meanwhile');
+        assert((await countOf(bob, 'log: to be edited')) === 1, 'bob still shows the old text');
+        assert(bobNet.open === 0 && bobNet.net.leaked === 0, `no frame reached bob (${bobNet.net.leaked})`);
+        assert(bobNet.net.refused > 0, 'bob tried to reconnect while offline');
+        assert((await bob.locator('[data-testid=connection-state]').getAttribute('data-state')) === 'reconnecting', 'badge: reconnecting');
+      } finally {
+        bobNet.net.frames = [];
+        bobNet.net.recording = true;
+        await bobNet.restore();
+      }
+      const loadsBefore = bobHistory.length;
+      await live(bob, 30_000);
+      // What the server replayed to him: the log entries he missed, then `subscribed`.
+      const t0 = Date.now();
+      while (!bobNet.net.frames.some((f) => f.type === 'subscribed') && Date.now() - t0 < 10_000) await sleep(100);
+      bobNet.net.recording = false;
+      const replay = bobNet.net.frames.slice(0, bobNet.net.frames.findIndex((f) => f.type === 'subscribed') + 1);
+      const kinds = replay.map((f) => (f.type === 'message' && f.deleted_at ? 'tombstone' : f.type));
+      log(`   bob's replay: ${kinds.join(', ')}`);
+      assert(replay.at(-1)?.type === 'subscribed' && replay.at(-1).recovered === true, 'subscribed, recovered');
+      for (const k of ['edited', 'deleted', 'tombstone', 'message']) assert(kinds.includes(k), `the replay has a ${k} entry`);
+      const seqs = replay.filter((f) => 'seq' in f && f.type !== 'subscribed').map((f) => f.seq);
+      assert(seqs.every((x, i) => i === 0 || x > seqs[i - 1]), `the replay is in seq order: ${seqs}`);
+      const expectLog = async (p, when) => {
+        await message(p, 'log: edited while bob was away').filter({ hasText: '(edited)' }).waitFor();
+        await seen(p, 'log: new while bob was away');
+        await message(p, 'log: to be deleted').waitFor({ state: 'detached' });
+        await message(p, 'log: edited, then deleted').waitFor({ state: 'detached' });
+        for (const [t, n] of [
+          ['log: stays as it is', 1],
+          ['log: edited while bob was away', 1],
+          ['log: new while bob was away', 1],
+          ['log: to be edited', 0],
+          ['log: to be deleted', 0],
+          ['log: edited, then deleted', 0],
+          ['log: an edit nobody may see', 0],
+          ['log: sent and deleted while bob was away', 0],
+        ]) {
+          assert((await countOf(p, t)) === n, `${when}: ${n} "${t}"`);
+        }
+      };
+      await expectLog(bob, 'back online');
+      // Exactly what alice, who never left, shows: no tombstone, no stale text.
+      await sameLog(alice, bob, 'back online');
+      assert(bobHistory.length === loadsBefore, `back online without reloading history: ${bobHistory.slice(loadsBefore)}`);
+      // And the server's history agrees.
+      await bob.reload();
+      await live(bob);
+      await roomShown(bob, 'general');
+      await expectLog(bob, 'after a reload');
+      await sameLog(alice, bob, 'after a reload');
+    });
+
+    await step('an edit and a deletion made while offline are pending, then sent on reconnect', async () => {
+      await send(alice, 'offline: edit me');
+      await send(alice, 'offline: delete me');
+      await seen(bob, 'offline: delete me');
+      await aliceNet.cut();
+      try {
+        await alice.locator('[data-testid=connection-state][data-state=reconnecting]').waitFor();
+        await editMessage(alice, 'offline: edit me', 'offline: edited while offline');
+        await deleteMessage(alice, 'offline: delete me');
+        const edited = message(alice, 'offline: edited while offline');
+        await edited.locator('[data-testid=op-status]', { hasText: 'Saving…' }).waitFor();
+        assert((await edited.getAttribute('data-pending')) === 'edit-sending', 'edit pending');
+        await message(alice, 'offline: delete me').locator('[data-testid=op-status]', { hasText: 'Deleting…' }).waitFor();
+        await bob.waitForTimeout(500);
+        assert((await countOf(bob, 'offline: edit me')) === 1, 'nothing reached bob yet');
+      } finally {
+        await aliceNet.restore();
+      }
+      await live(alice, 30_000);
+      await nothingPending(alice, 20_000);
+      for (const p of [alice, bob]) {
+        await message(p, 'offline: edited while offline').filter({ hasText: '(edited)' }).waitFor();
+        await message(p, 'offline: delete me').waitFor({ state: 'detached' });
+        assert((await countOf(p, 'offline: edit')) === 1, 'one edited message');
+      }
+      await sameLog(alice, bob, 'after alice is back');
     });
 
     await step('typing indicator and online members', async () => {
@@ -412,6 +647,27 @@ async function main() {
       await badge.waitFor({ state: 'detached' });
       await openRoom(alice, 'general');
       await openRoom(bob, 'general');
+    });
+
+    await step('a room shown again gets the edits and deletions made while it was off screen, without a reload', async () => {
+      await send(alice, 'away: edit me');
+      await send(alice, 'away: delete me');
+      await seen(bob, 'away: delete me');
+      await openRoom(bob, 'random');
+      const loadsBefore = bobHistory.length;
+      try {
+        await editMessage(alice, 'away: edit me', 'away: edited while bob looked elsewhere');
+        await deleteMessage(alice, 'away: delete me');
+        await nothingPending(alice);
+        await message(alice, 'away: delete me').waitFor({ state: 'detached' });
+      } finally {
+        await openRoom(bob, 'general');
+      }
+      await message(bob, 'away: edited while bob looked elsewhere').filter({ hasText: '(edited)' }).waitFor();
+      await message(bob, 'away: delete me').waitFor({ state: 'detached' });
+      assert((await countOf(bob, 'away: edit me')) === 0, 'old text gone');
+      await sameLog(alice, bob, 'general shown again');
+      assert(bobHistory.length === loadsBefore, `general shown again without reloading its history: ${bobHistory.slice(loadsBefore)}`);
     });
 
     await step('an image appears inline for both users', async () => {

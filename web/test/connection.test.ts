@@ -1,6 +1,6 @@
 // Unit tests of the connection client against a fake WebSocket and fake timers.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Connection, type SessionCheck, type SocketLike } from '../src/lib/connection';
+import { Connection, type ConnectionOptions, type SessionCheck, type SocketLike } from '../src/lib/connection';
 import type { ChatMessage, ClientFrame, MessagePage, ServerFrame } from '../src/generated/protocol';
 
 class FakeSocket implements SocketLike {
@@ -72,7 +72,10 @@ interface Harness {
   last: () => FakeSocket;
 }
 
-function setup(pages: MessagePage[] = [{ messages: [msg(1), msg(2)], has_more: false }]): Harness {
+function setup(
+  pages: MessagePage[] = [{ messages: [msg(1), msg(2)], has_more: false }],
+  extra: Partial<ConnectionOptions> = {},
+): Harness {
   const sockets: FakeSocket[] = [];
   const queue = [...pages];
   const history = vi.fn(async (): Promise<MessagePage> => queue.shift() ?? { messages: [], has_more: false });
@@ -92,6 +95,7 @@ function setup(pages: MessagePage[] = [{ messages: [msg(1), msg(2)], has_more: f
     newId: () => `cid-${++n}`,
     backoff: () => 100,
     retryDelayMs: 500,
+    ...extra,
   });
   return { conn, sockets, history, session, ended, last: () => sockets[sockets.length - 1] };
 }
@@ -196,7 +200,7 @@ describe('Connection', () => {
     expect(h.last().ofType('send')).toEqual([{ type: 'send', room: ROOM, client_msg_id: id, body: 'hello' }]);
     const tl = h.conn.timeline(ROOM);
     expect(tl.pending.map((p) => [p.client_msg_id, p.status])).toEqual([[id, 'sending']]);
-    h.last().deliver({ type: 'ack', room: ROOM, client_msg_id: id, id: 'm-3', seq: 3 });
+    h.last().deliver({ type: 'ack', room: ROOM, ref: id, client_msg_id: id, id: 'm-3', seq: 3 });
     expect(tl.pending).toEqual([]);
     expect(tl.messages.map((m) => [m.seq, m.body, m.author.id])).toEqual([
       [1, 'message 1', BOB.id],
@@ -240,8 +244,8 @@ describe('Connection', () => {
     ]);
     // The server had stored "one" before the drop: it answers with the original ack.
     s.deliver(asFrame(msg(3, ME, { body: 'one', client_msg_id: first })));
-    s.deliver({ type: 'ack', room: ROOM, client_msg_id: first, id: 'm-3', seq: 3 });
-    s.deliver({ type: 'ack', room: ROOM, client_msg_id: second, id: 'm-4', seq: 4 });
+    s.deliver({ type: 'ack', room: ROOM, ref: first, client_msg_id: first, id: 'm-3', seq: 3 });
+    s.deliver({ type: 'ack', room: ROOM, ref: second, client_msg_id: second, id: 'm-4', seq: 4 });
     const tl = h.conn.timeline(ROOM);
     expect(tl.pending).toEqual([]);
     expect(tl.messages.map((m) => m.body)).toEqual(['message 1', 'message 2', 'one', 'two']);
@@ -360,5 +364,340 @@ describe('Connection', () => {
     await vi.advanceTimersByTimeAsync(100);
     h.last().accept();
     expect(h.last().ofType('send')).toEqual([]);
+  });
+});
+
+// ---- the room log: edits and deletions, live and on recovery ----------------------------------
+
+function edited(seq: number, id: string, body: string, room = ROOM): ServerFrame {
+  return { type: 'edited', room, seq, id, body, edited_at: 10_000 + seq };
+}
+function deleted(seq: number, id: string, room = ROOM): ServerFrame {
+  return { type: 'deleted', room, seq, id };
+}
+function tombstone(seq: number, author = BOB, extra: Partial<ChatMessage> = {}): ServerFrame {
+  return asFrame(msg(seq, author, { body: '', deleted_at: 20_000 + seq, ...extra }));
+}
+function subscribed(last_seq: number, recovered = true, room = ROOM): ServerFrame {
+  return { type: 'subscribed', room, last_seq, recovered, online: [] };
+}
+const shown = (h: Harness, room = ROOM) => h.conn.timeline(room).messages.map((m) => [m.id, m.body]);
+
+async function live(h: Harness): Promise<FakeSocket> {
+  h.conn.start();
+  h.last().accept();
+  await h.conn.openRoom(ROOM);
+  return h.last();
+}
+
+async function reconnect(h: Harness): Promise<FakeSocket> {
+  h.last().drop(1006);
+  await vi.advanceTimersByTimeAsync(100);
+  h.last().accept();
+  return h.last();
+}
+
+describe('Connection: the room log', () => {
+  it('a recovery that replays message, edited and deleted in seq order leaves the right state, without a reload', async () => {
+    const h = setup([{ messages: [msg(1), msg(2), msg(3, ME)], has_more: false }]);
+    await live(h);
+    const changes: string[] = [];
+    h.conn.onTimeline((r) => changes.push(r));
+    const s = await reconnect(h);
+    expect(s.ofType('subscribe')).toEqual([{ type: 'subscribe', room: ROOM, after_seq: 3 }]);
+    // What happened meanwhile: a new message, edits (one of a message that came meanwhile), and
+    // deletions (one of a message that came meanwhile, replayed as a tombstone).
+    s.deliver(asFrame(msg(4)));
+    s.deliver(edited(5, 'm-1', 'message 1, edited'));
+    s.deliver(tombstone(6));
+    s.deliver(edited(7, 'm-4', 'message 4, edited'));
+    s.deliver(deleted(8, 'm-2'));
+    s.deliver(edited(9, 'm-6', '')); // an edit of the message deleted since
+    s.deliver(deleted(10, 'm-6'));
+    s.deliver(edited(11, 'm-1', 'message 1, edited twice'));
+    s.deliver(subscribed(11));
+    expect(shown(h)).toEqual([
+      ['m-1', 'message 1, edited twice'],
+      ['m-3', 'message 3'],
+      ['m-4', 'message 4, edited'],
+    ]);
+    const tl = h.conn.timeline(ROOM);
+    expect(tl.messages[0].edited_at).toBe(10_011);
+    expect(tl.maxSeq).toBe(11);
+    expect(h.history).toHaveBeenCalledTimes(1);
+    expect(changes.length).toBeGreaterThan(0);
+    // The next recovery resumes after the last entry, edits and deletions included.
+    const s2 = await reconnect(h);
+    expect(s2.ofType('subscribe')).toEqual([{ type: 'subscribe', room: ROOM, after_seq: 11 }]);
+  });
+
+  it('never shows a tombstone, live or replayed; one of my pending sends is settled by it and not brought back by its ack', async () => {
+    const h = setup();
+    const s = await live(h);
+    s.deliver(tombstone(3));
+    expect(shown(h).map(([id]) => id)).toEqual(['m-1', 'm-2']);
+    // Sent, then (from another tab of mine) deleted before this tab heard the ack.
+    const cid = h.conn.send(ROOM, 'regret');
+    const s2 = await reconnect(h);
+    s2.deliver(tombstone(4, ME, { client_msg_id: cid }));
+    s2.deliver(deleted(5, 'm-4'));
+    s2.deliver(subscribed(5));
+    expect(h.conn.timeline(ROOM).pending).toEqual([]);
+    // The resend gets the original ack: still nothing shown.
+    expect(s2.ofType('send').map((f) => f.client_msg_id)).toEqual([cid]);
+    s2.deliver({ type: 'ack', room: ROOM, ref: cid, client_msg_id: cid, id: 'm-4', seq: 4 });
+    expect(shown(h).map(([id]) => id)).toEqual(['m-1', 'm-2']);
+  });
+
+  it('edits and deletes go over the socket with a ref, pending until acked; the ack is matched by ref', async () => {
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const s = await live(h);
+    const e = h.conn.edit(ROOM, 'm-1', 'new text');
+    const d = h.conn.delete(ROOM, 'm-2');
+    expect(s.ofType('edit')).toEqual([{ type: 'edit', room: ROOM, id: 'm-1', body: 'new text', ref: e }]);
+    expect(s.ofType('delete')).toEqual([{ type: 'delete', room: ROOM, id: 'm-2', ref: d }]);
+    const tl = h.conn.timeline(ROOM);
+    expect(tl.opFor('m-1')).toMatchObject({ kind: 'edit', status: 'sending', body: 'new text' });
+    expect(tl.opFor('m-2')).toMatchObject({ kind: 'delete', status: 'sending' });
+    expect(shown(h)[0]).toEqual(['m-1', 'message 1']); // confirmed text until acked
+    // Acks carry the ref and no client_msg_id; the delete's entry overtakes its ack.
+    s.deliver({ type: 'ack', room: ROOM, ref: e, id: 'm-1', seq: 4 });
+    s.deliver(deleted(5, 'm-2'));
+    expect(tl.ops.map((o) => o.ref)).toEqual([]);
+    expect(shown(h)).toEqual([
+      ['m-1', 'new text'],
+      ['m-3', 'message 3'],
+    ]);
+    s.deliver(edited(4, 'm-1', 'new text'));
+    s.deliver({ type: 'ack', room: ROOM, ref: d, id: 'm-2', seq: 5 });
+    expect(tl.messages[0]).toMatchObject({ body: 'new text', edited_at: 10_004 });
+    expect(shown(h).map(([id]) => id)).toEqual(['m-1', 'm-3']);
+    expect(h.history).toHaveBeenCalledTimes(1); // no HTTP involved
+  });
+
+  it('an edit and a delete pending over a reconnect are resent with the same ref and applied once', async () => {
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const s = await live(h);
+    const e = h.conn.edit(ROOM, 'm-1', 'edited before the drop'); // reached the server; the ack did not come back
+    s.drop(1006);
+    const d = h.conn.delete(ROOM, 'm-2'); // made while offline
+    expect(h.conn.state).toBe('reconnecting');
+    expect(h.conn.timeline(ROOM).ops.map((o) => [o.ref, o.status])).toEqual([
+      [e, 'sending'],
+      [d, 'sending'],
+    ]);
+    await vi.advanceTimersByTimeAsync(100);
+    h.last().accept();
+    const s2 = h.last();
+    // Subscribe first (the replay), then the resends, in the order they were made, same refs.
+    expect(s2.sent.map((f) => f.type)).toEqual(['subscribe', 'edit', 'delete']);
+    expect(s2.ofType('edit')).toEqual([{ type: 'edit', room: ROOM, id: 'm-1', body: 'edited before the drop', ref: e }]);
+    expect(s2.ofType('delete')).toEqual([{ type: 'delete', room: ROOM, id: 'm-2', ref: d }]);
+    // The server replays the edit it had applied, answers the resent edit with the original ack
+    // (same seq), applies the delete once and sends its entry, which arrives twice (a replay
+    // racing the live copy).
+    s2.deliver(edited(4, 'm-1', 'edited before the drop'));
+    s2.deliver(subscribed(4));
+    s2.deliver({ type: 'ack', room: ROOM, ref: e, id: 'm-1', seq: 4 });
+    s2.deliver(deleted(5, 'm-2'));
+    s2.deliver({ type: 'ack', room: ROOM, ref: d, id: 'm-2', seq: 5 });
+    s2.deliver(deleted(5, 'm-2'));
+    const tl = h.conn.timeline(ROOM);
+    expect(tl.ops).toEqual([]);
+    expect(shown(h)).toEqual([
+      ['m-1', 'edited before the drop'],
+      ['m-3', 'message 3'],
+    ]);
+    expect(tl.messages[0].edited_at).toBe(10_004);
+    // Nothing pending is sent again after the next reconnect.
+    const s3 = await reconnect(h);
+    expect(s3.sent.map((f) => f.type)).toEqual(['subscribe']);
+  });
+
+  it('duplicate entries by seq change nothing and re-render nothing', async () => {
+    const h = setup();
+    const s = await live(h);
+    s.deliver(asFrame(msg(3)));
+    s.deliver(edited(4, 'm-1', 'one'));
+    s.deliver(edited(6, 'm-1', 'two'));
+    s.deliver(deleted(5, 'm-3'));
+    const before = shown(h);
+    const changes: string[] = [];
+    h.conn.onTimeline((r) => changes.push(r));
+    for (const f of [asFrame(msg(3)), edited(4, 'm-1', 'one'), deleted(5, 'm-3'), edited(6, 'm-1', 'two'), asFrame(msg(2))]) {
+      s.deliver(f);
+    }
+    expect(shown(h)).toEqual(before);
+    expect(before).toEqual([
+      ['m-1', 'two'],
+      ['m-2', 'message 2'],
+    ]);
+    expect(changes).toEqual([]);
+  });
+
+  it('retries a rate-limited edit with the same ref; forbidden, not_found and validation are shown, retry and discard work', async () => {
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const s = await live(h);
+    const tl = h.conn.timeline(ROOM);
+    const a = h.conn.edit(ROOM, 'm-1', 'fast');
+    s.deliver({ type: 'error', code: 'rate_limited', message: 'slow down', ref: a });
+    expect(tl.findOp(a)?.status).toBe('sending');
+    await vi.advanceTimersByTimeAsync(500);
+    expect(s.ofType('edit').map((f) => f.ref)).toEqual([a, a]);
+    s.deliver({ type: 'error', code: 'unavailable', message: 'busy', ref: a });
+    await vi.advanceTimersByTimeAsync(500);
+    expect(s.ofType('edit').map((f) => f.ref)).toEqual([a, a, a]);
+    s.deliver({ type: 'ack', room: ROOM, ref: a, id: 'm-1', seq: 4 });
+    expect(shown(h)[0]).toEqual(['m-1', 'fast']);
+
+    const b = h.conn.edit(ROOM, 'm-3', 'not mine');
+    s.deliver({ type: 'error', code: 'forbidden', message: 'not your message', ref: b });
+    expect(tl.findOp(b)).toMatchObject({ status: 'failed', error: 'not your message' });
+    const c = h.conn.edit(ROOM, 'm-2', '   ');
+    s.deliver({ type: 'error', code: 'validation', message: 'body must not be empty', ref: c });
+    expect(tl.opFor('m-2')).toMatchObject({ ref: c, status: 'failed', error: 'body must not be empty' });
+    // Failed ones are not resent on reconnect, only when retried.
+    const s2 = await reconnect(h);
+    expect(s2.ofType('edit')).toEqual([]);
+    h.conn.retryOp(ROOM, b);
+    expect(s2.ofType('edit').map((f) => f.ref)).toEqual([b]);
+    expect(tl.findOp(b)?.status).toBe('sending');
+    h.conn.discardOp(ROOM, c);
+    expect(tl.opFor('m-2')).toBeUndefined();
+    expect(shown(h)[1]).toEqual(['m-2', 'message 2']);
+
+    // An edit of a message that no longer exists fails; deleting one that no longer exists is done.
+    const e = h.conn.edit(ROOM, 'm-9', 'gone?');
+    s2.deliver({ type: 'error', code: 'not_found', message: 'no such message', ref: e });
+    expect(tl.findOp(e)).toMatchObject({ status: 'failed', error: 'no such message' });
+    const d = h.conn.delete(ROOM, 'm-2');
+    s2.deliver({ type: 'error', code: 'not_found', message: 'no such message', ref: d });
+    expect(tl.findOp(d)).toBeUndefined();
+    expect(shown(h).map(([id]) => id)).toEqual(['m-1', 'm-3']);
+  });
+
+  it('refuses an over-long edit locally', async () => {
+    const h = setup([{ messages: [msg(1, ME)], has_more: false }]);
+    const s = await live(h);
+    const ref = h.conn.edit(ROOM, 'm-1', 'x'.repeat(4_001));
+    expect(s.ofType('edit')).toEqual([]);
+    expect(h.conn.timeline(ROOM).findOp(ref)?.status).toBe('failed');
+    h.conn.retryOp(ROOM, ref);
+    expect(s.ofType('edit')).toEqual([]);
+  });
+
+  it('a room off screen keeps its timeline and resubscribes with after_seq when shown again', async () => {
+    const h = setup();
+    const s = await live(h);
+    s.deliver(asFrame(msg(3)));
+    h.conn.closeRoom(ROOM);
+    expect(s.ofType('unsubscribe')).toEqual([{ type: 'unsubscribe', room: ROOM }]);
+    expect(h.conn.isKept(ROOM)).toBe(true);
+    // Entries still in flight for the room off screen are left to the replay.
+    s.deliver(edited(4, 'm-1', 'in flight'));
+    expect(shown(h)[0]).toEqual(['m-1', 'message 1']);
+    // Shown again: no reload, a subscribe from where it was, and the replay applies.
+    await h.conn.openRoom(ROOM);
+    expect(h.history).toHaveBeenCalledTimes(1);
+    expect(s.ofType('subscribe').map((f) => f.after_seq)).toEqual([2, 3]);
+    s.deliver(edited(4, 'm-1', 'in flight'));
+    s.deliver(deleted(5, 'm-2'));
+    s.deliver(subscribed(5));
+    expect(shown(h)).toEqual([
+      ['m-1', 'in flight'],
+      ['m-3', 'message 3'],
+    ]);
+  });
+
+  it('a room shown again after missing too much reloads its history', async () => {
+    const h = setup([
+      { messages: [msg(1), msg(2)], has_more: false },
+      { messages: [msg(900), msg(901)], has_more: true },
+    ]);
+    const s = await live(h);
+    h.conn.closeRoom(ROOM);
+    await h.conn.openRoom(ROOM);
+    s.deliver(subscribed(901, false));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.history).toHaveBeenCalledTimes(2);
+    expect(shown(h).map(([id]) => id)).toEqual(['m-900', 'm-901']);
+    expect(h.conn.timeline(ROOM).hasMore).toBe(true);
+  });
+
+  it('recovered:false after a partial replay: reloads, keeping what came live while the page loaded', async () => {
+    const h = setup();
+    const s = await live(h);
+    h.conn.closeRoom(ROOM);
+    let answer: (p: MessagePage) => void = () => {};
+    h.history.mockImplementationOnce(() => new Promise<MessagePage>((r) => (answer = r)));
+    await h.conn.openRoom(ROOM);
+    // The server replays the first 500 missed entries (3..502), then says it could not replay all.
+    for (let seq = 3; seq <= 502; seq++) s.deliver(asFrame(msg(seq)));
+    s.deliver(subscribed(600, false));
+    expect(h.history).toHaveBeenCalledTimes(2);
+    // Live entries while the newest page loads (read before they happened).
+    s.deliver(asFrame(msg(601)));
+    s.deliver(edited(602, 'm-560', 'edited live'));
+    s.deliver(deleted(603, 'm-599'));
+    answer({ messages: [msg(550), msg(560), msg(599), msg(600)], has_more: true });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(shown(h)).toEqual([
+      ['m-550', 'message 550'],
+      ['m-560', 'edited live'],
+      ['m-600', 'message 600'],
+      ['m-601', 'message 601'],
+    ]);
+    expect(h.conn.timeline(ROOM).maxSeq).toBe(603);
+    expect(h.conn.timeline(ROOM).hasMore).toBe(true);
+  });
+
+  it('keeps only the few rooms closed most recently, and a short tail of each', async () => {
+    const rooms = ['a', 'b', 'c', 'd'];
+    const h = setup([], { keptRooms: 2, keptMessages: 3 });
+    h.history.mockImplementation(async (room: string) => ({
+      messages: [1, 2, 3, 4, 5].map((n) => ({ ...msg(n), room, id: `${room}-${n}` })),
+      has_more: false,
+    }));
+    h.conn.start();
+    h.last().accept();
+    for (const r of rooms) {
+      await h.conn.openRoom(r);
+      h.conn.closeRoom(r);
+    }
+    expect(rooms.map((r) => h.conn.isKept(r))).toEqual([false, false, true, true]);
+    expect(h.conn.timeline('d').messages.map((m) => m.seq)).toEqual([3, 4, 5]);
+    expect(h.conn.timeline('d').hasMore).toBe(true);
+    expect(h.history).toHaveBeenCalledTimes(4);
+    // A kept one opens without a reload; an evicted one is loaded again.
+    await h.conn.openRoom('d');
+    expect(h.history).toHaveBeenCalledTimes(4);
+    await h.conn.openRoom('a');
+    expect(h.history).toHaveBeenCalledTimes(5);
+    expect(h.history).toHaveBeenLastCalledWith('a');
+  });
+
+  it('a room off screen with a send still waiting for its ack is not dropped', async () => {
+    const h = setup([], { keptRooms: 1 });
+    h.history.mockImplementation(async () => ({ messages: [], has_more: false }));
+    h.conn.start();
+    h.last().accept();
+    await h.conn.openRoom('a');
+    const cid = h.conn.send('a', 'still going');
+    h.conn.closeRoom('a');
+    await h.conn.openRoom('b');
+    h.conn.closeRoom('b');
+    expect(h.conn.isKept('a')).toBe(true);
+    h.last().deliver({ type: 'ack', room: 'a', ref: cid, client_msg_id: cid, id: 'm-1', seq: 1 });
+    expect(h.conn.timeline('a').messages.map((m) => m.body)).toEqual(['still going']);
+  });
+
+  it('forgets a room it is no longer a member of', async () => {
+    const h = setup();
+    const s = await live(h);
+    h.conn.closeRoom(ROOM);
+    expect(h.conn.isKept(ROOM)).toBe(true);
+    s.deliver({ type: 'membership', room: ROOM, member: false });
+    expect(h.conn.isKept(ROOM)).toBe(false);
+    expect(h.conn.timeline(ROOM).loaded).toBe(false);
   });
 });

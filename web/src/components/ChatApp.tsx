@@ -168,7 +168,8 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
             break;
           }
           case 'message': {
-            if (f.room === currentRef.current && document.hidden && f.author.id !== me.id) {
+            // Not for a deleted message's tombstone (replayed after a reconnect).
+            if (f.deleted_at == null && f.room === currentRef.current && document.hidden && f.author.id !== me.id) {
               const name = roomsRef.current.find((r) => r.id === f.room)?.name ?? 'a room';
               notify(`${f.author.username} in ${name}`, f.body || (f.attachment ? f.attachment.name : ''), f.room, () =>
                 goToRoom(f.room),

@@ -152,11 +152,11 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
     if (el && tl.loaded && tl.hasMore && el.scrollHeight <= el.clientHeight && !loadingOlder) void loadOlder();
   }, [tl.version, tl.loaded, tl.hasMore, loadOlder, loadingOlder]);
 
-  const onEdited = useCallback(
-    (id: string, body: string, at: number) => conn.applyEdit(room.id, id, body, at),
-    [conn, room.id],
-  );
-  const onDeleted = useCallback((id: string) => conn.applyDelete(room.id, id), [conn, room.id]);
+  // Edits and deletions go over the socket and show as pending until acked.
+  const onEdit = useCallback((id: string, body: string) => void conn.edit(room.id, id, body), [conn, room.id]);
+  const onDelete = useCallback((id: string) => void conn.delete(room.id, id), [conn, room.id]);
+  const onRetryOp = useCallback((ref: string) => conn.retryOp(room.id, ref), [conn, room.id]);
+  const onDiscardOp = useCallback((ref: string) => conn.discardOp(room.id, ref), [conn, room.id]);
 
   // ---- sending ----
   const send = (body: string, attachment: Attachment | null = null) => {
@@ -280,8 +280,11 @@ export function ChatView({ conn, room, me, onLeft }: Props) {
                     message={m}
                     own={m.author.id === me.id}
                     compact={compact}
-                    onEdited={onEdited}
-                    onDeleted={onDeleted}
+                    op={tl.opFor(m.id)}
+                    onEdit={onEdit}
+                    onDelete={onDelete}
+                    onRetryOp={onRetryOp}
+                    onDiscardOp={onDiscardOp}
                   />
                 );
               })}

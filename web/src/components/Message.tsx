@@ -1,8 +1,7 @@
 import { memo, useState, type KeyboardEvent } from 'react';
 import { Box, Button, Flex, IconButton, Menu, Portal, Text, Textarea } from '@chakra-ui/react';
 import type { ChatMessage } from '../generated/protocol';
-import type { PendingMessage } from '../lib/timeline';
-import { api, ApiError } from '../lib/api';
+import type { PendingMessage, PendingOp } from '../lib/timeline';
 import { AttachmentView, LinkPreviewCard } from './Attachments';
 import { DotsIcon } from './icons';
 import { Markdown } from './Markdown';
@@ -18,47 +17,51 @@ interface Props {
   own: boolean;
   /** Same author as the previous message, shortly after: no header. */
   compact: boolean;
-  onEdited: (id: string, body: string, editedAt: number) => void;
-  onDeleted: (id: string) => void;
+  /** The user's newest edit or deletion of this message not acknowledged yet, if any. */
+  op: PendingOp | undefined;
+  onEdit: (id: string, body: string) => void;
+  onDelete: (id: string) => void;
+  onRetryOp: (ref: string) => void;
+  onDiscardOp: (ref: string) => void;
 }
 
-export const MessageItem = memo(function MessageItem({ message, own, compact, onEdited, onDeleted }: Props) {
+export const MessageItem = memo(function MessageItem({
+  message,
+  own,
+  compact,
+  op,
+  onEdit,
+  onDelete,
+  onRetryOp,
+  onDiscardOp,
+}: Props) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(message.body);
-  const [error, setError] = useState<string | null>(null);
-  const url = firstUrl(message.body);
+  const savingEdit = op?.kind === 'edit' && op.status === 'sending';
+  const deleting = op?.kind === 'delete' && op.status === 'sending';
+  const failed = op?.status === 'failed' ? op : undefined;
+  // A pending edit shows its new text at once.
+  const body = savingEdit && op.body !== undefined ? op.body : message.body;
+  const url = firstUrl(body);
 
-  const save = async () => {
-    const body = draft.trim();
-    if (!body || body === message.body) {
-      setEditing(false);
-      return;
-    }
-    try {
-      const updated = await api.editMessage(message.id, body);
-      onEdited(message.id, updated?.body ?? body, updated?.edited_at ?? Date.now());
-      setEditing(false);
-      setError(null);
-    } catch (e) {
-      setError(e instanceof ApiError ? e.message : 'Could not save.');
-    }
+  const save = () => {
+    const next = draft.trim();
+    setEditing(false);
+    if (next && next !== body) onEdit(message.id, next);
   };
-  const remove = async () => {
-    if (!window.confirm('Delete this message?')) return;
-    try {
-      await api.deleteMessage(message.id);
-      onDeleted(message.id);
-    } catch (e) {
-      setError(e instanceof ApiError ? e.message : 'Could not delete.');
-    }
+  const remove = () => {
+    if (window.confirm('Delete this message?')) onDelete(message.id);
+  };
+  const cancel = () => {
+    setEditing(false);
+    setDraft(body);
   };
   const onKey = (e: KeyboardEvent) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
-      void save();
+      save();
     } else if (e.key === 'Escape') {
-      setEditing(false);
-      setDraft(message.body);
+      cancel();
     }
   };
 
@@ -70,9 +73,12 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
       px={{ base: 2, md: 4 }}
       py={compact ? 0.5 : 1.5}
       mt={compact ? 0 : 1}
+      opacity={deleting ? 0.5 : 1}
       _hover={{ bg: 'bg.emphasized/40' }}
       data-testid="message"
       data-seq={message.seq}
+      data-pending={op ? `${op.kind}-${op.status}` : undefined}
+      aria-busy={savingEdit || deleting || undefined}
       aria-label={`${message.author.username} at ${time(message.created_at)}`}
     >
       <Box w="32px" flexShrink={0}>
@@ -106,22 +112,15 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
               <Button size="xs" colorPalette="brand" onClick={save}>
                 Save
               </Button>
-              <Button
-                size="xs"
-                variant="ghost"
-                onClick={() => {
-                  setEditing(false);
-                  setDraft(message.body);
-                }}
-              >
+              <Button size="xs" variant="ghost" onClick={cancel}>
                 Cancel
               </Button>
             </Flex>
           </Box>
         ) : (
           <Box data-testid="message-body">
-            {message.body && <Markdown text={message.body} />}
-            {message.edited_at && (
+            {body && <Markdown text={body} />}
+            {(message.edited_at || savingEdit) && (
               <Text as="span" fontSize="xs" color="fg.muted">
                 {' '}
                 (edited)
@@ -129,15 +128,38 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
             )}
           </Box>
         )}
-        {error && (
-          <Text fontSize="xs" color="fg.error" role="alert">
-            {error}
+        {(savingEdit || deleting) && (
+          <Text fontSize="xs" color="fg.muted" role="status" data-testid="op-status">
+            {deleting ? 'Deleting…' : 'Saving…'}
           </Text>
+        )}
+        {failed && (
+          <Flex gap={2} align="center" mt={1} wrap="wrap" data-testid="op-failed">
+            <Text fontSize="xs" color="fg.error" role="alert">
+              {failed.kind === 'edit' ? 'Edit not saved' : 'Not deleted'}: {failed.error}
+            </Text>
+            <Button
+              size="xs"
+              variant="subtle"
+              aria-label={failed.kind === 'edit' ? 'Retry the edit' : 'Retry deleting'}
+              onClick={() => onRetryOp(failed.ref)}
+            >
+              Retry
+            </Button>
+            <Button
+              size="xs"
+              variant="ghost"
+              aria-label={failed.kind === 'edit' ? 'Discard the edit' : 'Dismiss'}
+              onClick={() => onDiscardOp(failed.ref)}
+            >
+              {failed.kind === 'edit' ? 'Discard' : 'Dismiss'}
+            </Button>
+          </Flex>
         )}
         {message.attachment && <AttachmentView attachment={message.attachment} />}
         {url && !editing && <LinkPreviewCard url={url} />}
       </Box>
-      {own && !editing && (
+      {own && !editing && !deleting && (
         <Menu.Root positioning={{ placement: 'bottom-end' }} lazyMount unmountOnExit>
           <Menu.Trigger asChild>
             <IconButton
@@ -158,7 +180,7 @@ export const MessageItem = memo(function MessageItem({ message, own, compact, on
                 <Menu.Item
                   value="edit"
                   onSelect={() => {
-                    setDraft(message.body);
+                    setDraft(body);
                     setEditing(true);
                   }}
                 >

@@ -3,7 +3,6 @@
 import type {
   Attachment,
   ChangePasswordRequest,
-  ChatMessage,
   ErrorBody,
   ErrorCode,
   LinkPreview,
@@ -130,8 +129,6 @@ export const api = {
   messages: (id: string, beforeSeq?: number, limit = 50) =>
     request<MessagePage>('GET', `/api/rooms/${id}/messages${qs({ before_seq: beforeSeq, limit })}`),
   markRead: (id: string, seq: number) => request<void>('POST', `/api/rooms/${id}/read`, { seq }),
-  editMessage: (id: string, body: string) => request<ChatMessage>('PATCH', `/api/messages/${id}`, { body }),
-  deleteMessage: (id: string) => request<void>('DELETE', `/api/messages/${id}`),
   preview: (url: string) => request<LinkPreview>('GET', `/api/preview${qs({ url })}`),
 };
 

@@ -6,21 +6,28 @@
 //   that closed before `ready` (an expired access token looks like that in a browser), it first
 //   checks the session over HTTP (which refreshes the token once); if the session is over it
 //   stops and calls `onSessionEnded`.
-// - Every open room is resubscribed with `after_seq` = the highest seq held, so missed messages
-//   are replayed; when the server says `recovered: false`, the room's history is reloaded.
-// - Messages are deduplicated by id and seq (replays, acks and live frames can overlap).
-// - Sent messages stay pending until acked; after a reconnect, or a retryable error
-//   (`rate_limited`, `unavailable`), they are sent again with the SAME `client_msg_id`, which the
-//   server answers with the original ack instead of posting twice.
+// - A room's timeline follows the room's log (`message`, `edited`, `deleted` entries in seq
+//   order). Every open room is resubscribed with `after_seq` = the highest seq applied, so every
+//   entry missed (edits and deletions included) is replayed; when the server says
+//   `recovered: false`, the room's history is reloaded over HTTP.
+// - A room that goes off screen is unsubscribed but its timeline is kept (its newest
+//   `keptMessages` messages, for the `keptRooms` rooms closed most recently); shown again, it is
+//   resubscribed from where it was, without a reload.
+// - Applying an entry twice changes nothing (replays, acks and live frames can overlap):
+//   messages are deduplicated by id and seq, an edit no newer than the one shown is ignored, and
+//   deleted messages (tombstones included) are never shown.
+// - Sent messages, edits and deletions stay pending until acked; after a reconnect, or a
+//   retryable error (`rate_limited`, `unavailable`), they are sent again with the SAME
+//   `client_msg_id` or `ref`, which the server answers with the original ack instead of applying
+//   them twice.
 import type {
   Attachment,
-  ChatMessage,
   ClientFrame,
   MessagePage,
   ServerFrame,
   UserPublic,
 } from '../generated/protocol';
-import { RoomTimeline, type PendingMessage } from './timeline';
+import { RoomTimeline, type PendingMessage, type PendingOp } from './timeline';
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
@@ -52,6 +59,10 @@ export interface ConnectionOptions {
   backoff?: (attempt: number) => number;
   /** Delay before resending after a retryable send error, in ms. */
   retryDelayMs?: number;
+  /** How many rooms off screen keep their timeline (the most recently closed ones). */
+  keptRooms?: number;
+  /** How many of its newest messages an off-screen room keeps. */
+  keptMessages?: number;
 }
 
 type Listener<T> = (value: T) => void;
@@ -92,6 +103,8 @@ export class Connection {
   private idleTimeoutMs = 60_000;
   private readonly timelines = new Map<string, RoomTimeline>();
   private readonly open = new Set<string>();
+  /** Rooms off screen whose timeline is kept, least recently closed first. */
+  private readonly kept = new Set<string>();
   private readonly loading = new Set<string>();
   private readonly loadingOlder = new Set<string>();
   private readonly stateListeners = new Set<Listener<ConnectionState>>();
@@ -104,6 +117,8 @@ export class Connection {
       newId: randomId,
       backoff: (n) => Math.min(250 * 2 ** n, 5_000),
       retryDelayMs: 1_000,
+      keptRooms: 5,
+      keptMessages: 200,
       ...options,
     };
   }
@@ -228,9 +243,11 @@ export class Connection {
           const tl = this.timelines.get(room);
           if (tl?.loaded) this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
         }
-        // Pending messages go again with the same client_msg_id; the server dedupes them.
+        // Pending messages, edits and deletions go again with the same client_msg_id or ref;
+        // the server applies each once.
         for (const tl of this.timelines.values()) {
           for (const p of tl.pending) if (p.status === 'sending') this.sendPending(p);
+          for (const o of tl.ops) if (o.status === 'sending') this.sendOp(o);
         }
         break;
       }
@@ -239,52 +256,39 @@ export class Connection {
         if (tl && !frame.recovered && this.open.has(frame.room)) void this.reload(frame.room);
         break;
       }
-      case 'message': {
-        const { type: _type, ...msg } = frame;
-        const tl = this.timelines.get(msg.room);
-        if (tl && this.open.has(msg.room)) {
-          tl.merge([msg as ChatMessage]);
-          this.changed(msg.room);
-        }
+      case 'message':
+      case 'edited':
+      case 'deleted': {
+        // Entries of the room's log. A room off screen is not subscribed: entries still in
+        // flight are left to the replay when it is shown again.
+        const tl = this.timelines.get(frame.room);
+        if (tl && tl.loaded && this.open.has(frame.room) && tl.apply(frame)) this.changed(frame.room);
         break;
       }
       case 'ack': {
         const tl = this.timelines.get(frame.room);
-        const p = tl?.findPending(frame.client_msg_id);
-        if (tl && p) {
+        if (!tl) break;
+        const p = tl.findPending(frame.client_msg_id ?? frame.ref);
+        const op = p ? undefined : tl.findOp(frame.ref);
+        if (op) {
+          tl.settleOp(op, frame.seq, Date.now());
+          this.changed(frame.room);
+        } else if (p) {
           if (this.user && tl.loaded) {
-            tl.merge([
-              {
-                id: frame.id,
-                room: frame.room,
-                seq: frame.seq,
-                author: this.user,
-                body: p.body,
-                client_msg_id: p.client_msg_id,
-                attachment: p.attachment,
-                created_at: p.created_at,
-                edited_at: null,
-              },
-            ]);
+            tl.confirm({
+              id: frame.id,
+              room: frame.room,
+              seq: frame.seq,
+              author: this.user,
+              body: p.body,
+              client_msg_id: p.client_msg_id,
+              attachment: p.attachment,
+              created_at: p.created_at,
+              edited_at: null,
+            });
           } else {
             tl.dropPending(p.client_msg_id);
           }
-          this.changed(frame.room);
-        }
-        break;
-      }
-      case 'edited': {
-        const tl = this.timelines.get(frame.room);
-        if (tl) {
-          tl.edit(frame.id, frame.body, frame.edited_at);
-          this.changed(frame.room);
-        }
-        break;
-      }
-      case 'deleted': {
-        const tl = this.timelines.get(frame.room);
-        if (tl) {
-          tl.remove(frame.id);
           this.changed(frame.room);
         }
         break;
@@ -297,7 +301,19 @@ export class Connection {
         break;
       }
       case 'error': {
-        if (frame.ref) this.onSendError(frame.ref, frame.code, frame.message);
+        if (frame.ref) this.onRequestError(frame.ref, frame.code, frame.message);
+        break;
+      }
+      case 'membership': {
+        // No longer a member: nothing kept of the room (a rejoin loads it afresh).
+        if (!frame.member) {
+          this.kept.delete(frame.room);
+          if (!this.open.has(frame.room)) this.timelines.delete(frame.room);
+          else {
+            const tl = this.timelines.get(frame.room);
+            if (tl) tl.loaded = false;
+          }
+        }
         break;
       }
       default:
@@ -306,21 +322,40 @@ export class Connection {
     for (const l of this.frameListeners) l(frame);
   }
 
-  private onSendError(ref: string, code: string, message: string): void {
+  private onRequestError(ref: string, code: string, message: string): void {
     for (const tl of this.timelines.values()) {
       const p = tl.findPending(ref);
-      if (!p) continue;
-      if (RETRYABLE.has(code)) {
-        setTimeout(() => {
-          if (p.status === 'sending' && tl.findPending(ref)) this.sendPending(p);
-        }, this.opts.retryDelayMs);
-      } else {
-        p.status = 'failed';
-        p.error = message;
-        tl.touch();
-        this.changed(tl.room);
+      if (p) {
+        if (RETRYABLE.has(code)) {
+          setTimeout(() => {
+            if (p.status === 'sending' && tl.findPending(ref)) this.sendPending(p);
+          }, this.opts.retryDelayMs);
+        } else {
+          p.status = 'failed';
+          p.error = message;
+          tl.touch();
+          this.changed(tl.room);
+        }
+        return;
       }
-      return;
+      const op = tl.findOp(ref);
+      if (op) {
+        if (RETRYABLE.has(code)) {
+          setTimeout(() => {
+            const now = tl.findOp(ref);
+            if (now?.status === 'sending') this.sendOp(now);
+          }, this.opts.retryDelayMs);
+        } else if (code === 'not_found' && op.kind === 'delete') {
+          // Already gone: what the user asked for.
+          tl.dropOp(ref);
+          tl.gone(op.id);
+          this.changed(tl.room);
+        } else {
+          tl.updateOp(ref, { status: 'failed', error: message });
+          this.changed(tl.room);
+        }
+        return;
+      }
     }
   }
 
@@ -357,9 +392,13 @@ export class Connection {
     return tl;
   }
 
-  /** Shows a room: loads its newest history, then subscribes from the highest seq held. */
+  /**
+   * Shows a room: a room whose timeline is kept resubscribes from the highest seq applied (the
+   * server replays what changed meanwhile); otherwise its newest history is loaded first.
+   */
   async openRoom(room: string): Promise<void> {
     this.open.add(room);
+    this.kept.delete(room);
     const tl = this.timeline(room);
     if (tl.loaded) {
       this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
@@ -368,12 +407,41 @@ export class Connection {
     await this.reload(room);
   }
 
-  /** Stops showing a room. Its timeline is reloaded when shown again (edits are not replayed). */
+  /**
+   * Stops showing a room: unsubscribes and keeps its newest messages for when it is shown again,
+   * for the few rooms closed most recently (older ones are dropped and reloaded when shown).
+   */
   closeRoom(room: string): void {
     if (!this.open.delete(room)) return;
-    const tl = this.timelines.get(room);
-    if (tl) tl.loaded = false;
     this.write({ type: 'unsubscribe', room });
+    const tl = this.timelines.get(room);
+    if (!tl) return;
+    if (!tl.loaded && tl.pending.length === 0 && tl.ops.length === 0) {
+      this.timelines.delete(room); // nothing worth keeping
+      return;
+    }
+    tl.trim(this.opts.keptMessages);
+    this.kept.add(room);
+    this.evict();
+  }
+
+  /** Drops the timelines of the rooms closed longest ago beyond `keptRooms`. */
+  private evict(): void {
+    let excess = this.kept.size - this.opts.keptRooms;
+    for (const room of [...this.kept]) {
+      if (excess <= 0) break;
+      const tl = this.timelines.get(room);
+      // One still waiting for acks stays until they come (its sends must not be lost).
+      if (tl && (tl.pending.some((p) => p.status === 'sending') || tl.ops.some((o) => o.status === 'sending'))) continue;
+      this.kept.delete(room);
+      this.timelines.delete(room);
+      excess--;
+    }
+  }
+
+  /** Whether a room off screen still has its timeline (for tests and diagnostics). */
+  isKept(room: string): boolean {
+    return this.kept.has(room) && !!this.timelines.get(room)?.loaded;
   }
 
   isOpen(room: string): boolean {
@@ -472,16 +540,51 @@ export class Connection {
     this.write(frame);
   }
 
-  /** Applies an edit made over HTTP at once (the `edited` event confirms it later). */
-  applyEdit(room: string, id: string, body: string, editedAt: number): void {
-    this.timeline(room).edit(id, body, editedAt);
+  /** Edits one of the user's messages; pending until acked. Returns the request's ref. */
+  edit(room: string, id: string, body: string): string {
+    const op: PendingOp = { ref: this.opts.newId(), room, kind: 'edit', id, body, status: 'sending' };
+    // Refused here, like an over-long send (a frame over the server's limit closes the socket).
+    if ([...body].length > MAX_BODY_CHARS) {
+      op.status = 'failed';
+      op.error = `messages are limited to ${MAX_BODY_CHARS} characters`;
+    }
+    return this.addOp(op);
+  }
+
+  /** Deletes one of the user's messages; pending until acked. Returns the request's ref. */
+  delete(room: string, id: string): string {
+    return this.addOp({ ref: this.opts.newId(), room, kind: 'delete', id, status: 'sending' });
+  }
+
+  /** Sends a failed edit or deletion again, with the same ref. */
+  retryOp(room: string, ref: string): void {
+    const tl = this.timeline(room);
+    const op = tl.findOp(ref);
+    if (!op || (op.body !== undefined && [...op.body].length > MAX_BODY_CHARS)) return;
+    tl.updateOp(ref, { status: 'sending', error: undefined });
+    this.changed(room);
+    this.sendOp(tl.findOp(ref)!);
+  }
+
+  /** Gives up a failed (or pending) edit or deletion: the message shows as the server has it. */
+  discardOp(room: string, ref: string): void {
+    this.timeline(room).dropOp(ref);
     this.changed(room);
   }
 
-  /** Applies a deletion made over HTTP at once. */
-  applyDelete(room: string, id: string): void {
-    this.timeline(room).remove(id);
-    this.changed(room);
+  private addOp(op: PendingOp): string {
+    this.timeline(op.room).addOp(op);
+    this.changed(op.room);
+    if (op.status === 'sending') this.sendOp(op);
+    return op.ref;
+  }
+
+  private sendOp(op: PendingOp): void {
+    if (op.kind === 'edit') {
+      this.write({ type: 'edit', room: op.room, id: op.id, body: op.body ?? '', ref: op.ref });
+    } else {
+      this.write({ type: 'delete', room: op.room, id: op.id, ref: op.ref });
+    }
   }
 
   typing(room: string): void {
