@@ -331,7 +331,9 @@ impl Chatter {
 
     fn record(&mut self, f: &ServerFrame) {
         let ServerFrame::Entry(entry) = f else { return };
-        let id = entry.message_id().to_string();
+        let Some(id) = entry.message_id().map(|m| m.to_string()) else {
+            return;
+        };
         if self.seen.insert(entry.seq(), id.clone()).is_some() {
             self.duplicates += 1;
         }
@@ -345,6 +347,7 @@ impl Chatter {
             RoomEvent::Deleted(_) => {
                 self.bodies.remove(&id);
             }
+            _ => {}
         }
     }
 

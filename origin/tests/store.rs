@@ -8,6 +8,7 @@ use confab_origin::store::{
     AppendOutcome, DynStore, LogEntry, NewUser, RefreshOutcome, RoomQuery, RoomRecord, StoreError,
 };
 use confab_shared::api::RoomScope;
+use confab_shared::conversation::{RoomKind, RoomRole, Visibility};
 use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
 use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{ChatMessage, UserPublic};
@@ -88,6 +89,9 @@ async fn room(store: &DynStore, name: &str, by: &UserPublic) -> RoomId {
         .create_room(RoomRecord {
             id,
             name: name.into(),
+            kind: RoomKind::Room,
+            visibility: Visibility::Public,
+            topic: None,
             created_by: by.id,
             created_at: 2,
         })
@@ -108,6 +112,10 @@ fn chat(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> ChatMessage 
         created_at: 10 + seq,
         edited_at: None,
         deleted_at: None,
+        reply_to: None,
+        mentions: Vec::new(),
+        reactions: Vec::new(),
+        pinned: false,
     }
 }
 
@@ -116,7 +124,7 @@ fn msg(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> LogEntry {
 }
 
 fn id_of(entry: &LogEntry) -> MessageId {
-    entry.event.message_id()
+    entry.event.message_id().unwrap()
 }
 
 fn edit(of: &LogEntry, seq: i64, body: &str, by: &UserPublic, reference: &str) -> LogEntry {
@@ -234,14 +242,17 @@ async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
             .create_room(RoomRecord {
                 id: RoomId(Uuid::now_v7()),
                 name: "ALPHA".into(),
+                kind: RoomKind::Room,
+                visibility: Visibility::Public,
+                topic: None,
                 created_by: bob.id,
                 created_at: 3
             })
             .await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(store.join_room(ids[1], bob.id, 4).await.unwrap());
-    assert!(!store.join_room(ids[1], bob.id, 4).await.unwrap());
+    assert!(store.add_member(ids[1], bob.id, RoomRole::Member, 4).await.unwrap());
+    assert!(!store.add_member(ids[1], bob.id, RoomRole::Member, 4).await.unwrap());
     let q = |scope, name: Option<&str>, limit| RoomQuery {
         user: bob.id,
         scope,
@@ -302,7 +313,7 @@ async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
     unique.dedup();
     assert_eq!(unique.len(), 5, "no repeats across pages");
     assert_eq!(&names[..3], ["Alpha", "beta", "delta"]);
-    assert!(store.leave_room(ids[1], bob.id).await.unwrap());
+    assert!(store.remove_member(ids[1], bob.id).await.unwrap());
     assert!(!store.is_member(ids[1], bob.id).await.unwrap());
     assert!(store.is_member(ids[0], ann.id).await.unwrap());
     assert_eq!(store.members(ids[0]).await.unwrap().len(), 1);
@@ -312,7 +323,7 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     let ann = user(&store, "ann").await;
     let bob = user(&store, "bob").await;
     let r = room(&store, "general", &ann).await;
-    store.join_room(r, bob.id, 3).await.unwrap();
+    store.add_member(r, bob.id, RoomRole::Member, 3).await.unwrap();
     let batch: Vec<LogEntry> = (1..=5).map(|s| msg(r, s, &ann, &format!("c{s}"))).collect();
     let out = store.append(&batch).await.unwrap();
     assert!(out.iter().all(|o| *o == AppendOutcome::Appended));
@@ -326,7 +337,7 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     assert_eq!(
         out[0],
         AppendOutcome::Duplicate {
-            id: id_of(&batch[1]),
+            id: Some(id_of(&batch[1])),
             seq: 2
         }
     );
@@ -334,9 +345,9 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     assert!(matches!(out[2], AppendOutcome::Duplicate { seq: 7, .. }));
     assert_eq!(store.last_seq(r).await.unwrap(), 7);
 
-    let page = store.messages_before(r, None, 3).await.unwrap();
+    let page = store.messages_before(r, None, 3, ann.id).await.unwrap();
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5, 7]);
-    let page = store.messages_before(r, Some(4), 10).await.unwrap();
+    let page = store.messages_before(r, Some(4), 10, ann.id).await.unwrap();
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
     let after = store.events_after(r, 3, 10).await.unwrap();
     assert_eq!(seqs(&after), [4, 5, 7]);
@@ -367,7 +378,7 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     assert_eq!((five.body.as_str(), five.edited_at), ("edited", Some(109)));
     let four = store.message(id_of(&batch[3])).await.unwrap().unwrap();
     assert!(four.is_deleted() && four.body.is_empty());
-    let history = store.messages_before(r, None, 10).await.unwrap();
+    let history = store.messages_before(r, None, 10, ann.id).await.unwrap();
     assert_eq!(
         history.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [1, 2, 3, 5, 7],
@@ -381,7 +392,7 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     );
     // A member who joins later starts with nothing unread.
     let carl = user(&store, "carl").await;
-    store.join_room(r, carl.id, 5).await.unwrap();
+    store.add_member(r, carl.id, RoomRole::Member, 5).await.unwrap();
     assert_eq!(store.unread(r, carl.id).await.unwrap(), 0);
     let room = store.room_for(r, carl.id).await.unwrap().unwrap();
     assert_eq!(
@@ -432,7 +443,7 @@ async fn the_log_replays_every_change_and_keeps_deleted_text_out(store: DynStore
     assert_eq!(
         out,
         [AppendOutcome::Duplicate {
-            id: id_of(&one),
+            id: Some(id_of(&one)),
             seq: 3
         }]
     );
@@ -441,7 +452,7 @@ async fn the_log_replays_every_change_and_keeps_deleted_text_out(store: DynStore
             .entry_by_ref(r, ann.id, &ClientRef::parse("d1").unwrap())
             .await
             .unwrap(),
-        Some((id_of(&two), 6))
+        Some((Some(id_of(&two)), 6))
     );
     assert_eq!(
         store
@@ -484,7 +495,7 @@ async fn entries_written_out_of_order_fold_the_same(store: DynStore) {
     assert!(matches!(&log[4], RoomEvent::Edited(e) if e.body.is_empty()));
     assert_eq!(
         store
-            .messages_before(r, None, 10)
+            .messages_before(r, None, 10, UserId(Uuid::nil()))
             .await
             .unwrap()
             .iter()

@@ -220,6 +220,23 @@ pub struct ReplyTo {
     pub deleted: bool,
 }
 
+impl ReplyTo {
+    /// The quote of `parent` as it is now.
+    pub fn of(parent: &crate::protocol::ChatMessage) -> Self {
+        let deleted = parent.is_deleted();
+        Self {
+            id: parent.id,
+            author: parent.author.clone(),
+            excerpt: if deleted {
+                String::new()
+            } else {
+                excerpt(&parent.body)
+            },
+            deleted,
+        }
+    }
+}
+
 /// The reactions with one emoji on a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
