@@ -43,7 +43,11 @@ async fn named_room(state: &AppState, id: RoomId) -> Result<RoomRecord, ApiError
 
 /// The actor's role, failing with 403 (404 for a private room they cannot see) when they are
 /// not a member.
-async fn role_of(state: &AppState, record: &RoomRecord, user: UserId) -> Result<RoomRole, ApiError> {
+async fn role_of(
+    state: &AppState,
+    record: &RoomRecord,
+    user: UserId,
+) -> Result<RoomRole, ApiError> {
     match state.store.member_role(record.id, user).await? {
         Some(role) => Ok(role),
         None if record.visibility == Visibility::Private => Err(ApiError::NotFound("no such room")),
@@ -52,7 +56,11 @@ async fn role_of(state: &AppState, record: &RoomRecord, user: UserId) -> Result<
 }
 
 /// The actor's role, failing with 403 unless it manages the room.
-async fn manager(state: &AppState, record: &RoomRecord, user: UserId) -> Result<RoomRole, ApiError> {
+async fn manager(
+    state: &AppState,
+    record: &RoomRecord,
+    user: UserId,
+) -> Result<RoomRole, ApiError> {
     let role = role_of(state, record, user).await?;
     if !role.manages() {
         return Err(ApiError::Forbidden("only the owner and admins can do that"));
@@ -86,7 +94,9 @@ async fn announce(
     };
     state.broker.append(change).await.map_err(|e| {
         tracing::warn!(error = %e, %room, "a membership change could not be recorded in the log");
-        ApiError::Unavailable("the change was made, but not announced yet: members see it after a reload")
+        ApiError::Unavailable(
+            "the change was made, but not announced yet: members see it after a reload",
+        )
     })?;
     Ok(())
 }
@@ -312,7 +322,10 @@ pub async fn set_role(
     state.store.set_role(room_id, user_id, role).await?;
     let mut changes = vec![(target.user.clone(), role)];
     if role == RoomRole::Owner {
-        state.store.set_role(room_id, by.id, RoomRole::Admin).await?;
+        state
+            .store
+            .set_role(room_id, by.id, RoomRole::Admin)
+            .await?;
         changes.push((by.clone(), RoomRole::Admin));
     }
     for (user, role) in changes {
@@ -386,7 +399,9 @@ pub async fn open_dm(
         )));
     }
     if state.store.users_by_ids(&people).await?.len() != people.len() {
-        return Err(ApiError::Validation("unknown user in the conversation".into()));
+        return Err(ApiError::Validation(
+            "unknown user in the conversation".into(),
+        ));
     }
     people.push(by.id);
     people.sort();

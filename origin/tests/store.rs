@@ -5,9 +5,10 @@
 use confab_origin::store::postgres::PgStore;
 use confab_origin::store::sqlite::SqliteStore;
 use confab_origin::store::{
-    AppendOutcome, DynStore, LogEntry, NewUser, RefreshOutcome, RoomQuery, RoomRecord, StoreError,
+    AppendOutcome, DynStore, LogEntry, NewUser, RefreshOutcome, RoomQuery, RoomRecord, SearchQuery,
+    StoreError,
 };
-use confab_shared::api::RoomScope;
+use confab_shared::api::{RoomScope, SearchHit};
 use confab_shared::conversation::{RoomKind, RoomRole, Visibility};
 use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
 use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, SessionId, UserId};
@@ -251,8 +252,14 @@ async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
             .await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(store.add_member(ids[1], bob.id, RoomRole::Member, 4).await.unwrap());
-    assert!(!store.add_member(ids[1], bob.id, RoomRole::Member, 4).await.unwrap());
+    assert!(store
+        .add_member(ids[1], bob.id, RoomRole::Member, 4)
+        .await
+        .unwrap());
+    assert!(!store
+        .add_member(ids[1], bob.id, RoomRole::Member, 4)
+        .await
+        .unwrap());
     let q = |scope, name: Option<&str>, limit| RoomQuery {
         user: bob.id,
         scope,
@@ -323,7 +330,10 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     let ann = user(&store, "ann").await;
     let bob = user(&store, "bob").await;
     let r = room(&store, "general", &ann).await;
-    store.add_member(r, bob.id, RoomRole::Member, 3).await.unwrap();
+    store
+        .add_member(r, bob.id, RoomRole::Member, 3)
+        .await
+        .unwrap();
     let batch: Vec<LogEntry> = (1..=5).map(|s| msg(r, s, &ann, &format!("c{s}"))).collect();
     let out = store.append(&batch).await.unwrap();
     assert!(out.iter().all(|o| *o == AppendOutcome::Appended));
@@ -392,7 +402,10 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     );
     // A member who joins later starts with nothing unread.
     let carl = user(&store, "carl").await;
-    store.add_member(r, carl.id, RoomRole::Member, 5).await.unwrap();
+    store
+        .add_member(r, carl.id, RoomRole::Member, 5)
+        .await
+        .unwrap();
     assert_eq!(store.unread(r, carl.id).await.unwrap(), 0);
     let room = store.room_for(r, carl.id).await.unwrap().unwrap();
     assert_eq!(
@@ -505,6 +518,143 @@ async fn entries_written_out_of_order_fold_the_same(store: DynStore) {
     );
 }
 
+fn said(room: RoomId, seq: i64, author: &UserPublic, body: &str) -> LogEntry {
+    let mut m = chat(room, seq, author, &format!("s{seq}"));
+    m.body = body.into();
+    LogEntry::message(m)
+}
+
+async fn search(
+    store: &DynStore,
+    user: &UserPublic,
+    text: &str,
+    room: Option<RoomId>,
+) -> Vec<SearchHit> {
+    store
+        .search(&SearchQuery {
+            user: user.id,
+            text: text.into(),
+            room,
+            after: None,
+            limit: 50,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect()
+}
+
+fn plain(hit: &SearchHit) -> String {
+    hit.excerpt.iter().map(|p| p.text.as_str()).collect()
+}
+
+async fn search_is_literal_ranked_paged_and_for_members_only(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let bob = user(&store, "bob").await;
+    let general = room(&store, "general", &ann).await;
+    let secret = room(&store, "secret", &ann).await;
+    store
+        .add_member(general, bob.id, RoomRole::Member, 3)
+        .await
+        .unwrap();
+    let mut entries = vec![
+        said(general, 1, &ann, "the quarterly report is late"),
+        said(
+            general,
+            2,
+            &ann,
+            "report report report, all about the report",
+        ),
+        said(general, 3, &ann, "100% sure: a_b, \"quoted\" OR NOT"),
+        said(general, 4, &ann, "a report that will be deleted"),
+        said(secret, 1, &ann, "the secret report"),
+    ];
+    for i in 0..12 {
+        entries.push(said(general, 10 + i, &bob, &format!("needle number {i}")));
+    }
+    store.append(&entries).await.unwrap();
+    store
+        .append(&[delete(&entries[3], 30, &ann, "d1")])
+        .await
+        .unwrap();
+
+    // Bob: his room only, the deleted one gone, the best match first, with highlights.
+    let hits = search(&store, &bob, "report", None).await;
+    assert_eq!(hits.iter().map(|h| h.seq).collect::<Vec<_>>(), [2, 1]);
+    assert!(hits.iter().all(|h| h.room == general));
+    assert!(hits[0]
+        .excerpt
+        .iter()
+        .any(|p| p.hit && p.text.eq_ignore_ascii_case("report")));
+    assert!(plain(&hits[1]).contains("quarterly report"));
+    assert_eq!(hits[0].room_name, "general");
+    // Ann sees both rooms; the room filter narrows.
+    assert_eq!(search(&store, &ann, "report", None).await.len(), 3);
+    assert_eq!(search(&store, &ann, "report", Some(secret)).await.len(), 1);
+    assert!(search(&store, &bob, "report", Some(secret))
+        .await
+        .is_empty());
+    // Literal words only: every word required, operators are words, no wildcards.
+    assert_eq!(search(&store, &ann, "quarterly late", None).await.len(), 1);
+    assert!(search(&store, &ann, "quarterly missing", None)
+        .await
+        .is_empty());
+    for q in [
+        "%",
+        "_",
+        "\"",
+        "*",
+        "report OR nothing",
+        "repo*",
+        "NEAR(report late)",
+        "body:report",
+    ] {
+        let hits = search(&store, &ann, q, None).await;
+        assert!(
+            hits.is_empty(),
+            "{q:?} matched {:?}",
+            hits.iter().map(plain).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(
+        search(&store, &ann, "OR NOT", None)
+            .await
+            .iter()
+            .map(|h| h.seq)
+            .collect::<Vec<_>>(),
+        [3],
+        "the words themselves"
+    );
+    // Keyset paging: each once, in order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .search(&SearchQuery {
+                user: bob.id,
+                text: "needle".into(),
+                room: None,
+                after: after.clone(),
+                limit: 5,
+            })
+            .await
+            .unwrap();
+        let more = page.len() > 5;
+        for (hit, cursor) in page.into_iter().take(5) {
+            seen.push(hit.seq);
+            after = Some(cursor);
+        }
+        if !more {
+            break;
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (12, 12), "{seen:?}");
+}
+
 async fn uploads_are_recorded_then_completed(store: DynStore) {
     let ann = user(&store, "ann").await;
     let r = room(&store, "files", &ann).await;
@@ -566,5 +716,6 @@ suite!(
     messages_batch_dedupe_history_and_unread,
     the_log_replays_every_change_and_keeps_deleted_text_out,
     entries_written_out_of_order_fold_the_same,
+    search_is_literal_ranked_paged_and_for_members_only,
     uploads_are_recorded_then_completed,
 );

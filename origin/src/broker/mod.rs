@@ -13,9 +13,11 @@ pub mod redis;
 use crate::fanout::{Delivery, DeliveryKind, RoomHub};
 use crate::store::{LogEntry, StoreError};
 use async_trait::async_trait;
-use confab_shared::domain::MessageBody;
 use confab_shared::conversation::{Emoji, ReplyTo};
-use confab_shared::events::{MessageDeleted, MessageEdited, PinChanged, ReactionChanged, RoomEvent};
+use confab_shared::domain::MessageBody;
+use confab_shared::events::{
+    MessageDeleted, MessageEdited, PinChanged, ReactionChanged, RoomEvent,
+};
 use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{Attachment, ChatMessage, ServerFrame, UserPublic};
 use std::sync::Arc;

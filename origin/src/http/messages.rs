@@ -85,8 +85,16 @@ async fn react(
     on: bool,
 ) -> Result<Json<ChangeAck>, ApiError> {
     let room = room_of(state, id, user).await?;
-    let accepted =
-        crate::chat::react(state, &user.public(), room, id, emoji, on, fresh_reference()).await?;
+    let accepted = crate::chat::react(
+        state,
+        &user.public(),
+        room,
+        id,
+        emoji,
+        on,
+        fresh_reference(),
+    )
+    .await?;
     Ok(ack(accepted, id))
 }
 
@@ -113,8 +121,7 @@ async fn set_pin(
     on: bool,
 ) -> Result<Json<ChangeAck>, ApiError> {
     let room = room_of(state, id, user).await?;
-    let accepted =
-        crate::chat::pin(state, &user.public(), room, id, on, fresh_reference()).await?;
+    let accepted = crate::chat::pin(state, &user.public(), room, id, on, fresh_reference()).await?;
     Ok(ack(accepted, id))
 }
 

@@ -15,8 +15,8 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use confab_shared::api::{
-    Ban, CreateRoomRequest, EventPage, Member, MessagePage, Pin, ReadRequest, Receipt,
-    RoleRequest, Room, RoomPage, RoomScope, UpdateRoomRequest, UserRequest,
+    Ban, CreateRoomRequest, EventPage, Member, MessagePage, Pin, ReadRequest, Receipt, RoleRequest,
+    Room, RoomPage, RoomScope, UpdateRoomRequest, UserRequest,
 };
 use confab_shared::conversation::Visibility;
 use confab_shared::ids::{RoomId, UserId};
@@ -359,7 +359,9 @@ async fn events(
     let limit = limit_within(q.limit, DEFAULT_EVENTS, MAX_EVENTS)?;
     let after_seq = q.after_seq.unwrap_or(0);
     if after_seq < 0 {
-        return Err(ApiError::Validation("after_seq must not be negative".into()));
+        return Err(ApiError::Validation(
+            "after_seq must not be negative".into(),
+        ));
     }
     require_member(&state, id, &user).await?;
     // The last seq first: every entry up to it is then in the recovery (or past its limit).

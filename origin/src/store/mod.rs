@@ -292,12 +292,21 @@ pub trait Store: Send + Sync + 'static {
     async fn member_role(&self, room: RoomId, user: UserId)
         -> Result<Option<RoomRole>, StoreError>;
     /// Changes a member's role; false when not a member.
-    async fn set_role(&self, room: RoomId, user: UserId, role: RoomRole)
-        -> Result<bool, StoreError>;
+    async fn set_role(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: RoomRole,
+    ) -> Result<bool, StoreError>;
     /// Bans the user from the room (removing them if they are a member); false when banned
     /// already.
-    async fn ban(&self, room: RoomId, user: UserId, by: UserId, now: i64)
-        -> Result<bool, StoreError>;
+    async fn ban(
+        &self,
+        room: RoomId,
+        user: UserId,
+        by: UserId,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Lifts a ban; false when there was none.
     async fn unban(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
     async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
@@ -347,8 +356,10 @@ pub trait Store: Send + Sync + 'static {
     /// The room's pinned messages, newest pin first.
     async fn pins(&self, room: RoomId, viewer: UserId) -> Result<Vec<Pin>, StoreError>;
     /// Messages matching a search, best first, with their cursors; up to `limit + 1`.
-    async fn search(&self, query: &SearchQuery)
-        -> Result<Vec<(SearchHit, SearchCursor)>, StoreError>;
+    async fn search(
+        &self,
+        query: &SearchQuery,
+    ) -> Result<Vec<(SearchHit, SearchCursor)>, StoreError>;
     /// Up to `limit` entries of the room's log with seq > `after_seq`, ascending; entries about
     /// messages show them as they are now (a deleted one as a tombstone), without reactions or
     /// pin state (the entries that follow add those).

@@ -234,13 +234,19 @@ impl RedisBroker {
             })
             .collect();
         for event in events.iter_mut() {
-            let RoomEvent::Message(m) = event else { continue };
-            let Some(reply) = &mut m.reply_to else { continue };
-            if !parents.contains_key(&reply.id) {
-                let parent = self.message(room, reply.id).await?;
-                parents.insert(reply.id, parent);
-            }
-            if let Some(Some(parent)) = parents.get(&reply.id) {
+            let RoomEvent::Message(m) = event else {
+                continue;
+            };
+            let Some(reply) = &mut m.reply_to else {
+                continue;
+            };
+            let parent = match parents.entry(reply.id) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(unknown) => {
+                    unknown.insert(self.message(room, reply.id).await?)
+                }
+            };
+            if let Some(parent) = parent {
                 *reply = ReplyTo::of(parent);
             }
         }

@@ -46,7 +46,9 @@ impl Rooms {
     pub fn due_receipts(&mut self, now: Instant, every: std::time::Duration) -> Vec<(RoomId, i64)> {
         let mut due = Vec::new();
         for (room, view) in &mut self.0 {
-            let ready = view.receipt_sent.is_none_or(|t| now.duration_since(t) >= every);
+            let ready = view
+                .receipt_sent
+                .is_none_or(|t| now.duration_since(t) >= every);
             if let (true, Some(seq)) = (ready, view.receipt_pending) {
                 view.receipt_pending = None;
                 view.receipt_sent = Some(now);
