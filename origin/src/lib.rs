@@ -4,6 +4,11 @@
 //!
 //! - [`config`]: settings (flags and `CONFAB_*` variables) with embedded defaults.
 //! - [`startup`]: binds, builds the components into an [`state::AppState`], serves, shuts down.
+//! - [`server`]: the HTTP accept loop: per-address connection cap, head and keep-alive
+//!   deadlines, graceful shutdown.
+//! - [`mail`]: outgoing e-mail (SMTP), for registration by e-mail confirmation.
+//! - [`limits`]: per-user and per-address caps on things held at once (sockets, uploads,
+//!   preview fetches).
 //! - [`http`]: the JSON API under `/api` (one router per area), health checks, the web client.
 //! - [`auth`]: Argon2id passwords, EdDSA access tokens, rotating refresh tokens, throttling,
 //!   and the [`auth::AuthUser`] extractor.
@@ -45,9 +50,13 @@ pub mod fanout;
 pub mod files;
 pub mod gateway;
 pub mod http;
+pub mod limits;
+pub mod mail;
 pub mod membership;
 pub mod metrics;
+pub mod peer;
 pub mod preview;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -643,14 +643,17 @@ async fn draining_fails_readiness_before_closing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_exported_in_prometheus_format() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|c| c.metrics_token = Some("metrics-token".into())).await;
     let ann = server.register("ann").await;
     let room = ann.create_room("measured").await;
     let mut ws = ann.ws().await;
     ws.subscribe(&room, None).await;
     ws.say(&room, "m1", "count me").await;
     ann.get(&format!("/api/rooms/{}/messages", room.id)).await;
-    let text = reqwest::get(server.url("/metrics"))
+    let text = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .bearer_auth("metrics-token")
+        .send()
         .await
         .unwrap()
         .text()

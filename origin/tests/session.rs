@@ -97,7 +97,8 @@ async fn fixture(room_buffer: usize) -> Fixture {
     config.room_buffer = room_buffer;
     let state = confab_origin::startup::build_state(config, "http://127.0.0.1:1")
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     let user = state
         .store
         .create_user(NewUser {

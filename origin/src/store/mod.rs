@@ -389,6 +389,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_upload(&self, upload: &UploadRecord) -> Result<(), StoreError>;
     /// An upload by its key.
     async fn upload(&self, key: &str) -> Result<Option<UploadRecord>, StoreError>;
+    /// Fills in the look-alike keys (skeletons) of users and rooms made before they existed;
+    /// returns how many. A row whose key clashes with another's keeps none (and is logged).
+    async fn fill_missing_skeletons(&self) -> Result<u64, StoreError>;
+
+    /// Claims a ticketed upload for the one request that may write its bytes: true for exactly
+    /// one caller, however many race (false once claimed or completed). Atomic in the database.
+    async fn claim_upload(&self, key: &str, now: i64) -> Result<bool, StoreError>;
     /// Records the checked type and size of an upload whose bytes are now stored.
     async fn complete_upload(
         &self,

@@ -9,11 +9,16 @@ pub fn map_conflict(e: sqlx::Error) -> StoreError {
         if db.is_unique_violation() {
             // SQLite names the column ("rooms.name_folded"), PostgreSQL the constraint.
             let msg = format!("{} {}", db.message(), db.constraint().unwrap_or_default());
+            // A look-alike (same skeleton) counts as taken: a name that differs only in case
+            // breaks both rules, and the database names either.
             let what = if msg.contains("username") {
                 "username is taken"
             } else if msg.contains("email") {
                 "email is already registered"
-            } else if msg.contains("name_folded") || msg.contains("rooms_name_key") {
+            } else if msg.contains("name_folded")
+                || msg.contains("rooms_name_key")
+                || msg.contains("name_skeleton")
+            {
                 "a room with that name exists"
             } else {
                 "already exists"
@@ -541,12 +546,13 @@ macro_rules! sql_store {
 
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, username, username_folded, email, email_folded, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO users (id, username, username_folded, username_skeleton, email, email_folded, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(user.id.0)
         .bind(&user.username)
         .bind(&user.username_folded)
+        .bind(confab_shared::domain::skeleton(&user.username))
         .bind(&user.email)
         .bind(&user.email_folded)
         .bind(&user.password_hash)
@@ -776,12 +782,13 @@ macro_rules! sql_store {
     async fn create_room(&self, room: RoomRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO rooms (id, name, name_folded, created_by, created_at, kind, visibility, topic) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO rooms (id, name, name_folded, name_skeleton, created_by, created_at, kind, visibility, topic) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(room.id.0)
         .bind(&room.name)
         .bind(room.name.to_lowercase())
+        .bind(confab_shared::domain::skeleton(&room.name))
         .bind(room.created_by.0)
         .bind(room.created_at)
         .bind($crate::store::sql::kind_str(room.kind))
@@ -850,9 +857,12 @@ macro_rules! sql_store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(name) = name {
-            sqlx::query("UPDATE rooms SET name = $1, name_folded = $2 WHERE id = $3")
+            sqlx::query(
+                "UPDATE rooms SET name = $1, name_folded = $2, name_skeleton = $3 WHERE id = $4",
+            )
                 .bind(name)
                 .bind(name.to_lowercase())
+                .bind(confab_shared::domain::skeleton(name))
                 .bind(room.0)
                 .execute(&mut *tx)
                 .await
@@ -1594,6 +1604,53 @@ macro_rules! sql_store {
             size: row.try_get("size")?,
             created_at: row.try_get("created_at")?,
         }))
+    }
+
+    async fn fill_missing_skeletons(&self) -> Result<u64, StoreError> {
+        let mut filled = 0;
+        for (table, id_col, name_col, key_col) in [
+            ("users", "id", "username", "username_skeleton"),
+            ("rooms", "id", "name", "name_skeleton"),
+        ] {
+            // Direct conversations have no name (and no look-alike key).
+            let rows = sqlx::query(&format!(
+                "SELECT {id_col} AS id, {name_col} AS name FROM {table} \
+                 WHERE {key_col} IS NULL AND {name_col} <> ''"
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                let id: Uuid = row.try_get("id")?;
+                let name: String = row.try_get("name")?;
+                let set = sqlx::query(&format!(
+                    "UPDATE {table} SET {key_col} = $1 WHERE {id_col} = $2"
+                ))
+                .bind(confab_shared::domain::skeleton(&name))
+                .bind(id)
+                .execute(&self.pool)
+                .await;
+                match set.map_err($crate::store::sql::map_conflict) {
+                    Ok(_) => filled += 1,
+                    Err(StoreError::Conflict(_)) => {
+                        tracing::warn!(table, %id, "an older look-alike name keeps no skeleton")
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(filled)
+    }
+
+    async fn claim_upload(&self, key: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE uploads SET claimed_at = $1 \
+             WHERE id = $2 AND claimed_at IS NULL AND content_type IS NULL",
+        )
+        .bind(now)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn complete_upload(
