@@ -653,6 +653,31 @@ async fn search_is_literal_ranked_paged_and_for_members_only(store: DynStore) {
     unique.sort();
     unique.dedup();
     assert_eq!((seen.len(), unique.len()), (12, 12), "{seen:?}");
+/// Two workers commit a message and its edit at the same moment: whichever order the
+/// transactions interleave in, the message ends edited.
+async fn concurrent_batches_of_one_room_fold_the_same(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let r = room(&store, "race", &ann).await;
+    let mut ids = Vec::new();
+    for i in 0..40i64 {
+        let message = msg(r, 2 * i + 1, &ann, &format!("m{i}"));
+        let edited = edit(
+            &message,
+            2 * i + 2,
+            &format!("edited {i}"),
+            &ann,
+            &format!("e{i}"),
+        );
+        ids.push((id_of(&message), format!("edited {i}")));
+        let (a, b) = (store.clone(), store.clone());
+        let first = tokio::spawn(async move { a.append(&[message]).await.unwrap() });
+        let second = tokio::spawn(async move { b.append(&[edited]).await.unwrap() });
+        first.await.unwrap();
+        second.await.unwrap();
+    }
+    for (id, want) in ids {
+        assert_eq!(store.message(id).await.unwrap().unwrap().body, want);
+    }
 }
 
 async fn uploads_are_recorded_then_completed(store: DynStore) {
@@ -717,5 +742,6 @@ suite!(
     the_log_replays_every_change_and_keeps_deleted_text_out,
     entries_written_out_of_order_fold_the_same,
     search_is_literal_ranked_paged_and_for_members_only,
+    concurrent_batches_of_one_room_fold_the_same,
     uploads_are_recorded_then_completed,
 );

@@ -44,6 +44,7 @@ impl PgStore {
 sql_store!(PgStore, Postgres, PgRow);
 
 impl PgStore {
+<<<<<<< HEAD
     /// Messages matching a search (tsvector, ranked by ts_rank), as rows for `Store::search`.
     async fn search_rows(&self, q: &super::SearchQuery) -> Result<Vec<PgRow>, StoreError> {
         if !q.text.chars().any(char::is_alphanumeric) {
@@ -82,5 +83,15 @@ impl PgStore {
         b.push(" ORDER BY rank, room_id, seq LIMIT ")
             .push_bind(i64::from(q.limit) + 1);
         Ok(b.build().fetch_all(&self.pool).await?)
+=======
+    /// Serializes appends to these rooms (sorted): their rows are locked until the transaction
+    /// ends, in one order, so two batches of the same rooms wait for each other, never deadlock.
+    async fn lock_rooms(conn: &mut sqlx::PgConnection, rooms: &[Uuid]) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(rooms)
+            .fetch_all(conn)
+            .await?;
+        Ok(())
+>>>>>>> room-log
     }
 }

@@ -1207,6 +1207,13 @@ macro_rules! sql_store {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
+        // Appends to the same room are serialized (two workers may hold batches of one room):
+        // otherwise a message and an edit of it, written at once, could each miss the other
+        // (the edit finding no message to change, the message's fold finding no edit yet).
+        let mut rooms: Vec<Uuid> = batch.iter().map(|e| e.event.room().0).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        Self::lock_rooms(&mut *tx, &rooms).await?;
 
         // New messages, in one statement.
         let messages: Vec<&ChatMessage> = batch

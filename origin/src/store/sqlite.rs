@@ -52,6 +52,7 @@ impl SqliteStore {
 sql_store!(SqliteStore, Sqlite, SqliteRow);
 
 impl SqliteStore {
+<<<<<<< HEAD
     /// Messages matching a search (FTS5, ranked by bm25), as rows for `Store::search`.
     async fn search_rows(&self, q: &super::SearchQuery) -> Result<Vec<SqliteRow>, StoreError> {
         let Some(terms) = super::sql::fts5_literal(&q.text) else {
@@ -88,5 +89,14 @@ impl SqliteStore {
         b.push(" ORDER BY rank, m.room_id, m.seq LIMIT ")
             .push_bind(i64::from(q.limit) + 1);
         Ok(b.build().fetch_all(&self.pool).await?)
+=======
+    /// Serializes appends to these rooms: nothing to do, SQLite has one writer at a time (a
+    /// transaction that writes holds the database's write lock until it ends).
+    async fn lock_rooms(
+        _conn: &mut sqlx::SqliteConnection,
+        _rooms: &[Uuid],
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+>>>>>>> room-log
     }
 }
