@@ -73,12 +73,12 @@ interface Harness {
 }
 
 function setup(
-  pages: MessagePage[] = [{ messages: [msg(1), msg(2)], has_more: false }],
+  pages: MessagePage[] = [{ messages: [msg(1), msg(2)], has_more: false, has_newer: false }],
   extra: Partial<ConnectionOptions> = {},
 ): Harness {
   const sockets: FakeSocket[] = [];
   const queue = [...pages];
-  const history = vi.fn(async (): Promise<MessagePage> => queue.shift() ?? { messages: [], has_more: false });
+  const history = vi.fn(async (): Promise<MessagePage> => queue.shift() ?? { messages: [], has_more: false, has_newer: false });
   const session = { result: 'ok' as SessionCheck };
   const ended = vi.fn();
   let n = 0;
@@ -164,8 +164,8 @@ describe('Connection', () => {
 
   it('reloads history when recovery was incomplete', async () => {
     const h = setup([
-      { messages: [msg(1), msg(2)], has_more: false },
-      { messages: [msg(700), msg(701)], has_more: true },
+      { messages: [msg(1), msg(2)], has_more: false, has_newer: false },
+      { messages: [msg(700), msg(701)], has_more: true, has_newer: false },
     ]);
     h.conn.start();
     h.last().accept();
@@ -316,8 +316,8 @@ describe('Connection', () => {
 
   it('applies edits and deletions and loads older pages before the first seq', async () => {
     const h = setup([
-      { messages: [msg(51), msg(52)], has_more: true },
-      { messages: [msg(49), msg(50)], has_more: false },
+      { messages: [msg(51), msg(52)], has_more: true, has_newer: false },
+      { messages: [msg(49), msg(50)], has_more: false, has_newer: false },
     ]);
     h.conn.start();
     h.last().accept();
@@ -399,7 +399,7 @@ async function reconnect(h: Harness): Promise<FakeSocket> {
 
 describe('Connection: the room log', () => {
   it('a recovery that replays message, edited and deleted in seq order leaves the right state, without a reload', async () => {
-    const h = setup([{ messages: [msg(1), msg(2), msg(3, ME)], has_more: false }]);
+    const h = setup([{ messages: [msg(1), msg(2), msg(3, ME)], has_more: false, has_newer: false }]);
     await live(h);
     const changes: string[] = [];
     h.conn.onTimeline((r) => changes.push(r));
@@ -450,7 +450,7 @@ describe('Connection: the room log', () => {
   });
 
   it('edits and deletes go over the socket with a ref, pending until acked; the ack is matched by ref', async () => {
-    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false, has_newer: false }]);
     const s = await live(h);
     const e = h.conn.edit(ROOM, 'm-1', 'new text');
     const d = h.conn.delete(ROOM, 'm-2');
@@ -476,7 +476,7 @@ describe('Connection: the room log', () => {
   });
 
   it('an edit and a delete pending over a reconnect are resent with the same ref and applied once', async () => {
-    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false, has_newer: false }]);
     const s = await live(h);
     const e = h.conn.edit(ROOM, 'm-1', 'edited before the drop'); // reached the server; the ack did not come back
     s.drop(1006);
@@ -536,7 +536,7 @@ describe('Connection: the room log', () => {
   });
 
   it('retries a rate-limited edit with the same ref; forbidden, not_found and validation are shown, retry and discard work', async () => {
-    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false, has_newer: false }]);
     const s = await live(h);
     const tl = h.conn.timeline(ROOM);
     const a = h.conn.edit(ROOM, 'm-1', 'fast');
@@ -577,7 +577,7 @@ describe('Connection: the room log', () => {
   });
 
   it('refuses an over-long edit locally', async () => {
-    const h = setup([{ messages: [msg(1, ME)], has_more: false }]);
+    const h = setup([{ messages: [msg(1, ME)], has_more: false, has_newer: false }]);
     const s = await live(h);
     const ref = h.conn.edit(ROOM, 'm-1', 'x'.repeat(4_001));
     expect(s.ofType('edit')).toEqual([]);
@@ -611,8 +611,8 @@ describe('Connection: the room log', () => {
 
   it('a room shown again after missing too much reloads its history', async () => {
     const h = setup([
-      { messages: [msg(1), msg(2)], has_more: false },
-      { messages: [msg(900), msg(901)], has_more: true },
+      { messages: [msg(1), msg(2)], has_more: false, has_newer: false },
+      { messages: [msg(900), msg(901)], has_more: true, has_newer: false },
     ]);
     const s = await live(h);
     h.conn.closeRoom(ROOM);
@@ -639,7 +639,7 @@ describe('Connection: the room log', () => {
     s.deliver(asFrame(msg(601)));
     s.deliver(edited(602, 'm-560', 'edited live'));
     s.deliver(deleted(603, 'm-599'));
-    answer({ messages: [msg(550), msg(560), msg(599), msg(600)], has_more: true });
+    answer({ messages: [msg(550), msg(560), msg(599), msg(600)], has_more: true, has_newer: false });
     await vi.advanceTimersByTimeAsync(0);
     expect(shown(h)).toEqual([
       ['m-550', 'message 550'],
@@ -657,6 +657,7 @@ describe('Connection: the room log', () => {
     h.history.mockImplementation(async (room: string) => ({
       messages: [1, 2, 3, 4, 5].map((n) => ({ ...msg(n), room, id: `${room}-${n}` })),
       has_more: false,
+      has_newer: false,
     }));
     h.conn.start();
     h.last().accept();
@@ -678,7 +679,7 @@ describe('Connection: the room log', () => {
 
   it('a room off screen with a send still waiting for its ack is not dropped', async () => {
     const h = setup([], { keptRooms: 1 });
-    h.history.mockImplementation(async () => ({ messages: [], has_more: false }));
+    h.history.mockImplementation(async () => ({ messages: [], has_more: false, has_newer: false }));
     h.conn.start();
     h.last().accept();
     await h.conn.openRoom('a');
