@@ -510,8 +510,11 @@ async function main() {
       await message(bob, 'a message without typos').filter({ hasText: '(edited)' }).waitFor();
       assert((await countOf(bob, 'tpyo')) === 0, 'old text gone');
       await nothingPending(alice);
-      // Others' messages have no actions.
-      assert((await message(alice, 'good to be here').getByRole('button', { name: 'Message actions' }).count()) === 0, 'no actions on others');
+      // Others' messages can be answered, not edited or deleted.
+      await messageMenu(alice, 'good to be here');
+      await alice.getByRole('menuitem', { name: 'Reply' }).waitFor();
+      assert((await alice.getByRole('menuitem', { name: /^(Edit|Delete)$/ }).count()) === 0, 'no edit or delete on others');
+      await alice.keyboard.press('Escape');
       await deleteMessage(alice, 'a message without typos');
       await message(bob, 'a message without typos').waitFor({ state: 'detached' });
       await message(alice, 'a message without typos').waitFor({ state: 'detached' });
