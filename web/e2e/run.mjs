@@ -216,8 +216,11 @@ async function messageMenu(page, text, { keyboard = false } = {}) {
 async function editMessage(page, text, body, opts = {}) {
   await messageMenu(page, text, opts);
   if (opts.keyboard) {
-    await page.getByRole('menuitem', { name: 'Edit' }).waitFor();
-    await page.keyboard.press('Enter'); // the first item, focused
+    // Arrow keys to Edit (Reply and Pin come first), Enter picks it.
+    const edit = page.getByRole('menuitem', { name: 'Edit' });
+    await edit.waitFor();
+    for (let i = 0; i < 4 && (await edit.getAttribute('data-highlighted')) === null; i++) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
   } else {
     await page.getByRole('menuitem', { name: 'Edit' }).click();
   }
