@@ -118,6 +118,17 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
     if (!currentId || !currentJoined) return;
     void conn.openRoom(currentId);
     setRooms((rs) => markRoomRead(rs, currentId));
+    // The list may be older than the room's settings and the user's role in it: read them again.
+    api
+      .room(currentId)
+      .then((r) =>
+        setRooms((rs) =>
+          rs.map((x) =>
+            x.id === r.id ? { ...x, name: r.name, topic: r.topic, role: r.role, visibility: r.visibility, dm_with: r.dm_with } : x,
+          ),
+        ),
+      )
+      .catch(() => {});
     return () => conn.closeRoom(currentId);
   }, [conn, currentId, currentJoined]);
 

@@ -405,7 +405,9 @@ export function ChatView({ conn, room, me, jump, onLeft, onRoomChanged, onSearch
           <Box minW={0} flex={1}>
             <Flex align="center" gap={2} minW={0}>
               {room.visibility === 'private' && room.kind !== 'dm' && (
-                <LockIcon boxSize={4} color="fg.muted" aria-label="Private room" role="img" />
+                <Box as="span" role="img" aria-label="Private room" display="inline-flex">
+                  <LockIcon boxSize={4} color="fg.muted" />
+                </Box>
               )}
               <Heading as="h2" size="md" lineClamp={1} data-testid="room-title">
                 {title}

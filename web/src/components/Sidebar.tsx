@@ -153,7 +153,11 @@ function RoomList({
                 <Text flex={1} lineClamp={1} fontWeight={unread > 0 ? 'bold' : 'normal'}>
                   {r.kind === 'dm' ? name : `# ${name}`}
                 </Text>
-                {r.kind !== 'dm' && r.visibility === 'private' && <LockIcon boxSize={3} color="fg.subtle" aria-label="private" role="img" />}
+                {r.kind !== 'dm' && r.visibility === 'private' && (
+                  <Box as="span" role="img" aria-label="private" display="inline-flex">
+                    <LockIcon boxSize={3} color="fg.subtle" />
+                  </Box>
+                )}
                 {mentions > 0 && (
                   <Badge
                     colorPalette="orange"

@@ -550,9 +550,10 @@ export class Connection {
   /** The membership and room changes among the messages held (best effort). */
   private async loadNotices(room: string, tl: RoomTimeline, before?: number): Promise<void> {
     const first = tl.firstSeq;
-    if (!this.opts.loadEvents || first === undefined) return;
+    if (!this.opts.loadEvents) return;
     try {
-      const page = await this.opts.loadEvents(room, tl.hasMore ? first - 1 : 0);
+      // From the oldest message held, or from the start when that is the room's first (or none).
+      const page = await this.opts.loadEvents(room, tl.hasMore && first !== undefined ? first - 1 : 0);
       const events = before === undefined ? page.events : page.events.filter((e) => e.seq < before);
       if (this.timelines.get(room) === tl && tl.addNotices(events)) this.changed(room);
     } catch {

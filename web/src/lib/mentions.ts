@@ -48,7 +48,8 @@ export type TextPart = { text: string; mention?: undefined } | { text: string; m
  */
 export function splitMentions(text: string, names: ReadonlySet<string>): TextPart[] {
   const parts: TextPart[] = [];
-  const re = new RegExp(`(^|[^A-Za-z0-9_@.-])@(${NAME}{3,32})(?!${NAME})`, 'g');
+  // As the server reads them: not after a name character or `.` (so not in an email address).
+  const re = new RegExp(`(^|[^A-Za-z0-9_.-])@(${NAME}{3,32})(?!${NAME})`, 'g');
   let last = 0;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     const name = m[2].toLowerCase();

@@ -7,7 +7,12 @@ type Activity = Extract<ServerFrame, { type: 'activity' }>;
 /** What a room is called: its name, or for a direct conversation the other people in it. */
 export function roomLabel(r: Pick<Room, 'kind' | 'name' | 'dm_with'>): string {
   if (r.kind !== 'dm') return r.name;
-  return r.dm_with.map((u) => u.username).join(', ') || 'Only you';
+  return (
+    r.dm_with
+      .map((u) => u.username)
+      .sort((a, b) => a.localeCompare(b))
+      .join(', ') || 'Only you'
+  );
 }
 
 /** The heading of a room: `# name`, or the people of a direct conversation. */

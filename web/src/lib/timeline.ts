@@ -83,9 +83,9 @@ export function isNotice(e: RoomEvent): e is RoomNotice {
 }
 
 /** How many characters of a message a reply quotes (what the server's `excerpt` holds). */
-export const EXCERPT_CHARS = 100;
+export const EXCERPT_CHARS = 120;
 
-/** The start of a message's text, as a reply quotes it. */
+/** The start of a message's text, as a reply quotes it (as `confab_shared::conversation::excerpt`). */
 export function excerptOf(body: string): string {
   const chars = [...body.replace(/\s+/g, ' ').trim()];
   return chars.length > EXCERPT_CHARS ? `${chars.slice(0, EXCERPT_CHARS).join('')}…` : chars.join('');
