@@ -253,6 +253,8 @@ export function ChatView({ conn, room, me, jump, onLeft, onRoomChanged, onSearch
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
+    // A window far back (after a jump): the view stays where the jump put it.
+    if (tl.hasNewer) atBottom.current = false;
     if (anchor.current && anchor.current.firstSeq !== tl.firstSeq) {
       el.scrollTop = anchor.current.top + (el.scrollHeight - anchor.current.height);
       anchor.current = null;
