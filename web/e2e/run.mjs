@@ -1387,6 +1387,11 @@ async function main() {
       await phone.getByRole('dialog').locator('[data-testid=room-link][data-room-name="random"]').waitFor();
       await phone.waitForTimeout(400);
       await shoot(phone, 'phone-rooms');
+      await phone.keyboard.press('Escape');
+      // At phone width the room's actions are in one menu.
+      await phone.getByRole('button', { name: 'Room menu' }).click();
+      await phone.getByRole('menuitem', { name: 'Pinned messages' }).click();
+      await phone.locator('[data-testid=pins-panel] [data-testid=pin]', { hasText: 'landing page' }).waitFor();
       await phone.close();
       // The search panel and the room settings.
       await alice.getByRole('button', { name: 'Search messages' }).click();

@@ -9,7 +9,7 @@ import {
   useSyncExternalStore,
   type DragEvent,
 } from 'react';
-import { Box, Button, CloseButton, Drawer, Flex, Heading, IconButton, Portal, Progress, Spinner, Text, useDisclosure } from '@chakra-ui/react';
+import { Box, Button, CloseButton, Drawer, Flex, Heading, IconButton, Menu, Portal, Progress, Spinner, Text, useDisclosure } from '@chakra-ui/react';
 import type { Attachment, ChatMessage, Me, Member, Room, ServerFrame } from '../generated/protocol';
 import { api, ApiError, uploadFile } from '../lib/api';
 import type { Connection } from '../lib/connection';
@@ -19,7 +19,7 @@ import { excerptOf, type RoomNotice } from '../lib/timeline';
 import { MembersList } from './MembersList';
 import { MessageItem, PendingItem } from './Message';
 import { Composer } from './Composer';
-import { ArrowDownIcon, LockIcon, PinIcon, SearchIcon, SettingsIcon, UsersIcon } from './icons';
+import { ArrowDownIcon, DotsIcon, LockIcon, PinIcon, SearchIcon, SettingsIcon, UsersIcon } from './icons';
 import { NoticeLine } from './NoticeLine';
 import { PinsPanel } from './PinsPanel';
 import { RoomSettingsDialog } from './RoomSettingsDialog';
@@ -414,7 +414,7 @@ export function ChatView({ conn, room, me, jump, onLeft, onRoomChanged, onSearch
               <Heading as="h2" size="md" lineClamp={1} data-testid="room-title">
                 {title}
               </Heading>
-              <Text fontSize="xs" color="fg.muted" whiteSpace="nowrap">
+              <Text fontSize="xs" color="fg.muted" whiteSpace="nowrap" flexShrink={0}>
                 {onlineCount} online
               </Text>
             </Flex>
@@ -424,31 +424,66 @@ export function ChatView({ conn, room, me, jump, onLeft, onRoomChanged, onSearch
               </Text>
             )}
           </Box>
-          <Tooltip content="Pinned messages">
-            <IconButton aria-label="Pinned messages" size="sm" variant="ghost" onClick={pinsDrawer.onOpen}>
-              <PinIcon />
-            </IconButton>
-          </Tooltip>
-          <Tooltip content="Search this conversation">
-            <IconButton aria-label="Search this conversation" size="sm" variant="ghost" onClick={onSearch}>
-              <SearchIcon />
-            </IconButton>
-          </Tooltip>
-          {room.kind !== 'dm' && (
-            <Tooltip content="Room settings and members">
-              <IconButton aria-label="Room settings" size="sm" variant="ghost" onClick={settings.onOpen}>
-                <SettingsIcon />
+          {/* Wide screens: a button each. Narrow ones: one menu, so the title keeps its room. */}
+          <Flex gap={2} align="center" hideBelow="md">
+            <Tooltip content="Pinned messages">
+              <IconButton aria-label="Pinned messages" size="sm" variant="ghost" onClick={pinsDrawer.onOpen}>
+                <PinIcon />
               </IconButton>
             </Tooltip>
-          )}
-          <IconButton aria-label="Show members" size="sm" variant="ghost" hideFrom="lg" onClick={membersDrawer.onOpen}>
-            <UsersIcon />
-          </IconButton>
-          {canLeave(room) && (
-            <Button size="sm" variant="ghost" onClick={leave}>
-              Leave
-            </Button>
-          )}
+            <Tooltip content="Search this conversation">
+              <IconButton aria-label="Search this conversation" size="sm" variant="ghost" onClick={onSearch}>
+                <SearchIcon />
+              </IconButton>
+            </Tooltip>
+            {room.kind !== 'dm' && (
+              <Tooltip content="Room settings and members">
+                <IconButton aria-label="Room settings" size="sm" variant="ghost" onClick={settings.onOpen}>
+                  <SettingsIcon />
+                </IconButton>
+              </Tooltip>
+            )}
+            <IconButton aria-label="Show members" size="sm" variant="ghost" hideFrom="lg" onClick={membersDrawer.onOpen}>
+              <UsersIcon />
+            </IconButton>
+            {canLeave(room) && (
+              <Button size="sm" variant="ghost" onClick={leave}>
+                Leave
+              </Button>
+            )}
+          </Flex>
+          <Menu.Root positioning={{ placement: 'bottom-end' }} lazyMount unmountOnExit>
+            <Menu.Trigger asChild>
+              <IconButton aria-label="Room menu" size="sm" variant="ghost" hideFrom="md">
+                <DotsIcon />
+              </IconButton>
+            </Menu.Trigger>
+            <Portal>
+              <Menu.Positioner>
+                <Menu.Content minW="180px">
+                  <Menu.Item value="pins" onSelect={pinsDrawer.onOpen}>
+                    Pinned messages
+                  </Menu.Item>
+                  <Menu.Item value="search" onSelect={onSearch}>
+                    Search this conversation
+                  </Menu.Item>
+                  <Menu.Item value="members" onSelect={membersDrawer.onOpen}>
+                    Members
+                  </Menu.Item>
+                  {room.kind !== 'dm' && (
+                    <Menu.Item value="settings" onSelect={settings.onOpen}>
+                      Room settings
+                    </Menu.Item>
+                  )}
+                  {canLeave(room) && (
+                    <Menu.Item value="leave" onSelect={leave}>
+                      Leave
+                    </Menu.Item>
+                  )}
+                </Menu.Content>
+              </Menu.Positioner>
+            </Portal>
+          </Menu.Root>
         </Flex>
         <Box
           ref={scroller}

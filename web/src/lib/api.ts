@@ -157,9 +157,6 @@ export const api = {
     request<EventPage>('GET', `/api/rooms/${id}/events${qs({ after_seq: afterSeq, limit })}`),
   markRead: (id: string, seq: number) => request<void>('POST', `/api/rooms/${id}/read`, { seq }),
   receipts: (id: string) => request<Receipt[]>('GET', `/api/rooms/${id}/receipts`),
-  /** Reactions go over the socket (`react`); this is the HTTP way, for completeness and tools. */
-  setReaction: (message: string, emoji: string, on: boolean) =>
-    request<ChangeAck>(on ? 'PUT' : 'DELETE', `/api/messages/${message}/reactions/${encodeURIComponent(emoji)}`),
   pins: (id: string) => request<Pin[]>('GET', `/api/rooms/${id}/pins`),
   setPinned: (message: string, pinned: boolean) =>
     request<ChangeAck>(pinned ? 'PUT' : 'DELETE', `/api/messages/${message}/pin`),
