@@ -931,6 +931,13 @@ async function main() {
       await dialog.getByLabel('Topic', { exact: true }).fill('Q3 plans, final');
       await dialog.getByRole('button', { name: 'Save' }).click();
       await dialog.getByText('Saved.').waitFor();
+      // Renamed, and back (the others see it with the topic below).
+      for (const name of ['plans-q3', 'plans']) {
+        await dialog.getByRole('form', { name: 'Room name and topic' }).getByLabel('Room name').fill(name);
+        await dialog.getByRole('button', { name: 'Save' }).click();
+        await alice.locator('[data-testid=room-title]', { hasText: new RegExp(`^# ${name}$`) }).waitFor();
+        await roomLink(alice, name).waitFor();
+      }
       await closeDialog(alice);
       await alice.locator('[data-testid=room-topic]', { hasText: 'Q3 plans, final' }).waitFor();
       await notice(alice, 'You added carol').waitFor();
@@ -940,7 +947,8 @@ async function main() {
       await bob.locator('[data-testid=room-topic]', { hasText: 'Q3 plans, final' }).waitFor();
       await notice(bob, 'alice added you').waitFor();
       await notice(bob, 'alice made you an admin').waitFor();
-      await notice(bob, 'alice updated the room').waitFor();
+      await notice(bob, 'alice updated the room: #plans-q3').waitFor();
+      await notice(bob, 'alice updated the room: #plans,').nth(1).waitFor(); // the topic, then the name back
       await bob.locator('[data-testid=member][data-role=admin]', { hasText: 'bob' }).waitFor();
       // The menus follow the role: an admin manages plain members and bans, not the owner.
       const bobs = await roomSettings(bob);
