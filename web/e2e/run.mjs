@@ -279,7 +279,10 @@ async function searchFor(page, q, { expectNone = false } = {}) {
     const found = page.locator('[data-testid=search-result]').first();
     const none = page.getByText('No messages match.');
     await found.or(none).first().waitFor({ timeout: 10_000 });
-    if (expectNone || (await found.count()) > 0) return;
+    if (expectNone || (await found.count()) > 0) {
+      if (i > 0) log(`   search "${q}": found after ${i} retries`);
+      return;
+    }
     if (i >= 10) throw new Error(`no search result for "${q}"`);
     await sleep(500);
   }
@@ -580,6 +583,8 @@ async function main() {
     } catch (e) {
       failed++;
       log(`FAIL ${name}: ${e.message}`);
+      const at = (e.stack ?? '').split('\n').find((l) => l.includes('run.mjs'));
+      if (at) log(`   ${at.trim()}`);
       for (const [who, p] of [['alice', alice], ['bob', bob], ['carol', carol]]) {
         await p.screenshot({ path: path.join(os.tmpdir(), `confab-e2e-fail-${who}.png`) }).catch(() => {});
       }

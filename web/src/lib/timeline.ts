@@ -91,6 +91,8 @@ export function excerptOf(body: string): string {
   return chars.length > EXCERPT_CHARS ? `${chars.slice(0, EXCERPT_CHARS).join('')}…` : chars.join('');
 }
 
+const NO_REACTIONS: ReactionCount[] = [];
+
 /** How many deleted ids and recent edits a timeline remembers (see `deleted`, `recentEdits`). */
 const REMEMBERED = 500;
 /** How many (message, emoji, user) reaction states and pin states it remembers. */
@@ -616,7 +618,8 @@ export class RoomTimeline {
 
   /** A message's reactions as shown: the confirmed ones with the user's pending ones on top. */
   reactionsOf(m: ChatMessage): ReactionCount[] {
-    let reactions = m.reactions ?? [];
+    // The same empty list every time, so memoized message views see no change.
+    let reactions = m.reactions ?? NO_REACTIONS;
     if (this.selfId === undefined) return reactions;
     for (const op of this.reactionOps) {
       if (op.message === m.id) reactions = withReaction(reactions, op.emoji, this.selfId, op.on, this.selfId) ?? reactions;
