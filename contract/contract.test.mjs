@@ -188,7 +188,8 @@ before(async () => {
       res.end(`<!doctype html><html><head><title>Plain title</title>
         <meta property="og:title" content="Fixture page">
         <meta name="twitter:description" content="A page served by the contract suite">
-        <meta property="og:image" content="/cat.png">
+        <meta property="og:image" content="/image">
+        <meta property="og:url" content="https://elsewhere.example/not-what-was-posted">
         <meta property="og:site_name" content="Confab fixtures"></head><body>hi</body></html>`);
     } else if (req.url === "/to-private") {
       res.writeHead(302, { location: "http://10.0.0.1/" }).end();
@@ -429,8 +430,19 @@ test(`[${TARGET}] preview of a local fixture page`, async () => {
   const p = await res.json();
   assert.equal(p.title, "Fixture page");
   assert.equal(p.description, "A page served by the contract suite");
-  assert.equal(p.image, `http://127.0.0.1:${fixture.address().port}/cat.png`);
   assert.equal(p.site_name, "Confab fixtures");
+  // The card links to the URL that was posted, whatever og:url says.
+  assert.equal(p.url, page);
+  // The image is served by this tier, never from the page's own address (which would tell the
+  // page's site who read the message, and when).
+  const base = EDGE ? `${edgeUrl}/preview` : `${originUrl}/api/preview`;
+  assert.equal(p.image, `${base}/image?url=${encodeURIComponent(page)}`);
+  const image = await fetch(p.image, { headers: alice.auth });
+  assert.equal(image.status, 200, await image.clone().text());
+  assert.equal(image.headers.get("content-type"), "image/png");
+  assert.equal(image.headers.get("x-content-type-options"), "nosniff");
+  assert.deepEqual(Buffer.from(await image.arrayBuffer()), PNG);
+  assert.equal((await fetch(p.image)).status, 401, "preview images need a login");
   assert.equal((await fetch(previewUrl(page))).status, 401, "previews need a login");
   const img = await fetch(previewUrl(`http://127.0.0.1:${fixture.address().port}/image`), { headers: alice.auth });
   assert.equal(img.status, 422, "only HTML is previewed");

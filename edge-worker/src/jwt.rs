@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use confab_shared::claims::{AccessClaims, ISSUER};
+use confab_shared::claims::{AccessClaims, ISSUER, MAX_ACCESS_TTL_SECS};
 use confab_shared::files::{UploadTicketClaims, TICKET_AUDIENCE};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::de::DeserializeOwned;
@@ -67,9 +67,11 @@ impl PublicKey {
         (c.iss == ISSUER && c.aud == TICKET_AUDIENCE && c.exp > now).then_some(c)
     }
 
-    /// A valid, unexpired access token's claims (which carry no audience).
+    /// A valid access token's claims (which carry no audience), whose times hold: not
+    /// expired, not before its `nbf`, living at most the 15 minutes the origin ever signs.
     pub fn verify_access(&self, token: &str, now: i64) -> Option<AccessClaims> {
         let (c, aud): (AccessClaims, _) = self.claims(token)?;
-        (aud.is_none() && c.iss == ISSUER && c.exp + LEEWAY_SECS > now).then_some(c)
+        (aud.is_none() && c.iss == ISSUER && c.times_hold(now, MAX_ACCESS_TTL_SECS, LEEWAY_SECS))
+            .then_some(c)
     }
 }

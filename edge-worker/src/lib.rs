@@ -9,7 +9,10 @@
 //!   inline images, ETag, Range, immutable caching). The key (128 random bits) is the capability:
 //!   the edge has no database to check room membership.
 //! - `GET /preview?url=`: for holders of a valid access token; the shared address policy on the
-//!   URL and on every redirect (at most 3), HTML only, 1 MB, 5 s, the shared extraction.
+//!   URL and on every redirect (at most 3), HTML only, 1 MB, 5 s, the shared extraction. The
+//!   card links to the posted URL; its image is our `GET /preview/image?url=` link.
+//! - `GET /preview/image?url=`: the posted page's image, fetched here under the same policy,
+//!   png/jpeg/gif/webp by its bytes, at most 1 MB, cached; viewers never contact the page's site.
 
 mod jwt;
 
@@ -19,8 +22,8 @@ use confab_shared::files::{
     ByteRange, UploadTicketClaims, DEFAULT_MAX_UPLOAD_BYTES, IMMUTABLE_CACHE, SANDBOX_CSP,
 };
 use confab_shared::preview::{
-    check_host, extract, is_html, parse_url, Allowlist, PolicyError, FETCH_TIMEOUT_SECS,
-    MAX_BODY_BYTES, MAX_REDIRECTS,
+    check_host, extract, image_link, is_html, parse_url, Allowlist, PolicyError,
+    FETCH_TIMEOUT_SECS, MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_REDIRECTS,
 };
 use confab_shared::protocol::{Attachment, AttachmentRef};
 use confab_shared::ErrorCode;
@@ -39,6 +42,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             serve(&req, &env, &p["/files/".len()..]).await
         }
         (Method::Get, "/preview") => preview(&req, &env).await,
+        (Method::Get, "/preview/image") => preview_image(&req, &env).await,
         (Method::Get, "/healthz") => Response::ok("ok").map_err(Failure::from),
         _ => Err(Failure::new(ErrorCode::NotFound, "no such endpoint")),
     };
@@ -173,15 +177,27 @@ async fn upload(mut req: Request, env: &Env) -> Answer {
         "name".to_owned(),
         url::form_urlencoded::byte_serialize(claims.name.as_bytes()).collect::<String>(),
     );
-    bucket
+    // Only if nothing is stored under the key yet: of two uploads racing with one ticket, the
+    // second finds the first's object and stores nothing (a file is never replaced).
+    let stored = bucket
         .put(claims.key.clone(), bytes)
         .http_metadata(HttpMetadata {
             content_type: Some(detected.to_owned()),
             ..Default::default()
         })
         .custom_metadata(custom)
+        .only_if(Conditional {
+            etag_does_not_match: Some("*".to_owned()),
+            ..Default::default()
+        })
         .execute()
         .await?;
+    if stored.is_none() {
+        return Err(Failure::new(
+            ErrorCode::Conflict,
+            "this ticket has already been used",
+        ));
+    }
     let origin = req.url()?.origin().ascii_serialization();
     let attachment = Attachment {
         id: AttachmentRef(claims.key.clone()),
@@ -288,32 +304,48 @@ fn policy_failure(e: PolicyError) -> Failure {
     }
 }
 
-async fn preview(req: &Request, env: &Env) -> Answer {
+/// The caller's access token, checked.
+fn require_login(req: &Request, env: &Env) -> std::result::Result<(), Failure> {
     let token =
         access_token(req).ok_or_else(|| Failure::new(ErrorCode::Unauthorized, "not logged in"))?;
     public_key(env)?
         .verify_access(&token, now_secs())
         .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, "not logged in"))?;
+    Ok(())
+}
+
+fn cache_key(kind: &str, url: &str) -> String {
+    format!(
+        "https://confab-preview.invalid/{kind}?u={}",
+        url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+    )
+}
+
+/// The card of the page posted as the request's `url`, from the Cache API or fetched now. The
+/// cached card keeps the image's own address; responses carry only our image link.
+async fn card(
+    req: &Request,
+    env: &Env,
+) -> std::result::Result<(confab_shared::api::LinkPreview, Allowlist), Failure> {
     let raw = req
         .url()?
         .query_pairs()
         .find(|(k, _)| k == "url")
         .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| Failure::new(ErrorCode::BadRequest, "missing url"))?;
+        .ok_or_else(|| Failure::new(ErrorCode::BadRequest, "query parameter `url` is missing"))?;
     let allow = Allowlist::parse(&var(env, "CONFAB_PREVIEW_ALLOWLIST").unwrap_or_default());
     let url = parse_url(&raw).map_err(policy_failure)?;
     check_host(&url, &allow).map_err(policy_failure)?;
     let cache = Cache::default();
-    let cache_key = format!(
-        "https://confab-preview.invalid/?u={}",
-        url::form_urlencoded::byte_serialize(url.as_str().as_bytes()).collect::<String>()
-    );
-    if let Some(hit) = cache.get(cache_key.as_str(), false).await? {
-        return Ok(hit);
+    let key = cache_key("card", url.as_str());
+    if let Some(mut hit) = cache.get(key.as_str(), false).await? {
+        if let Ok(card) = hit.json().await {
+            return Ok((card, allow));
+        }
     }
     let timeout = Delay::from(Duration::from_secs(FETCH_TIMEOUT_SECS));
     let work = Box::pin(fetch_preview(url, &allow));
-    let result = match futures_util::future::select(work, timeout).await {
+    let card = match futures_util::future::select(work, timeout).await {
         futures_util::future::Either::Left((r, _)) => r?,
         futures_util::future::Either::Right(_) => {
             return Err(Failure::new(
@@ -323,23 +355,105 @@ async fn preview(req: &Request, env: &Env) -> Answer {
         }
     };
     let headers = Headers::new();
+    headers.set("cache-control", "public, max-age=600")?;
+    let stored = Response::from_json(&card)?.with_headers(headers);
+    if let Err(e) = cache.put(key.as_str(), stored).await {
+        console_warn!("caching a preview failed: {e}");
+    }
+    Ok((card, allow))
+}
+
+async fn preview(req: &Request, env: &Env) -> Answer {
+    require_login(req, env)?;
+    let (mut card, _) = card(req, env).await?;
+    if card.image.is_some() {
+        let origin = req.url()?.origin().ascii_serialization();
+        card.image = Some(image_link(&format!("{origin}/preview"), &card.url));
+    }
+    let headers = Headers::new();
     headers.set("cache-control", "private, max-age=600")?;
-    let mut response = Response::from_json(&result)?.with_headers(headers);
+    Ok(Response::from_json(&card)?.with_headers(headers))
+}
+
+async fn preview_image(req: &Request, env: &Env) -> Answer {
+    require_login(req, env)?;
+    let (card, allow) = card(req, env).await?;
+    let source = card
+        .image
+        .ok_or_else(|| Failure::new(ErrorCode::NotFound, "this page has no preview image"))?;
+    let cache = Cache::default();
+    let key = cache_key("image", &source);
+    if let Some(hit) = cache.get(key.as_str(), false).await? {
+        return Ok(hit);
+    }
+    let url = parse_url(&source).map_err(policy_failure)?;
+    let timeout = Delay::from(Duration::from_secs(FETCH_TIMEOUT_SECS));
+    let work = Box::pin(fetch_checked(url, &allow, Wanted::Image));
+    let (_, bytes) = match futures_util::future::select(work, timeout).await {
+        futures_util::future::Either::Left((r, _)) => r?,
+        futures_util::future::Either::Right(_) => {
+            return Err(Failure::new(
+                ErrorCode::Validation,
+                "the image took too long",
+            ))
+        }
+    };
+    let detected = sniff(&bytes[..bytes.len().min(512)]);
+    if !is_inline(detected) {
+        return Err(Failure::new(
+            ErrorCode::NotFound,
+            "the preview image is not a png, jpeg, gif or webp",
+        ));
+    }
+    let headers = Headers::new();
+    headers.set("content-type", detected)?;
+    headers.set("cache-control", "private, max-age=600")?;
+    headers.set("x-content-type-options", "nosniff")?;
+    headers.set("content-security-policy", SANDBOX_CSP)?;
+    headers.set("content-disposition", "inline")?;
+    let mut response = Response::from_bytes(bytes)?.with_headers(headers);
     let mut stored = response.cloned()?;
     stored
         .headers_mut()
         .set("cache-control", "public, max-age=600")?;
-    if let Err(e) = cache.put(cache_key.as_str(), stored).await {
-        console_warn!("caching a preview failed: {e}");
+    if let Err(e) = cache.put(key.as_str(), stored).await {
+        console_warn!("caching a preview image failed: {e}");
     }
     Ok(response)
 }
 
+/// What a fetch is for: the page (HTML), or its image.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Page,
+    Image,
+}
+
 async fn fetch_preview(
-    mut url: url::Url,
+    url: url::Url,
     allow: &Allowlist,
 ) -> std::result::Result<confab_shared::api::LinkPreview, Failure> {
+    let posted = url.to_string();
+    let (page, body) = fetch_checked(url, allow, Wanted::Page).await?;
+    Ok(extract(
+        &String::from_utf8_lossy(&body),
+        &posted,
+        page.as_str(),
+    ))
+}
+
+/// Fetches `url` under the address policy (every redirect checked again); returns the final
+/// URL and at most the body limit of what is wanted.
+async fn fetch_checked(
+    mut url: url::Url,
+    allow: &Allowlist,
+    wanted: Wanted,
+) -> std::result::Result<(url::Url, Vec<u8>), Failure> {
     let upstream = |m: String| Failure::new(ErrorCode::Validation, m);
+    let (accept, limit) = match wanted {
+        Wanted::Page => ("text/html,application/xhtml+xml;q=0.9", MAX_BODY_BYTES),
+        Wanted::Image => ("image/png,image/jpeg,image/gif,image/webp", MAX_IMAGE_BYTES),
+    };
     for hop in 0..=MAX_REDIRECTS {
         // Workers cannot resolve names nor pin addresses; Cloudflare's fetch does not reach
         // private networks. We refuse every literal address and local name the policy forbids.
@@ -347,7 +461,7 @@ async fn fetch_preview(
         let mut init = RequestInit::new();
         init.with_redirect(RequestRedirect::Manual);
         let headers = Headers::new();
-        headers.set("accept", "text/html,application/xhtml+xml;q=0.9")?;
+        headers.set("accept", accept)?;
         headers.set("user-agent", "ConfabLinkPreview/0.1")?;
         init.with_headers(headers);
         let request = Request::new_with_init(url.as_str(), &init)?;
@@ -374,20 +488,24 @@ async fn fetch_preview(
             return Err(upstream(format!("the page answered {status}")));
         }
         let ct = resp.headers().get("content-type")?.unwrap_or_default();
-        if !is_html(&ct) {
+        if wanted == Wanted::Page && !is_html(&ct) {
             return Err(upstream("not an HTML page".into()));
         }
+        let too_large = || Failure::new(ErrorCode::NotFound, "the preview image is too large");
         let mut body = Vec::new();
         let mut stream = resp.stream()?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
-            let room = MAX_BODY_BYTES - body.len();
+            if wanted == Wanted::Image && body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            let room = limit - body.len();
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if body.len() >= MAX_BODY_BYTES {
+            if body.len() >= limit {
                 break;
             }
         }
-        return Ok(extract(&String::from_utf8_lossy(&body), url.as_str()));
+        return Ok((url, body));
     }
     Err(upstream("too many redirects".into()))
 }

@@ -121,6 +121,69 @@ pub struct Config {
     /// Trust the first X-Forwarded-For address (set only behind a proxy that sets it).
     #[arg(long, env = "CONFAB_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+
+    /// Seconds a client has to send a request's head (request line and headers), from the
+    /// first byte; on a new connection, from the moment it opens. Past it the connection is
+    /// closed.
+    #[arg(long, env = "CONFAB_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a client has to send a whole request body (uploads: see
+    /// CONFAB_UPLOAD_TIMEOUT_SECS). Past it the request fails and the connection is closed.
+    #[arg(long, env = "CONFAB_BODY_READ_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_secs: u64,
+
+    /// Seconds a client has to send the body of an upload (`/api/uploads`).
+    #[arg(long, env = "CONFAB_UPLOAD_TIMEOUT_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_timeout_secs: u64,
+
+    /// Seconds a kept-alive HTTP connection may wait idle between requests before it is closed.
+    #[arg(long, env = "CONFAB_KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_alive_timeout_secs: u64,
+
+    /// Most TCP connections at once from one address (HTTP and WebSocket alike); further ones
+    /// get 429 and are closed. 0: no limit. Not applied with CONFAB_TRUST_FORWARDED_FOR, where
+    /// every connection comes from the proxy (limit clients there).
+    #[arg(
+        long,
+        env = "CONFAB_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+
+    /// Most WebSockets one user may have open at once; a further upgrade is refused with 429
+    /// (the new socket is refused, the open ones stay). 0: no limit.
+    #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_USER", default_value_t = 16)]
+    pub max_sockets_per_user: usize,
+
+    /// Most WebSockets open at once from one client address (the X-Forwarded-For address with
+    /// CONFAB_TRUST_FORWARDED_FOR); a further upgrade is refused with 429. 0: no limit.
+    #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_ADDRESS", default_value_t = 64)]
+    pub max_sockets_per_address: usize,
+
+    /// Address of a separate listener serving only `GET /metrics` (Prometheus), e.g. on a
+    /// private interface. Without it (and without CONFAB_METRICS_TOKEN) metrics are not served.
+    #[arg(long, env = "CONFAB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// A bearer token that opens `GET /metrics` on the main listener
+    /// (`Authorization: Bearer TOKEN`). Without it the main listener does not serve metrics.
+    #[arg(long, env = "CONFAB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// SMTP server for registration by e-mail confirmation, e.g.
+    /// `smtp://user:pass@mail.example.com:587?tls=required` or `smtps://mail.example.com`.
+    /// Without it, registration logs in at once (and tells whether an address is registered).
+    #[arg(long, env = "CONFAB_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of Confab's e-mail. Default: `Confab <confab@HOST>` with the public URL's host.
+    #[arg(long, env = "CONFAB_MAIL_FROM")]
+    pub mail_from: Option<String>,
 }
 
 impl Config {
@@ -154,6 +217,17 @@ impl Config {
             frame_rate: 30,
             auth_burst_per_address: 30,
             trust_forwarded_for: false,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            upload_timeout_secs: 600,
+            keep_alive_timeout_secs: 60,
+            max_connections_per_address: 256,
+            max_sockets_per_user: 16,
+            max_sockets_per_address: 64,
+            metrics_listen: None,
+            metrics_token: None,
+            smtp_url: None,
+            mail_from: None,
         }
     }
 

@@ -31,6 +31,10 @@ pub enum ApiError {
     Conflict(&'static str),
     #[error("too many attempts: retry later")]
     RateLimited { retry_after: Duration },
+    /// A per-user or per-address cap on things held at once (sockets, uploads, previews):
+    /// 429, retry once one of them has finished.
+    #[error("{0}")]
+    TooMany(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -50,7 +54,7 @@ impl ApiError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::RateLimited { .. } | Self::TooMany(_) => ErrorCode::RateLimited,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
@@ -120,7 +124,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::RateLimited { retry_after } = self {
+        let retry_after = match self {
+            Self::RateLimited { retry_after } => Some(retry_after),
+            Self::TooMany(_) => Some(Duration::from_secs(5)),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after {
             let secs = retry_after.as_secs().max(1).to_string();
             if let Ok(v) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);

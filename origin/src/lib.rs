@@ -4,13 +4,20 @@
 //!
 //! - [`config`]: settings (flags and `CONFAB_*` variables) with embedded defaults.
 //! - [`startup`]: binds, builds the components into an [`state::AppState`], serves, shuts down.
+//! - [`server`]: the HTTP accept loop: per-address connection cap, head and keep-alive
+//!   deadlines, graceful shutdown.
+//! - [`mail`]: outgoing e-mail (SMTP), for registration by e-mail confirmation.
+//! - [`limits`]: per-user and per-address caps on things held at once (sockets, uploads,
+//!   preview fetches).
 //! - [`http`]: the JSON API under `/api` (one router per area), health checks, the web client.
 //! - [`auth`]: Argon2id passwords, EdDSA access tokens, rotating refresh tokens, throttling,
 //!   and the [`auth::AuthUser`] extractor.
 //! - [`gateway`]: the WebSocket endpoint. Each connection is a [`gateway::session::Session`]
 //!   task.
-//! - [`chat`]: what members do to a room's log (post, edit, delete), checked once for both the
-//!   WebSocket and the HTTP API.
+//! - [`chat`]: what members do to a room's messages (post, edit, delete, react, pin), checked
+//!   once for both the WebSocket and the HTTP API.
+//! - [`membership`]: who is in a room and who decides (join, add, remove, ban, roles, name and
+//!   topic, direct conversations).
 //! - [`broker`]: appends changes to each room's log (seq, durable hand-off, fan-out), presence
 //!   and recovery; [`broker::memory`] is the in-process one, with its batch persister;
 //!   [`broker::redis`] the one for many instances (Lua append, one pub/sub connection per
@@ -43,8 +50,13 @@ pub mod fanout;
 pub mod files;
 pub mod gateway;
 pub mod http;
+pub mod limits;
+pub mod mail;
+pub mod membership;
 pub mod metrics;
+pub mod peer;
 pub mod preview;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;

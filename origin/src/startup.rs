@@ -23,6 +23,11 @@ use tokio_util::task::TaskTracker;
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// The separate `/metrics` listener (`CONFAB_METRICS_LISTEN`), when configured.
+    metrics_listener: Option<TcpListener>,
+    /// The task sending mail, when SMTP is configured; it stops with the shutdown token.
+    mail_task: Option<tokio::task::JoinHandle<()>>,
+    settings: crate::server::ServerSettings,
     state: AppState,
     public_url: String,
 }
@@ -54,6 +59,51 @@ fn default_origins(public: &url::Url) -> Vec<String> {
     origins
 }
 
+/// The SQLite database file a `sqlite:` URL names, if it is a file.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes the data directory and the embedded database private to this user (0700 / 0600):
+/// they hold every message, password hash and session. The database file is created here,
+/// before SQLite opens it, because SQLite gives its WAL and shared-memory files the database
+/// file's permissions.
+#[cfg(unix)]
+fn make_private(config: &Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = |path: &std::path::Path, mode: u32| -> anyhow::Result<()> {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("making {} private", path.display()))
+    };
+    private(&config.data_dir, 0o700)?;
+    if let Some(db) = sqlite_path(&config.database_url()) {
+        if !db.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&db)
+                .with_context(|| format!("creating the database file {}", db.display()))?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            if file.exists() {
+                private(&file, 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_config: &Config) -> anyhow::Result<()> {
+    Ok(())
+}
+
 fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
     match &config.jwt_private_key_file {
         Some(path) => JwtKeys::load_or_generate(path, false),
@@ -68,14 +118,23 @@ fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
     }
 }
 
-/// Builds every component of a server whose public URL is `public_url`: the store (with its
-/// migrations), the hub, the broker, the file store, the preview fetcher and the keys. Used by
-/// [`Application::build`], and by tests that drive sessions without a listener.
-pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<AppState> {
+/// Everything [`build_state`] makes: the state, and the task sending mail when SMTP is
+/// configured (it stops with the shutdown token).
+pub struct Built {
+    pub state: AppState,
+    pub mail_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Builds every component of a server whose public URL is `public_url`: the data directory
+/// (private), the keys, the store (with its migrations), the hub, the broker, the file store,
+/// the preview fetcher and the mailer. Used by [`Application::build`],
+/// and by tests that drive sessions without a listener.
+pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Built> {
     crate::metrics::install();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let keys = load_keys(&config)?;
+    make_private(&config)?;
+    let keys = load_keys(&config)?.with_max_ttl(config.access_ttl_secs as i64);
     let parsed = url::Url::parse(public_url)
         .with_context(|| format!("CONFAB_PUBLIC_URL {public_url:?} is not a URL"))?;
     let allowed_origins = if config.allowed_origins.is_empty() {
@@ -88,6 +147,13 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<App
             .collect()
     };
     let store = open_store(&config).await?;
+    let filled = store
+        .fill_missing_skeletons()
+        .await
+        .context("computing the look-alike keys of older names")?;
+    if filled > 0 {
+        tracing::info!(filled, "look-alike keys filled in for older names");
+    }
     let hub = Arc::new(Hub::new(config.room_buffer));
     let broker: DynBroker = match &config.redis_url {
         Some(url) => Arc::new(
@@ -113,6 +179,7 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<App
     tracing::info!(files = %files.describe(), "file storage");
     let mut previews = crate::preview::PreviewFetcher::new(
         confab_shared::preview::Allowlist::parse(&config.files.preview_allowlist),
+        config.files.previews_per_user,
     );
     if let Some(url) = &config.redis_url {
         previews = previews
@@ -126,8 +193,30 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<App
         max_bytes: config.files.max_upload_bytes,
         public_url: public_url.to_owned(),
         edge_url: config.files.edge_url.clone(),
+        per_user: crate::limits::KeyedLimit::new(config.files.max_uploads_per_user),
+        in_progress: Arc::new(Semaphore::new(config.files.max_uploads)),
     });
-    Ok(AppState {
+    let shutdown = CancellationToken::new();
+    let (mailer, mail_task) = match &config.smtp_url {
+        Some(url) => {
+            let from = config.mail_from.clone().unwrap_or_else(|| {
+                format!(
+                    "Confab <confab@{}>",
+                    parsed.host_str().unwrap_or("localhost")
+                )
+            });
+            let (mailer, task) = crate::mail::Mailer::start(url, &from, shutdown.clone())
+                .context("setting up CONFAB_SMTP_URL")?;
+            (Some(Arc::new(mailer)), Some(task))
+        }
+        None => (None, None),
+    };
+    let state = AppState {
+        mailer,
+        socket_limits: Arc::new(crate::limits::SocketLimits::new(
+            config.max_sockets_per_user,
+            config.max_sockets_per_address,
+        )),
         secure_cookies: parsed.scheme() == "https",
         connections: Arc::new(Semaphore::new(config.max_connections)),
         config: Arc::new(config),
@@ -138,27 +227,50 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<App
         throttle,
         allowed_origins: Arc::new(allowed_origins),
         draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        shutdown: CancellationToken::new(),
+        shutdown,
         sessions: TaskTracker::new(),
         uploads,
-    })
+    };
+    Ok(Built { state, mail_task })
 }
 
 impl Application {
-    /// Binds the listener and builds every component.
+    /// Binds the listeners and builds every component.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let local = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening for metrics on {addr}"))?,
+            ),
+            None => None,
+        };
+        let settings = crate::server::ServerSettings {
+            header_read: Duration::from_secs(config.header_read_timeout_secs),
+            keep_alive: Duration::from_secs(config.keep_alive_timeout_secs),
+            // Behind a proxy every connection comes from the proxy: limit clients there.
+            per_address: if config.trust_forwarded_for {
+                0
+            } else {
+                config.max_connections_per_address
+            },
+            grace: Duration::from_secs(config.shutdown_timeout_secs),
+        };
         let public_url = match &config.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None if local.ip().is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
             None => format!("http://{local}"),
         };
-        let state = build_state(config, &public_url).await?;
+        let Built { state, mail_task } = build_state(config, &public_url).await?;
         Ok(Self {
             listener,
+            metrics_listener,
+            mail_task,
+            settings,
             state,
             public_url,
         })
@@ -169,6 +281,13 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The address of the separate metrics listener, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The URL people use to reach this server.
@@ -208,11 +327,18 @@ impl Application {
         let signal = shutdown.clone();
         let draining = state.draining.clone();
         let drain = Duration::from_secs(state.config.drain_secs);
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let settings = self.settings;
+        let metrics = self.metrics_listener.map(|listener| {
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let app = axum::Router::new().route(
+                    "/metrics",
+                    axum::routing::get(|| async { crate::metrics::render() }),
+                );
+                crate::server::serve(listener, app, settings, stop.cancelled_owned()).await
+            })
+        });
+        crate::server::serve(self.listener, app, settings, async move {
             tokio::select! {
                 _ = stop => {
                     // Fail readiness first, so the load balancer sends new clients elsewhere.
@@ -242,6 +368,18 @@ impl Application {
             .is_err()
         {
             tracing::warn!("some WebSocket sessions did not close in time");
+        }
+        if let Some(task) = self.mail_task {
+            if let Err(e) = task.await {
+                tracing::warn!(error = ?e, "the mail task failed");
+            }
+        }
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+                Err(e) => tracing::warn!(error = ?e, "the metrics listener failed"),
+            }
         }
         state.broker.shutdown().await;
         state.store.close().await;

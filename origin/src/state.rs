@@ -40,4 +40,8 @@ pub struct AppState {
     pub sessions: TaskTracker,
     /// Uploaded files and link previews (the origin's half of the edge contract).
     pub uploads: Arc<crate::files::Uploads>,
+    /// WebSockets open per user and per address (beside the global `connections`).
+    pub socket_limits: Arc<crate::limits::SocketLimits>,
+    /// Outgoing mail, when `CONFAB_SMTP_URL` is set: registration then goes by confirmation.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }

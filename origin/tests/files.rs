@@ -179,7 +179,14 @@ async fn previews_fetch_allowed_fixtures_and_refuse_private_addresses() {
     let p: serde_json::Value = res.json().await.unwrap();
     assert_eq!(p["title"], "Fixture");
     assert_eq!(p["description"], "A page");
-    assert_eq!(p["image"], format!("http://{page}/i.png"));
+    // The image is ours to serve, never the page's own address.
+    assert_eq!(
+        p["image"],
+        confab_shared::preview::image_link(
+            &format!("{}/api/preview", server.base),
+            &format!("http://{page}/x")
+        )
+    );
 
     // The unlisted fixture is loopback: refused directly and through the redirect.
     assert_eq!(
@@ -245,25 +252,26 @@ async fn previews_are_shared_through_redis_between_instances() {
     let redis =
         std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let allow = || confab_shared::preview::Allowlist::parse(&page.to_string());
-    let first = confab_origin::preview::PreviewFetcher::new(allow())
+    let first = confab_origin::preview::PreviewFetcher::new(allow(), 4)
         .with_redis(&redis)
         .await
         .unwrap();
-    let second = confab_origin::preview::PreviewFetcher::new(allow())
+    let second = confab_origin::preview::PreviewFetcher::new(allow(), 4)
         .with_redis(&redis)
         .await
         .unwrap();
+    let nobody = confab_shared::ids::UserId(uuid::Uuid::nil());
     // A unique path, so an earlier run's cache entry cannot answer.
     let url = format!("http://{page}/{}", uuid::Uuid::new_v4());
     assert_eq!(
-        first.preview(&url).await.unwrap().title.as_deref(),
+        first.preview(&url, nobody).await.unwrap().title.as_deref(),
         Some("Shared once")
     );
     assert_eq!(
-        second.preview(&url).await.unwrap().title.as_deref(),
+        second.preview(&url, nobody).await.unwrap().title.as_deref(),
         Some("Shared once")
     );
     // Without the shared cache the second instance would have had to fetch (and failed).
-    let alone = confab_origin::preview::PreviewFetcher::new(allow());
-    assert!(alone.preview(&url).await.is_err());
+    let alone = confab_origin::preview::PreviewFetcher::new(allow(), 4);
+    assert!(alone.preview(&url, nobody).await.is_err());
 }

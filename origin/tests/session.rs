@@ -97,7 +97,8 @@ async fn fixture(room_buffer: usize) -> Fixture {
     config.room_buffer = room_buffer;
     let state = confab_origin::startup::build_state(config, "http://127.0.0.1:1")
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     let user = state
         .store
         .create_user(NewUser {
@@ -124,6 +125,9 @@ async fn fixture(room_buffer: usize) -> Fixture {
         .create_room(RoomRecord {
             id: room,
             name: "general".into(),
+            kind: confab_shared::conversation::RoomKind::Room,
+            visibility: confab_shared::conversation::Visibility::Public,
+            topic: None,
             created_by: user.id,
             created_at: 1,
         })

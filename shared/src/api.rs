@@ -25,7 +25,9 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// `POST /api/auth/register`. Registering also logs in.
+/// `POST /api/auth/register`. Registering also logs in (201 `Me`), unless the server confirms
+/// e-mail addresses: then it answers 202 [`RegistrationPending`] whether or not the address
+/// already has an account, and the account exists once the link mailed to it is followed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RegisterRequest {
@@ -35,6 +37,15 @@ pub struct RegisterRequest {
     pub email: String,
     /// 8-128 characters.
     pub password: String,
+}
+
+/// The answer to a registration on a server that confirms e-mail addresses (202): the same for
+/// a new address and for one that already has an account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RegistrationPending {
+    /// What to tell the person (check their inbox).
+    pub message: String,
 }
 
 /// `POST /api/auth/login`.
@@ -380,13 +391,15 @@ pub struct ReadRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LinkPreview {
-    /// The page's canonical URL (after redirects; `og:url` when given).
+    /// The URL as it was posted: the card links there (never to `og:url` or a redirect
+    /// target, which the page controls).
     pub url: String,
     /// `og:title`, `twitter:title` or `<title>`.
     pub title: Option<String>,
     /// `og:description`, `twitter:description` or `<meta name=description>`.
     pub description: Option<String>,
-    /// An absolute image URL (`og:image`, `twitter:image`).
+    /// The page's image (`og:image`, `twitter:image`), served by this server (or the edge):
+    /// `{preview base}/image?url={posted URL}`, never the image's own address.
     pub image: Option<String>,
     /// `og:site_name`, else the host.
     pub site_name: Option<String>,

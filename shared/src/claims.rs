@@ -28,4 +28,63 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: i64,
+    /// Not valid before, seconds since the Unix epoch (Confab does not set it; honoured when
+    /// present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+impl AccessClaims {
+    /// Whether the token's times hold at `now` (seconds), with `leeway` seconds of clock skew:
+    /// issued no later than now, not before its `nbf`, not expired, and living at most
+    /// `max_ttl` seconds (`exp - iat`), so a token signed with a longer life is refused even
+    /// while its signature is good. Origin and edge both apply it.
+    pub fn times_hold(&self, now: i64, max_ttl: i64, leeway: i64) -> bool {
+        let lifetime = self.exp - self.iat;
+        self.iat <= now + leeway
+            && self.nbf.is_none_or(|nbf| nbf <= now + leeway)
+            && now < self.exp + leeway
+            && (0..=max_ttl).contains(&lifetime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn claims(iat: i64, exp: i64, nbf: Option<i64>) -> AccessClaims {
+        AccessClaims {
+            sub: UserId(Uuid::nil()),
+            sid: SessionId(Uuid::nil()),
+            name: "ann".into(),
+            iss: ISSUER.into(),
+            iat,
+            exp,
+            nbf,
+        }
+    }
+
+    #[test]
+    fn lifetimes_over_the_maximum_and_early_tokens_are_refused() {
+        let now = 1_000_000;
+        assert!(claims(now, now + 900, None).times_hold(now, 900, 5));
+        assert!(
+            !claims(now, now + 86_400, None).times_hold(now, 900, 5),
+            "a day-long token"
+        );
+        assert!(
+            !claims(now, now + 900, Some(now + 60)).times_hold(now, 900, 5),
+            "nbf"
+        );
+        assert!(claims(now, now + 900, Some(now)).times_hold(now, 900, 5));
+        assert!(
+            !claims(now + 600, now + 900, None).times_hold(now, 900, 5),
+            "issued later"
+        );
+        assert!(
+            !claims(now - 1000, now - 100, None).times_hold(now, 900, 5),
+            "expired"
+        );
+    }
 }

@@ -220,6 +220,23 @@ pub struct ReplyTo {
     pub deleted: bool,
 }
 
+impl ReplyTo {
+    /// The quote of `parent` as it is now.
+    pub fn of(parent: &crate::protocol::ChatMessage) -> Self {
+        let deleted = parent.is_deleted();
+        Self {
+            id: parent.id,
+            author: parent.author.clone(),
+            excerpt: if deleted {
+                String::new()
+            } else {
+                excerpt(&parent.body)
+            },
+            deleted,
+        }
+    }
+}
+
 /// The reactions with one emoji on a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -260,7 +277,13 @@ mod tests {
             Emoji::parse("❤").unwrap(),
             Emoji::parse("❤\u{fe0f}").unwrap()
         );
-        for ok in ["👍", "👍🏽", "👨\u{200d}👩\u{200d}👧", "🇫🇷", "1\u{fe0f}\u{20e3}"] {
+        for ok in [
+            "👍",
+            "👍🏽",
+            "👨\u{200d}👩\u{200d}👧",
+            "🇫🇷",
+            "1\u{fe0f}\u{20e3}",
+        ] {
             assert!(Emoji::parse(ok).is_ok(), "{ok:?}");
         }
         for bad in ["", "a", "👍👍", ":+1:", " 👍", "#", "<b>"] {
@@ -279,7 +302,10 @@ mod tests {
 
     #[test]
     fn topics_are_one_short_line() {
-        assert_eq!(RoomTopic::parse("  plans ").unwrap().into_option(), Some("plans".into()));
+        assert_eq!(
+            RoomTopic::parse("  plans ").unwrap().into_option(),
+            Some("plans".into())
+        );
         assert_eq!(RoomTopic::parse("").unwrap().into_option(), None);
         assert!(RoomTopic::parse("a\nb").is_err());
         assert!(RoomTopic::parse(&"t".repeat(MAX_TOPIC_CHARS + 1)).is_err());

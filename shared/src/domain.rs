@@ -2,9 +2,46 @@
 //! constructor, so a value past the HTTP or WebSocket edge is already valid.
 //!
 //! Lengths count Unicode scalar values (what a person calls characters), not bytes.
+//!
+//! Against look-alikes and invisible text: names and e-mail addresses refuse format characters
+//! (Unicode category Cf: bidi overrides such as RLO, zero-width spaces and joiners, the BOM);
+//! room names and message bodies need a visible character ([`is_visible`]); e-mail addresses
+//! must keep each part (local part, each domain label) in a single script, so a Cyrillic `а`
+//! cannot pass for a Latin `a`; and usernames and room names are unique by their UTS #39
+//! confusable [`skeleton`], so `aIice` cannot join a server that has `alice`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+use unicode_security::MixedScript;
+
+/// Whether `c` is a format character (category Cf): invisible, and able to reorder or hide
+/// the text around it.
+pub fn is_format(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
+}
+
+/// Whether `c` shows something: a letter, number, punctuation or symbol, other than the few of
+/// those that render blank (Hangul fillers, the braille blank).
+pub fn is_visible(c: char) -> bool {
+    const BLANK: [char; 5] = ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}', '\u{2800}'];
+    matches!(
+        c.general_category_group(),
+        GeneralCategoryGroup::Letter
+            | GeneralCategoryGroup::Number
+            | GeneralCategoryGroup::Punctuation
+            | GeneralCategoryGroup::Symbol
+    ) && !BLANK.contains(&c)
+}
+
+/// The key under which names must be unique: the UTS #39 confusable skeleton, lower-cased and
+/// skeletonised again, so that look-alikes (`aIice`, `a1ice`, `AIice` for `alice`; Cyrillic
+/// `раураl` for `paypal`) share it while names that merely differ do not.
+pub fn skeleton(s: &str) -> String {
+    use unicode_security::confusable_detection::skeleton as uts39;
+    let once: String = uts39(s).collect();
+    uts39(&once.to_lowercase()).collect()
+}
 
 /// Why a domain value was refused. The message is safe to show to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,12 +55,16 @@ pub enum DomainError {
     /// Password shorter than 8 or longer than 128 characters.
     #[error("password must be 8 to 128 characters")]
     Password,
-    /// Room name empty, too long or with control characters.
-    #[error("room name must be 1 to 64 printable characters")]
+    /// Room name empty, too long, without a visible character, or with control or format
+    /// characters.
+    #[error("room name must be 1 to 64 printable characters, not all invisible, without control or formatting characters")]
     RoomName,
     /// Message body empty after trimming.
     #[error("message is empty")]
     EmptyBody,
+    /// Message body with no visible character (only zero-width or blank ones).
+    #[error("message has no visible character")]
+    InvisibleBody,
     /// Message body over 4000 characters.
     #[error("message is longer than 4000 characters")]
     LongBody,
@@ -93,10 +134,16 @@ impl Username {
     pub fn folded(&self) -> String {
         self.0.to_ascii_lowercase()
     }
+
+    /// The look-alike key, unique among users ([`skeleton`]).
+    pub fn skeleton(&self) -> String {
+        skeleton(&self.0)
+    }
 }
 
 /// An email address: trimmed, at most 254 characters, one `@` with a non-empty local part
-/// and a dotted domain, no spaces or control characters. Unique regardless of case.
+/// and a dotted domain, no spaces, control or format characters, and the local part and each
+/// domain label in one script. Unique regardless of case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
 #[serde(try_from = "String", into = "String")]
@@ -107,7 +154,10 @@ impl Email {
     /// Parses an email address.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let s = s.trim();
-        if s.chars().count() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if s.chars().count() > 254
+            || s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || is_format(c))
+        {
             return Err(DomainError::Email);
         }
         let (local, domain) = s.split_once('@').ok_or(DomainError::Email)?;
@@ -117,6 +167,10 @@ impl Email {
             && !domain.ends_with('.')
             && !domain.contains("..");
         if local.is_empty() || local.chars().count() > 64 || !domain_ok {
+            return Err(DomainError::Email);
+        }
+        // `pаypal@example.com` with a Cyrillic `а`: each part must be of one script.
+        if !local.is_single_script() || !domain.split('.').all(|label| label.is_single_script()) {
             return Err(DomainError::Email);
         }
         Ok(Self(s.to_owned()))
@@ -155,7 +209,8 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A room name: trimmed, 1 to 64 characters, no control characters. Unique regardless of case.
+/// A room name: trimmed, 1 to 64 characters, at least one visible, no control or format
+/// characters. Unique regardless of case and of look-alikes ([`skeleton`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
 #[serde(try_from = "String", into = "String")]
@@ -167,7 +222,10 @@ impl RoomName {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let s = s.trim();
         let n = s.chars().count();
-        if (1..=64).contains(&n) && !s.chars().any(char::is_control) {
+        if (1..=64).contains(&n)
+            && !s.chars().any(|c| c.is_control() || is_format(c))
+            && s.chars().any(is_visible)
+        {
             Ok(Self(s.to_owned()))
         } else {
             Err(DomainError::RoomName)
@@ -178,12 +236,19 @@ impl RoomName {
     pub fn folded(&self) -> String {
         self.0.to_lowercase()
     }
+
+    /// The look-alike key, unique among rooms ([`skeleton`]).
+    pub fn skeleton(&self) -> String {
+        skeleton(&self.0)
+    }
 }
 
 /// The most characters a message body may have.
 pub const MAX_BODY_CHARS: usize = 4000;
 
-/// A message body: 1 to 4000 characters after trimming, no control characters but newline and tab.
+/// A message body: 1 to 4000 characters after trimming, at least one visible ([`is_visible`]),
+/// no control characters but newline and tab. Format characters are allowed (emoji sequences
+/// and right-to-left text need them), as long as something shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
 #[serde(try_from = "String", into = "String")]
@@ -202,6 +267,9 @@ impl MessageBody {
         }
         if s.chars().count() > MAX_BODY_CHARS {
             return Err(DomainError::LongBody);
+        }
+        if !s.chars().any(is_visible) {
+            return Err(DomainError::InvisibleBody);
         }
         Ok(Self(s.to_owned()))
     }
@@ -270,7 +338,12 @@ mod tests {
                 Err(_) => {
                     let t = s.trim();
                     let n = t.chars().count();
-                    prop_assert!(n == 0 || n > 64 || t.chars().any(char::is_control));
+                    prop_assert!(
+                        n == 0
+                            || n > 64
+                            || t.chars().any(|c| c.is_control() || is_format(c))
+                            || !t.chars().any(is_visible)
+                    );
                 }
             }
         }
@@ -290,6 +363,7 @@ mod tests {
                         t.is_empty()
                             || t.chars().count() > MAX_BODY_CHARS
                             || t.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+                            || !t.chars().any(is_visible)
                     );
                 }
             }
@@ -314,6 +388,72 @@ mod tests {
                 .as_str(),
             "line one\nline\ttwo"
         );
+    }
+
+    #[test]
+    fn invisible_and_reordering_characters_are_refused() {
+        for name in [
+            "evil\u{202E}gnp.exe",
+            "gen\u{200B}eral",
+            "\u{200B}\u{200D}",
+            "\u{3164}",
+            "\u{2800}\u{2800}",
+        ] {
+            assert_eq!(
+                RoomName::parse(name),
+                Err(DomainError::RoomName),
+                "{name:?}"
+            );
+        }
+        assert!(RoomName::parse("café ☕").is_ok());
+        for body in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}\u{2060}",
+            "\u{FEFF}",
+            "\u{3164}",
+        ] {
+            assert_eq!(
+                MessageBody::parse(body),
+                Err(DomainError::InvisibleBody),
+                "{body:?}"
+            );
+        }
+        assert!(
+            MessageBody::parse("👩\u{200D}💻 on it").is_ok(),
+            "ZWJ emoji"
+        );
+        assert!(
+            MessageBody::parse("\u{200F}שלום").is_ok(),
+            "RTL mark with text"
+        );
+        for email in [
+            "\u{430}lice@example.com",
+            "alice@ex\u{430}mple.com",
+            "al\u{200B}ice@example.com",
+            "alice@example.com\u{202E}",
+            "alice\u{2060}@example.com",
+        ] {
+            assert_eq!(Email::parse(email), Err(DomainError::Email), "{email:?}");
+        }
+        assert!(
+            Email::parse("почта@пример.рф").is_ok(),
+            "one script per part"
+        );
+    }
+
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        let key = |s: &str| Username::parse(s).unwrap().skeleton();
+        assert_eq!(key("aIice"), key("alice"));
+        assert_eq!(key("AIice"), key("alice"));
+        assert_eq!(key("a1ice"), key("alice"));
+        assert_eq!(key("rnary"), key("mary"));
+        assert_ne!(key("alice"), key("alex"));
+        assert_ne!(key("bob"), key("rob"));
+        let room = |s: &str| RoomName::parse(s).unwrap().skeleton();
+        assert_eq!(room("\u{440}\u{430}\u{443}\u{440}\u{430}l"), room("paypal"));
+        assert_eq!(room("General"), room("generaI"));
+        assert_ne!(room("general"), room("random"));
     }
 
     #[test]

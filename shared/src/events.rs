@@ -298,6 +298,16 @@ impl ChatMessage {
     }
 }
 
+impl ChatMessage {
+    /// The message as a `message` entry of the log carries it: without reactions or pin state
+    /// (the entries after it in the log add those).
+    pub fn as_log_entry(mut self) -> Self {
+        self.reactions.clear();
+        self.pinned = false;
+        self
+    }
+}
+
 impl MessageEdited {
     /// The entry with its text removed, for a message deleted since.
     pub fn redacted(mut self) -> Self {

@@ -23,6 +23,26 @@ pub const MAX_TITLE_CHARS: usize = 300;
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 /// Longest URL accepted for a preview, in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
+/// Largest preview image fetched, in bytes; larger ones are not shown.
+pub const MAX_IMAGE_BYTES: usize = 1024 * 1024;
+
+/// The link under which a preview's image is served by the tier that made the preview
+/// (`preview_base` is the origin's `{public URL}/api/preview` or the edge's `{origin}/preview`).
+/// Viewers' browsers load the image from there, never from the page's site: the third party
+/// sees one fetch by the server (then cached), not who read the message and when. The link
+/// names the posted page, not the image, so only an image a previewed page declares can be
+/// fetched through it.
+pub fn image_link(preview_base: &str, posted_url: &str) -> String {
+    let mut encoded = String::new();
+    for b in posted_url.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{}/image?url={encoded}", preview_base.trim_end_matches('/'))
+}
 
 /// Why a URL may not be fetched for a preview. The message is safe to show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -252,10 +272,13 @@ pub fn is_html(content_type: &str) -> bool {
 
 /// Builds a preview from a page's HTML: title, description, image and site name from OpenGraph
 /// (`og:*`), then Twitter cards (`twitter:*`), then `<title>` and `<meta name=description>`.
-/// `page_url` is the URL the page was fetched from (after redirects); relative image URLs are
-/// resolved against it and only http(s) images are kept.
+/// The card's `url` is always `posted_url`, the link as it was posted (never `og:url` nor a
+/// redirect target, which the page controls); `page_url` is where the page was fetched from
+/// (after redirects), against which relative image URLs are resolved. `image` is the image's
+/// own address (http(s) only), for the fetcher: tiers serve it to browsers only through
+/// [`image_link`].
 #[cfg(feature = "preview")]
-pub fn extract(html: &str, page_url: &str) -> LinkPreview {
+pub fn extract(html: &str, posted_url: &str, page_url: &str) -> LinkPreview {
     use scraper::{Html, Selector};
 
     let doc = Html::parse_document(html);
@@ -304,11 +327,8 @@ pub fn extract(html: &str, page_url: &str) -> LinkPreview {
     let site_name = find(&["og:site_name"])
         .and_then(|s| tidy(&s, MAX_TITLE_CHARS))
         .or_else(|| base.as_ref().and_then(|b| b.host_str().map(str::to_owned)));
-    let url = find(&["og:url"])
-        .and_then(absolute)
-        .unwrap_or_else(|| page_url.to_owned());
     LinkPreview {
-        url,
+        url: posted_url.to_owned(),
         title,
         description,
         image,
@@ -478,7 +498,11 @@ mod tests {
             <meta property="og:image" content="/img/cat.png">
             <meta property="og:site_name" content="Example">
             </head><body>hi</body></html>"#;
-        let p = extract(html, "https://example.com/a/b?c=1");
+        let p = extract(
+            html,
+            "https://example.com/a/b?c=1",
+            "https://example.com/a/b?c=1",
+        );
         assert_eq!(p.title.as_deref(), Some("OG title"));
         assert_eq!(p.description.as_deref(), Some("Card description"));
         assert_eq!(p.image.as_deref(), Some("https://example.com/img/cat.png"));
@@ -489,10 +513,35 @@ mod tests {
             "<html><head><title>Only\n title</title><meta name=description content=d>\
              <meta property=og:image content='javascript:alert(1)'></head></html>",
             "http://example.org/",
+            "http://example.org/",
         );
         assert_eq!(p.title.as_deref(), Some("Only title"));
         assert_eq!(p.description.as_deref(), Some("d"));
         assert_eq!(p.image, None);
         assert_eq!(p.site_name.as_deref(), Some("example.org"));
+    }
+
+    #[cfg(feature = "preview")]
+    #[test]
+    fn the_card_links_to_the_posted_url() {
+        let html = r#"<meta property="og:url" content="https://elsewhere.example/phish">
+            <meta property="og:title" content="T"><meta property="og:image" content="i.png">"#;
+        let p = extract(html, "https://short.example/x", "https://example.com/a/");
+        assert_eq!(
+            p.url, "https://short.example/x",
+            "not og:url, not the redirect target"
+        );
+        assert_eq!(p.image.as_deref(), Some("https://example.com/a/i.png"));
+    }
+
+    #[test]
+    fn image_links_name_the_posted_page() {
+        assert_eq!(
+            image_link(
+                "https://chat.example/api/preview/",
+                "https://a.example/x?y=1&z"
+            ),
+            "https://chat.example/api/preview/image?url=https%3A%2F%2Fa.example%2Fx%3Fy%3D1%26z"
+        );
     }
 }

@@ -211,6 +211,9 @@ impl ClientFrame {
 }
 
 /// A frame from the server.
+// Frames live briefly (serialized once, then written): boxing the large log entries would cost
+// an allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -38,6 +38,7 @@ fn generated() -> String {
         api::ErrorBody::decl(),
         api::ErrorDetail::decl(),
         api::RegisterRequest::decl(),
+        api::RegistrationPending::decl(),
         api::LoginRequest::decl(),
         api::ChangePasswordRequest::decl(),
         api::Me::decl(),

@@ -1419,6 +1419,13 @@ async function main() {
       await closeDialog(alice);
     });
 
+    // Chromium logs every script, style, image or connection the CSP blocks as a console
+    // error, which fails the step below; this one checks that the policy is there at all.
+    await step('the pages are served under the server\'s CSP', async () => {
+      const res = await fetch(`${origin.url}/`);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      assert(csp.includes("script-src 'self'"), `no CSP on the page: ${csp}`);
+    });
     await step('no uncaught errors and no console errors in the pages', async () => {
       assert(errors.length === 0, errors.join('\n   '));
     });

@@ -19,7 +19,15 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     public_key: Vec<u8>,
+    /// The longest life an access token may have (`exp - iat`), in seconds.
+    max_ttl_secs: i64,
+    /// Seals what only this server may read back (pending registrations in confirmation
+    /// links): ChaCha20-Poly1305 with a key derived from the signing key.
+    sealing: ring::aead::LessSafeKey,
 }
+
+/// Seconds of clock skew allowed (the edge allows the same).
+const LEEWAY_SECS: u64 = 5;
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,15 +54,72 @@ impl JwtKeys {
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
             .map_err(|e| anyhow::anyhow!("the signing key is not an Ed25519 PKCS#8 key: {e}"))?;
         let public_key = pair.public_key().as_ref().to_vec();
+        let sealing = {
+            use ring::{aead, hkdf};
+            let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"confab-sealing-v1").extract(der);
+            let okm = prk
+                .expand(&[b"seal"], &aead::CHACHA20_POLY1305)
+                .map_err(|_| anyhow::anyhow!("deriving the sealing key failed"))?;
+            aead::LessSafeKey::new(aead::UnboundKey::from(okm))
+        };
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         Ok(Self {
             encoding: EncodingKey::from_ed_der(der),
             decoding: DecodingKey::from_ed_der(&public_key),
             validation,
             public_key,
+            max_ttl_secs: MAX_ACCESS_TTL_SECS,
+            sealing,
         })
+    }
+
+    /// Encrypts and authenticates `plain` into URL-safe text only this server (or one with the
+    /// same signing key) can [`open`](Self::open).
+    pub fn seal(&self, plain: &[u8]) -> anyhow::Result<String> {
+        use ring::aead::{Aad, Nonce, NONCE_LEN};
+        use ring::rand::SecureRandom;
+        let mut nonce = [0u8; NONCE_LEN];
+        ring::rand::SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| anyhow::anyhow!("no randomness"))?;
+        let mut sealed = plain.to_vec();
+        self.sealing
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut sealed,
+            )
+            .map_err(|_| anyhow::anyhow!("sealing failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// What [`seal`](Self::seal) sealed, if `text` is intact.
+    pub fn open(&self, text: &str) -> Option<Vec<u8>> {
+        use ring::aead::{Aad, Nonce, NONCE_LEN};
+        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+        if raw.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut sealed = sealed.to_vec();
+        let plain = self
+            .sealing
+            .open_in_place(nonce, Aad::empty(), &mut sealed)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+
+    /// Refuses access tokens that live longer than `secs` (`CONFAB_ACCESS_TTL_SECS`), whoever
+    /// signed them.
+    pub fn with_max_ttl(mut self, secs: i64) -> Self {
+        self.max_ttl_secs = secs.min(MAX_ACCESS_TTL_SECS);
+        self
     }
 
     /// Loads the key file, or (when `generate` is set and the file is missing) creates it with
@@ -91,7 +156,8 @@ impl JwtKeys {
             name: username.to_owned(),
             iss: ISSUER.to_owned(),
             iat: now_secs,
-            exp: now_secs + ttl_secs.min(MAX_ACCESS_TTL_SECS),
+            exp: now_secs + ttl_secs.min(self.max_ttl_secs),
+            nbf: None,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::EdDSA),
@@ -111,10 +177,16 @@ impl JwtKeys {
         jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation).map(|d| d.claims)
     }
 
-    /// Verifies signature, issuer and expiry.
+    /// Verifies signature, issuer, expiry, `nbf`, and that the token lives no longer than
+    /// the configured maximum (`AccessClaims::times_hold`).
     pub fn verify(&self, token: &str) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map(|d| d.claims)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)?;
+        let now = crate::time::now_secs();
+        if !claims.times_hold(now, self.max_ttl_secs, LEEWAY_SECS as i64) {
+            return Err(jsonwebtoken::errors::ErrorKind::ImmatureSignature.into());
+        }
+        Ok(claims)
     }
 
     /// Signs an upload ticket (audience `confab-upload`, so it is never an access token).
@@ -197,6 +269,49 @@ mod tests {
             )
             .unwrap();
         assert!(keys.verify(&expired).is_err());
+    }
+
+    /// Signs arbitrary access claims with `keys` (what a holder of the key could do).
+    fn forge(keys: &JwtKeys, iat: i64, exp: i64, nbf: Option<i64>) -> String {
+        let claims = AccessClaims {
+            sub: UserId(Uuid::nil()),
+            sid: SessionId(Uuid::nil()),
+            name: "ann".into(),
+            iss: ISSUER.into(),
+            iat,
+            exp,
+            nbf,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &keys.encoding).unwrap()
+    }
+
+    #[test]
+    fn long_lived_and_not_yet_valid_tokens_are_refused() {
+        let keys = JwtKeys::from_pem(&generate_pem().unwrap())
+            .unwrap()
+            .with_max_ttl(600);
+        let now = crate::time::now_secs();
+        assert!(keys.verify(&forge(&keys, now, now + 600, None)).is_ok());
+        assert!(keys
+            .verify(&forge(&keys, now, now + 86_400 * 365, None))
+            .is_err());
+        assert!(keys.verify(&forge(&keys, now, now + 601, None)).is_err());
+        assert!(keys
+            .verify(&forge(&keys, now, now + 300, Some(now + 120)))
+            .is_err());
+    }
+
+    #[test]
+    fn sealed_text_opens_only_intact_and_with_its_key() {
+        let keys = JwtKeys::from_pem(&generate_pem().unwrap()).unwrap();
+        let other = JwtKeys::from_pem(&generate_pem().unwrap()).unwrap();
+        let sealed = keys.seal(b"pending registration").unwrap();
+        assert_eq!(keys.open(&sealed).unwrap(), b"pending registration");
+        assert!(other.open(&sealed).is_none());
+        let mut tampered = sealed.into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(keys.open(std::str::from_utf8(&tampered).unwrap()).is_none());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! shared with the edge worker (`confab_shared::files`).
 //!
 //! Every file is written once under an unguessable key (128 random bits, also the attachment
-//! id) and never changed, so it can be cached for a year. The database's `uploads` table says
+//! id) and never changed, so it can be cached for a year: [`FileStore::create`] refuses a key
+//! that exists. Bytes are streamed from the request into the store with bounded memory (local
+//! disk: one chunk at a time; S3: one multipart part at a time). The database's `uploads` table says
 //! which room and uploader a key belongs to; the bytes' store keeps the detected content type,
 //! size and name beside them, which is how the origin completes an upload that went to the edge.
 
@@ -12,6 +14,8 @@ pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::Stream;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// A shared handle to the file store in use.
@@ -46,13 +50,43 @@ pub enum FilesError {
     /// Reading or writing local files failed.
     #[error("file storage failed")]
     Io(#[from] std::io::Error),
+    /// A file is already stored under the key (files are never replaced).
+    #[error("a file is already stored under this key")]
+    Exists,
+    /// The bytes being stored did not come: the body was cut, too slow, or over its limit.
+    #[error(transparent)]
+    Incoming(#[from] IncomingError),
 }
+
+/// Why the bytes of an upload stopped coming.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IncomingError {
+    /// More bytes than allowed.
+    #[error("the file is over the {0}-byte limit")]
+    TooLarge(u64),
+    /// The request body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    Timeout,
+    /// The request body broke off or was malformed.
+    #[error("the request body could not be read")]
+    Broken,
+}
+
+/// The bytes of a file being stored, as they arrive.
+pub type ByteStream<'a> = Pin<Box<dyn Stream<Item = Result<Bytes, IncomingError>> + Send + 'a>>;
 
 /// Where uploaded bytes live. Keys are already validated (`confab_shared::files::is_valid_key`).
 #[async_trait]
 pub trait FileStore: Send + Sync + 'static {
-    /// Stores a file under a new key.
-    async fn put(&self, key: &str, bytes: Bytes, meta: &FileMeta) -> Result<(), FilesError>;
+    /// Stores a new file under `key` from `body`, with `meta.size` ignored (it is what gets
+    /// counted); returns its size. Never replaces a stored file: [`FilesError::Exists`]. On any
+    /// failure nothing is left under the key.
+    async fn create(
+        &self,
+        key: &str,
+        meta: &FileMeta,
+        body: ByteStream<'_>,
+    ) -> Result<u64, FilesError>;
     /// What is kept beside a file, or `None` when there is no such file.
     async fn head(&self, key: &str) -> Result<Option<FileMeta>, FilesError>;
     /// A file's bytes `start..=end` (or all of them), or `None` when there is no such file.
@@ -114,6 +148,20 @@ pub struct FilesConfig {
     /// comma-separated. For tests against local fixture pages only.
     #[arg(long, env = "CONFAB_PREVIEW_ALLOWLIST", default_value = "")]
     pub preview_allowlist: String,
+
+    /// Uploads one user may have in progress at once; a further one gets 429.
+    #[arg(long, env = "CONFAB_MAX_UPLOADS_PER_USER", default_value_t = 2)]
+    pub max_uploads_per_user: usize,
+
+    /// Uploads in progress at once on this server; a further one gets 503. Each holds at most
+    /// one chunk in memory (local disk) or one 5 MiB part (S3).
+    #[arg(long, env = "CONFAB_MAX_UPLOADS", default_value_t = 16)]
+    pub max_uploads: usize,
+
+    /// Link previews one user may have being fetched at once (below the 32 of the server); a
+    /// further one gets 429.
+    #[arg(long, env = "CONFAB_PREVIEWS_PER_USER", default_value_t = 4)]
+    pub previews_per_user: usize,
 }
 
 impl Default for FilesConfig {
@@ -127,6 +175,9 @@ impl Default for FilesConfig {
             s3_secret_access_key: String::new(),
             edge_url: None,
             preview_allowlist: String::new(),
+            max_uploads_per_user: 2,
+            max_uploads: 16,
+            previews_per_user: 4,
         }
     }
 }
@@ -171,38 +222,68 @@ pub struct Uploads {
     pub public_url: String,
     /// The edge worker's base URL, when one is deployed.
     pub edge_url: Option<String>,
+    /// Uploads in progress per user.
+    pub per_user: crate::limits::KeyedLimit<confab_shared::ids::UserId>,
+    /// Uploads in progress on this server.
+    pub in_progress: Arc<tokio::sync::Semaphore>,
+}
+
+/// The places an upload in progress holds, given back when it ends.
+#[derive(Debug)]
+pub struct UploadSlots {
+    _user: crate::limits::Slot<confab_shared::ids::UserId>,
+    _server: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Why an upload or an attachment was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("the file is over the {0}-byte limit")]
-    TooLarge(u64),
+    #[error(transparent)]
+    Incoming(#[from] IncomingError),
     #[error(transparent)]
     Refused(#[from] confab_shared::files::FileError),
     #[error("unknown attachment: upload the file first")]
     Unknown,
     #[error("the attachment's upload has not finished")]
     Unfinished,
+    #[error("this ticket has already been used")]
+    Used,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Files(#[from] FilesError),
+    Files(FilesError),
+}
+
+impl From<FilesError> for UploadError {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Incoming(e) => Self::Incoming(e),
+            FilesError::Exists => Self::Used,
+            e => Self::Files(e),
+        }
+    }
 }
 
 impl From<UploadError> for crate::error::ApiError {
     fn from(e: UploadError) -> Self {
         use crate::error::ApiError;
         match e {
-            UploadError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
+            UploadError::Incoming(IncomingError::TooLarge(_)) => {
+                ApiError::PayloadTooLarge(e.to_string())
+            }
+            UploadError::Incoming(_) => ApiError::BadRequest(e.to_string()),
             UploadError::Refused(_) | UploadError::Unknown | UploadError::Unfinished => {
                 ApiError::Validation(e.to_string())
             }
+            UploadError::Used => ApiError::Conflict("this ticket has already been used"),
             UploadError::Store(e) => e.into(),
             UploadError::Files(e) => ApiError::Internal(anyhow::Error::new(e)),
         }
     }
 }
+
+/// Bytes read before storing anything, to decide the type (more than `sniff` looks at).
+const HEAD_BYTES: usize = 512;
 
 impl Uploads {
     /// The link to a stored file: on the edge when one is deployed (it reads the same bucket),
@@ -214,32 +295,91 @@ impl Uploads {
         }
     }
 
-    /// Checks and stores the bytes of an upload whose row (`record`) is already allowed, then
-    /// completes the row. `declared` is the content type the client claimed, if any.
-    pub async fn store(
+    /// Places for one more upload by `user`, or the refusal: 429 when the user has
+    /// `CONFAB_MAX_UPLOADS_PER_USER` in progress, 503 when the server has `CONFAB_MAX_UPLOADS`.
+    pub fn admit(
+        &self,
+        user: confab_shared::ids::UserId,
+    ) -> Result<UploadSlots, crate::error::ApiError> {
+        use crate::error::ApiError;
+        let user_slot = self.per_user.try_acquire(user).ok_or_else(|| {
+            ApiError::TooMany(format!(
+                "too many uploads in progress for this user (at most {})",
+                self.per_user.max()
+            ))
+        })?;
+        let server = self
+            .in_progress
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Unavailable("too many uploads in progress: retry"))?;
+        Ok(UploadSlots {
+            _user: user_slot,
+            _server: server,
+        })
+    }
+
+    /// Checks and stores the bytes of an upload whose row (`record`) is already allowed (and,
+    /// for a ticket, claimed), streaming at most `max` bytes from `body` into the file store,
+    /// then completes the row (`new_row`: inserts it). `declared` is the content type the
+    /// client claimed, if any.
+    pub async fn receive(
         &self,
         store: &crate::store::DynStore,
         record: &crate::store::UploadRecord,
         declared: Option<&str>,
-        bytes: Bytes,
+        mut body: ByteStream<'_>,
+        max: u64,
         new_row: bool,
     ) -> Result<confab_shared::protocol::Attachment, UploadError> {
         use confab_shared::files::{check_claim, sniff, FileError};
-        if bytes.len() as u64 > self.max_bytes {
-            return Err(UploadError::TooLarge(self.max_bytes));
+        use futures::StreamExt;
+        // The type is decided by the first bytes, before anything is stored.
+        let mut head = Vec::new();
+        let mut ended = false;
+        while head.len() < HEAD_BYTES {
+            match body.next().await {
+                Some(chunk) => head.extend_from_slice(&chunk?),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
         }
-        if bytes.is_empty() {
+        if head.is_empty() {
             return Err(FileError::Empty.into());
         }
-        let detected = sniff(&bytes[..bytes.len().min(512)]);
+        if head.len() as u64 > max {
+            return Err(IncomingError::TooLarge(max).into());
+        }
+        let detected = sniff(&head[..head.len().min(HEAD_BYTES)]);
         check_claim(&record.name, declared, detected)?;
+        let rest: ByteStream<'_> = if ended {
+            Box::pin(futures::stream::empty())
+        } else {
+            body
+        };
+        let mut counted = 0u64;
+        let whole = futures::stream::once(async move { Ok(Bytes::from(head)) })
+            .chain(rest)
+            .map(move |chunk| {
+                let chunk = chunk?;
+                counted += chunk.len() as u64;
+                if counted > max {
+                    Err(IncomingError::TooLarge(max))
+                } else {
+                    Ok(chunk)
+                }
+            });
         let meta = FileMeta {
             content_type: detected.to_owned(),
-            size: bytes.len() as u64,
+            size: 0,
             name: record.name.clone(),
         };
-        self.files.put(&record.key, bytes, &meta).await?;
-        let size = meta.size as i64;
+        let size = self
+            .files
+            .create(&record.key, &meta, Box::pin(whole))
+            .await? as i64;
         if new_row {
             let mut row = record.clone();
             row.content_type = Some(detected.to_owned());

@@ -2,13 +2,23 @@
 //! `aws-sdk-s3`. The detected content type is the object's `Content-Type`; the size and the
 //! percent-encoded name are user metadata (`x-amz-meta-size`, `x-amz-meta-name`), the same
 //! fields the edge worker writes through its R2 binding, so either tier reads the other's files.
+//!
+//! A file up to [`PART_BYTES`] is one `PutObject`; a larger one is a multipart upload of parts
+//! of that size, so an upload holds at most one part in memory. Both are conditional
+//! (`If-None-Match: *`): a stored object is never replaced. A multipart file's size is not
+//! known when it starts, so it has no `size` metadata; readers use the object's length.
 
-use super::{FileBody, FileMeta, FileStore, FilesError};
+use super::{ByteStream as Incoming, FileBody, FileMeta, FileStore, FilesError};
 use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use bytes::Bytes;
+use bytes::BytesMut;
+use futures::StreamExt;
+
+/// The part size of multipart uploads (S3's smallest but for the last part).
+pub const PART_BYTES: usize = 5 * 1024 * 1024;
 
 /// Where the bucket is and how to sign in.
 #[derive(Debug, Clone)]
@@ -121,21 +131,137 @@ fn meta_from(
     }
 }
 
+/// Reads up to [`PART_BYTES`] from the body (less only at its end).
+async fn fill_part(body: &mut Incoming<'_>) -> Result<BytesMut, FilesError> {
+    let mut part = BytesMut::new();
+    while part.len() < PART_BYTES {
+        match body.next().await {
+            Some(chunk) => part.extend_from_slice(&chunk?),
+            None => break,
+        }
+    }
+    Ok(part)
+}
+
+fn is_precondition_failed(raw: Option<&aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    raw.is_some_and(|r| r.status().as_u16() == 412)
+}
+
+impl S3Files {
+    /// Uploads the parts of a multipart upload, the first already read, then completes it
+    /// (only if no object exists under the key); returns the size.
+    async fn send_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: BytesMut,
+        body: &mut Incoming<'_>,
+    ) -> Result<u64, FilesError> {
+        let mut parts = Vec::new();
+        let mut size = 0u64;
+        let mut next = first;
+        while !next.is_empty() {
+            let number = parts.len() as i32 + 1;
+            size += next.len() as u64;
+            let sent = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(next.freeze()))
+                .send()
+                .await
+                .map_err(|e| backend(&e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(sent.e_tag().map(str::to_owned))
+                    .build(),
+            );
+            next = fill_part(body).await?;
+        }
+        let completed = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .if_none_match("*")
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        match completed {
+            Ok(_) => Ok(size),
+            Err(e) if is_precondition_failed(e.raw_response()) => Err(FilesError::Exists),
+            Err(e) => Err(backend(&e)),
+        }
+    }
+}
+
 #[async_trait]
 impl FileStore for S3Files {
-    async fn put(&self, key: &str, bytes: Bytes, meta: &FileMeta) -> Result<(), FilesError> {
-        self.client
-            .put_object()
+    async fn create(
+        &self,
+        key: &str,
+        meta: &FileMeta,
+        mut body: Incoming<'_>,
+    ) -> Result<u64, FilesError> {
+        let first = fill_part(&mut body).await?;
+        if first.len() < PART_BYTES {
+            let size = first.len() as u64;
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .if_none_match("*")
+                .content_type(&meta.content_type)
+                .metadata("size", size.to_string())
+                .metadata("name", encode_name(&meta.name))
+                .body(ByteStream::from(first.freeze()))
+                .send()
+                .await;
+            return match put {
+                Ok(_) => Ok(size),
+                Err(e) if is_precondition_failed(e.raw_response()) => Err(FilesError::Exists),
+                Err(e) => Err(backend(&e)),
+            };
+        }
+        let started = self
+            .client
+            .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .content_type(&meta.content_type)
-            .metadata("size", meta.size.to_string())
             .metadata("name", encode_name(&meta.name))
-            .body(ByteStream::from(bytes))
             .send()
             .await
             .map_err(|e| backend(&e))?;
-        Ok(())
+        let upload_id = started
+            .upload_id()
+            .ok_or_else(|| FilesError::Backend("no multipart upload id".into()))?
+            .to_owned();
+        let done = self.send_parts(key, &upload_id, first, &mut body).await;
+        if done.is_err() {
+            let aborted = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            if let Err(e) = aborted {
+                tracing::warn!(error = %backend(&e), key, "aborting a multipart upload failed");
+            }
+        }
+        done
     }
 
     async fn head(&self, key: &str) -> Result<Option<FileMeta>, FilesError> {

@@ -1,9 +1,11 @@
-//! The WebSocket handshake: Origin allowlist → 403, authentication → 401, connection cap → 503,
-//! then a [`Session`] for the socket.
+//! The WebSocket handshake: Origin allowlist → 403, authentication → 401, the global connection
+//! cap → 503, the per-user and per-address caps (`crate::limits`) → 429, then a [`Session`] for
+//! the socket.
 
 use super::session::Session;
 use crate::auth::{access_token, AuthUser};
 use crate::error::ApiError;
+use crate::peer::ClientAddr;
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
@@ -11,9 +13,10 @@ use axum::http::header::ORIGIN;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-/// Upgrades to a WebSocket session after the checks, or answers 403 / 401 / 503.
+/// Upgrades to a WebSocket session after the checks, or answers 403 / 401 / 503 / 429.
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
     parts: Parts,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -40,6 +43,10 @@ pub async fn upgrade(
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         return ApiError::Unavailable("too many connections").into_response();
     };
+    let slots = match state.socket_limits.admit(user.id, address) {
+        Ok(slots) => slots,
+        Err(e) => return e.into_response(),
+    };
     let max = state.config.max_frame_bytes;
     let tracker = state.sessions.clone();
     // Frames a little over the limit are read and refused with 1009 by the session; the
@@ -54,7 +61,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
                 Session::run(state, user, socket).await;
-                drop(permit);
+                drop((permit, slots));
             })
         })
 }

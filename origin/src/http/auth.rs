@@ -1,10 +1,13 @@
 //! Accounts and login sessions: register, login, logout, refresh, me, change password.
 //!
+//! Logins and password changes share the guessing limits of `crate::auth::throttle`.
+//!
 //! Cookies: the access token (JWT, at most 15 minutes) in `confab_access` on `/`, the refresh
 //! token in `confab_refresh` on `/api/auth` only. Both HttpOnly and SameSite=Lax, and Secure when
 //! the public URL is https.
 
 use super::{ApiJson, ClientAddr};
+use crate::auth::throttle::{AccountKey, Throttled};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{access_token, password, AuthUser};
 use crate::broker::UserEvent;
@@ -19,20 +22,24 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::CookieJar;
-use confab_shared::api::{ChangePasswordRequest, LoginRequest, Me, RegisterRequest};
+use confab_shared::api::{
+    ChangePasswordRequest, LoginRequest, Me, RegisterRequest, RegistrationPending,
+};
 use confab_shared::claims::{ACCESS_COOKIE, REFRESH_COOKIE};
 use confab_shared::domain::{Email, Password, Username};
 use confab_shared::ids::{SessionId, UserId};
 use cookie::{Cookie, SameSite};
+use std::time::Instant;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/register", post(register))
+        .route("/auth/confirm", get(confirm))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/auth/refresh", post(refresh))
-        .route("/me", get(me))
+        .route("/me", get(me).patch(update_me))
         .route("/me/password", post(change_password))
 }
 
@@ -42,6 +49,7 @@ fn me_of(user: &UserRecord) -> Me {
         username: user.username.clone(),
         email: user.email.clone(),
         created_at: user.created_at,
+        share_read_receipts: user.share_read_receipts,
     }
 }
 
@@ -110,6 +118,12 @@ async fn start_session(
     session_cookies(state, jar, user, session, token)
 }
 
+fn throttled(t: Throttled) -> ApiError {
+    ApiError::RateLimited {
+        retry_after: t.retry_after,
+    }
+}
+
 fn clear_cookies(jar: CookieJar) -> CookieJar {
     jar.remove(Cookie::build(ACCESS_COOKIE).path("/"))
         .remove(Cookie::build(REFRESH_COOKIE).path("/api/auth"))
@@ -120,17 +134,15 @@ async fn register(
     ClientAddr(addr): ClientAddr,
     jar: CookieJar,
     ApiJson(req): ApiJson<RegisterRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let username = Username::parse(&req.username)?;
     let email = Email::parse(&req.email)?;
     let password = Password::parse(&req.password)?;
-    state
-        .throttle
-        .check(None, addr)
-        .map_err(|t| ApiError::RateLimited {
-            retry_after: t.retry_after,
-        })?;
+    state.throttle.check_address(addr).map_err(throttled)?;
     let hash = password::hash(password.expose().to_owned()).await?;
+    if let Some(mailer) = &state.mailer {
+        return register_by_mail(&state, mailer, username, email, hash).await;
+    }
     let user = state
         .store
         .create_user(NewUser {
@@ -144,7 +156,124 @@ async fn register(
         })
         .await?;
     let jar = start_session(&state, jar, &user).await?;
-    Ok((StatusCode::CREATED, jar, axum::Json(me_of(&user))))
+    Ok((StatusCode::CREATED, jar, axum::Json(me_of(&user))).into_response())
+}
+
+/// How long a confirmation link works.
+const CONFIRM_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// A registration waiting for its address to be confirmed: sealed into the link mailed to the
+/// address (nothing is stored, so nothing tells a taken address from a new one).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingRegistration {
+    username: String,
+    email: String,
+    password_hash: String,
+    expires_at: i64,
+}
+
+/// Registration when the server confirms addresses: the same 202 whether or not the address
+/// has an account. A new address gets a link that creates the account; an address that has
+/// one gets a note saying so (and no link). Usernames are public, so a taken one still gets
+/// 409. The password was hashed in both cases, and mail is only queued, so the answer takes
+/// as long either way.
+async fn register_by_mail(
+    state: &AppState,
+    mailer: &crate::mail::Mailer,
+    username: Username,
+    email: Email,
+    password_hash: String,
+) -> Result<axum::response::Response, ApiError> {
+    if state
+        .store
+        .user_by_login(&username.folded())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict("username is taken"));
+    }
+    let public = &state.uploads.public_url;
+    match state.store.user_by_login(&email.folded()).await? {
+        Some(owner) => {
+            mailer.send(
+                email.as_str(),
+                "Someone tried to register with your address",
+                format!(
+                    "Someone tried to create a Confab account at {public} with this e-mail \
+                     address. It already belongs to your account \"{}\": sign in there. If it \
+                     was not you, you need not do anything.\n",
+                    owner.username
+                ),
+            );
+        }
+        None => {
+            let pending = PendingRegistration {
+                username: username.into_inner(),
+                email: email.as_str().to_owned(),
+                password_hash,
+                expires_at: now_ms() + CONFIRM_TTL_MS,
+            };
+            let plain = serde_json::to_vec(&pending).map_err(anyhow::Error::new)?;
+            let sealed = state.keys.seal(&plain)?;
+            mailer.send(
+                email.as_str(),
+                "Confirm your Confab account",
+                format!(
+                    "To finish creating your Confab account \"{}\" at {public}, open this link \
+                     within 24 hours:\n\n{public}/api/auth/confirm?token={sealed}\n\n\
+                     If you did not ask for it, ignore this message.\n",
+                    pending.username
+                ),
+            );
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(RegistrationPending {
+            message: "Check your e-mail: the link in it finishes the registration.".into(),
+        }),
+    )
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ConfirmQuery {
+    token: String,
+}
+
+/// The link of a confirmation mail: creates the account, signs it in and opens the client.
+async fn confirm(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    super::ApiQuery(q): super::ApiQuery<ConfirmQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let invalid =
+        || ApiError::BadRequest("this confirmation link is not valid or has expired".into());
+    let pending: PendingRegistration = state
+        .keys
+        .open(&q.token)
+        .and_then(|plain| serde_json::from_slice(&plain).ok())
+        .ok_or_else(invalid)?;
+    if pending.expires_at < now_ms() {
+        return Err(invalid());
+    }
+    let username = Username::parse(&pending.username)?;
+    let email = Email::parse(&pending.email)?;
+    // Used twice, or the name or address was taken meanwhile: the store's unique rules say 409.
+    let user = state
+        .store
+        .create_user(NewUser {
+            id: UserId(Uuid::now_v7()),
+            username_folded: username.folded(),
+            username: username.into_inner(),
+            email_folded: email.folded(),
+            email: email.into_inner(),
+            password_hash: pending.password_hash,
+            created_at: now_ms(),
+        })
+        .await?;
+    let jar = start_session(&state, jar, &user).await?;
+    Ok((jar, axum::response::Redirect::to("/")))
 }
 
 async fn login(
@@ -159,21 +288,28 @@ async fn login(
             "login must be a username or an email".into(),
         ));
     }
+    state.throttle.check_address(addr).map_err(throttled)?;
+    let user = state.store.user_by_login(&login).await?;
+    // The budget is the account's, however it was named; a name of no account has its own.
+    let account = match &user {
+        Some(u) => AccountKey::User(u.id),
+        None => AccountKey::Unknown(login),
+    };
     state
         .throttle
-        .check(Some(&login), addr)
-        .map_err(|t| ApiError::RateLimited {
-            retry_after: t.retry_after,
-        })?;
+        .check_account(&account, addr, Instant::now())
+        .map_err(throttled)?;
     // Never hash unbounded input: anything over the password limit cannot match.
-    if req.password.chars().count() > 128 {
-        return Err(ApiError::InvalidCredentials);
-    }
-    let user = state.store.user_by_login(&login).await?;
-    let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let ok = req.password.chars().count() <= 128
+        && password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let user = match user {
         Some(user) if ok => user,
-        _ => return Err(ApiError::InvalidCredentials),
+        _ => {
+            state
+                .throttle
+                .record_failure(&account, addr, Instant::now());
+            return Err(ApiError::InvalidCredentials);
+        }
     };
     let jar = start_session(&state, jar, &user).await?;
     Ok((jar, axum::Json(me_of(&user))))
@@ -247,10 +383,23 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<axum::Json<
     Ok(axum::Json(me_of(&user)))
 }
 
+/// Changes the caller's settings.
+async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<confab_shared::api::UpdateMeRequest>,
+) -> Result<axum::Json<Me>, ApiError> {
+    if let Some(share) = req.share_read_receipts {
+        state.store.set_share_read_receipts(user.id, share).await?;
+    }
+    me(State(state), user).await
+}
+
 /// Changes the password, ends every session of the user (other devices are logged out, their
 /// sockets closed) and starts a new one for this client.
 async fn change_password(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     caller: AuthUser,
     jar: CookieJar,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
@@ -261,9 +410,19 @@ async fn change_password(
         .user_by_id(caller.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
+    // The current password is guessed like a login's: the same budgets, shared with logins.
+    state.throttle.check_address(addr).map_err(throttled)?;
+    let account = AccountKey::User(user.id);
+    state
+        .throttle
+        .check_account(&account, addr, Instant::now())
+        .map_err(throttled)?;
     if req.current_password.chars().count() > 128
         || !password::verify(req.current_password, Some(user.password_hash.clone())).await?
     {
+        state
+            .throttle
+            .record_failure(&account, addr, Instant::now());
         return Err(ApiError::Forbidden("the current password is wrong"));
     }
     let hash = password::hash(new_password.expose().to_owned()).await?;

@@ -3,15 +3,19 @@
 //!
 //! - `POST /api/uploads` (multipart `room_id`, `file`): members only → 201 `Attachment`.
 //! - `POST /api/uploads/ticket` `UploadTicketRequest`: members only → `UploadTicket`.
-//! - `PUT /api/uploads` with `Authorization: Bearer {ticket}` and the bytes → 201 `Attachment`.
+//! - `PUT /api/uploads` with `Authorization: Bearer {ticket}` and the bytes → 201 `Attachment`;
+//!   at most the ticket's declared size, once, while its user is still a member of the room.
 //! - `GET /api/files/{key}`: members of the file's room only; nosniff, sandboxing CSP,
 //!   `Content-Disposition: attachment` but for inline images, ETag / `If-None-Match`, `Range`,
 //!   a year of caching (keys are immutable).
+//!
+//! Uploads stream into the file store (bounded memory) and are capped in number per user and
+//! per server (`crate::files::Uploads::admit`).
 
 use super::ApiPath;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::files::new_key;
+use crate::files::{new_key, IncomingError};
 use crate::state::AppState;
 use crate::store::UploadRecord;
 use crate::time::{now_ms, now_secs};
@@ -22,7 +26,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::{Bytes, BytesMut};
 use confab_shared::api::{UploadTicket, UploadTicketRequest};
 use confab_shared::claims::ISSUER;
 use confab_shared::files::{
@@ -37,6 +40,8 @@ const MULTIPART_SLACK: u64 = 64 * 1024;
 /// How much of a refused body is read and dropped before answering, so that ordinary clients
 /// read the answer rather than a reset connection.
 const DRAIN_BYTES: u64 = 4 * 1024 * 1024;
+/// ... and for at most this long, so a client that stopped sending gets its answer anyway.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,30 +56,38 @@ pub fn router() -> Router<AppState> {
         .route("/files/{key}", get(serve))
 }
 
-fn too_large(state: &AppState) -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "the file is over the {}-byte limit",
-        state.uploads.max_bytes
-    ))
+fn too_large(limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!("the file is over the {limit}-byte limit"))
 }
 
 /// Refuses early when the declared length is already over the limit.
-fn check_length(state: &AppState, headers: &HeaderMap, slack: u64) -> Result<(), ApiError> {
+fn check_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > state.uploads.max_bytes + slack => Err(too_large(state)),
+        Some(n) if n > limit => Err(too_large(limit)),
         _ => Ok(()),
     }
 }
 
-fn multipart_error(state: &AppState, e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large(state)
+/// What a failed body read means for the client.
+fn incoming_error(e: &(dyn std::error::Error + 'static)) -> IncomingError {
+    if super::deadline::is_body_timeout(e) {
+        IncomingError::Timeout
     } else {
-        ApiError::BadRequest(e.body_text())
+        IncomingError::Broken
+    }
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge("the body is too large".into());
+    }
+    match incoming_error(&e) {
+        IncomingError::Timeout => ApiError::BadRequest(IncomingError::Timeout.to_string()),
+        _ => ApiError::BadRequest("the multipart body is malformed".into()),
     }
 }
 
@@ -88,79 +101,80 @@ async fn upload_multipart(
     if result.is_err() {
         // Read (and drop) a bounded rest of the body, so the client reads our answer rather
         // than a connection reset while it is still sending.
-        let mut drained = 0u64;
-        'fields: while let Ok(Some(mut field)) = form.next_field().await {
-            while let Ok(Some(chunk)) = field.chunk().await {
-                drained += chunk.len() as u64;
-                if drained > DRAIN_BYTES {
-                    break 'fields;
+        let drain = async {
+            let mut drained = 0u64;
+            'fields: while let Ok(Some(mut field)) = form.next_field().await {
+                while let Ok(Some(chunk)) = field.chunk().await {
+                    drained += chunk.len() as u64;
+                    if drained > DRAIN_BYTES {
+                        break 'fields;
+                    }
                 }
             }
-        }
+        };
+        let _drained_in_time = tokio::time::timeout(DRAIN_TIME, drain).await;
     }
     result
 }
 
+/// The origin's own upload: `room_id` first (membership is checked before any file byte is
+/// read), then `file`, streamed into the file store.
 async fn read_multipart(
     state: &AppState,
     user: &AuthUser,
     headers: &HeaderMap,
     form: &mut Multipart,
 ) -> Result<Response, ApiError> {
-    let (state, user) = (state.clone(), user.clone());
-    check_length(&state, headers, MULTIPART_SLACK)?;
+    let limit = state.uploads.max_bytes;
+    check_length(headers, limit + MULTIPART_SLACK)?;
+    let _slots = state.uploads.admit(user.id)?;
     let mut room: Option<RoomId> = None;
-    let mut file: Option<(String, Option<String>, Bytes)> = None;
-    while let Some(mut field) = form
-        .next_field()
-        .await
-        .map_err(|e| multipart_error(&state, e))?
-    {
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("room_id") => {
-                let text = field.text().await.map_err(|e| multipart_error(&state, e))?;
+                let text = field.text().await.map_err(multipart_error)?;
                 let id = serde_json::from_value(serde_json::Value::String(text.trim().to_owned()))
                     .map_err(|_| ApiError::BadRequest("room_id is not a room id".into()))?;
-                // Check membership before reading a file that follows.
-                super::rooms::require_member(&state, id, &user).await?;
+                super::rooms::require_member(state, id, user).await?;
                 room = Some(id);
             }
             Some("file") => {
-                let name = clean_name(field.file_name().unwrap_or("file"));
+                let Some(room) = room else {
+                    return Err(ApiError::BadRequest(
+                        "room_id must come before file in the form".into(),
+                    ));
+                };
+                let record = UploadRecord {
+                    key: new_key(),
+                    room,
+                    uploader: user.id,
+                    name: clean_name(field.file_name().unwrap_or("file")),
+                    content_type: None,
+                    size: None,
+                    created_at: now_ms(),
+                };
                 let declared = field.content_type().map(str::to_owned);
-                let mut buf = BytesMut::new();
-                while let Some(chunk) = field
-                    .chunk()
-                    .await
-                    .map_err(|e| multipart_error(&state, e))?
-                {
-                    if (buf.len() + chunk.len()) as u64 > state.uploads.max_bytes {
-                        return Err(too_large(&state));
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-                file = Some((name, declared, buf.freeze()));
+                let body = field.map(|chunk| chunk.map_err(|e| incoming_error(&e)));
+                let attachment = state
+                    .uploads
+                    .receive(
+                        &state.store,
+                        &record,
+                        declared.as_deref(),
+                        Box::pin(body),
+                        limit,
+                        true,
+                    )
+                    .await?;
+                return Ok((StatusCode::CREATED, Json(attachment)).into_response());
             }
             _ => {}
         }
     }
-    let room = room.ok_or_else(|| ApiError::BadRequest("missing field room_id".into()))?;
-    let (name, declared, bytes) =
-        file.ok_or_else(|| ApiError::BadRequest("missing field file".into()))?;
-    let record = UploadRecord {
-        key: new_key(),
-        room,
-        uploader: user.id,
-        name,
-        content_type: None,
-        size: None,
-        created_at: now_ms(),
-    };
-    let attachment = state
-        .uploads
-        .store(&state.store, &record, declared.as_deref(), bytes, true)
-        .await?;
-    Ok((StatusCode::CREATED, Json(attachment)).into_response())
+    Err(ApiError::BadRequest(match room {
+        None => "missing field room_id".into(),
+        Some(_) => "missing field file".into(),
+    }))
 }
 
 async fn ticket(
@@ -169,11 +183,12 @@ async fn ticket(
     super::ApiJson(req): super::ApiJson<UploadTicketRequest>,
 ) -> Result<Json<UploadTicket>, ApiError> {
     super::rooms::require_member(&state, req.room_id, &user).await?;
-    if req.size < 0 {
-        return Err(ApiError::Validation("size must not be negative".into()));
+    if req.size <= 0 {
+        return Err(ApiError::Validation("size must be at least 1".into()));
     }
-    if req.size as u64 > state.uploads.max_bytes {
-        return Err(too_large(&state));
+    let declared = req.size as u64;
+    if declared > state.uploads.max_bytes {
+        return Err(too_large(state.uploads.max_bytes));
     }
     let now = now_secs();
     let record = UploadRecord {
@@ -192,7 +207,8 @@ async fn ticket(
         room: record.room,
         key: record.key.clone(),
         name: record.name.clone(),
-        max: state.uploads.max_bytes,
+        // The declared size is the most the ticket takes (origin and edge alike).
+        max: declared,
         iat: now,
         exp: now + TICKET_TTL_SECS,
     };
@@ -205,7 +221,7 @@ async fn ticket(
     Ok(Json(UploadTicket {
         ticket,
         upload_url,
-        max_bytes: state.uploads.max_bytes as i64,
+        max_bytes: declared as i64,
         expires_at: claims.exp * 1000,
     }))
 }
@@ -219,23 +235,29 @@ async fn upload_with_ticket(
     let result = read_ticketed(&state, &headers, &mut stream).await;
     if result.is_err() {
         // As for multipart: drain a bounded rest so the answer reaches the client.
-        let mut drained = 0u64;
-        while let Some(Ok(chunk)) = stream.next().await {
-            drained += chunk.len() as u64;
-            if drained > DRAIN_BYTES {
-                break;
+        let drain = async {
+            let mut drained = 0u64;
+            while let Some(Ok(chunk)) = stream.next().await {
+                drained += chunk.len() as u64;
+                if drained > DRAIN_BYTES {
+                    break;
+                }
             }
-        }
+        };
+        let _drained_in_time = tokio::time::timeout(DRAIN_TIME, drain).await;
     }
     result
 }
 
+/// A ticketed upload: the ticket is verified, its user must still be a member of its room,
+/// and the ticket is claimed in one atomic step before any byte is read, so of two
+/// concurrent uses exactly one proceeds (the other gets 409) and a stored file is never
+/// written twice.
 async fn read_ticketed(
     state: &AppState,
     headers: &HeaderMap,
     stream: &mut axum::body::BodyDataStream,
 ) -> Result<Response, ApiError> {
-    let state = state.clone();
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -246,35 +268,33 @@ async fn read_ticketed(
         .verify_ticket(token)
         .map_err(|_| ApiError::Unauthorized)?;
     let limit = claims.max.min(state.uploads.max_bytes);
-    check_length(&state, headers, 0)?;
+    check_length(headers, limit)?;
     let Some(record) = state.store.upload(&claims.key).await? else {
         return Err(ApiError::Unauthorized);
     };
     if record.uploader != claims.sub || record.room != claims.room {
         return Err(ApiError::Unauthorized);
     }
-    if record.content_type.is_some() {
-        return Err(ApiError::Conflict("this ticket has already been used"));
+    if !state.store.is_member(record.room, record.uploader).await? {
+        return Err(ApiError::Forbidden("you are not a member of this room"));
     }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
-        if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(too_large(&state));
-        }
-        buf.extend_from_slice(&chunk);
+    let _slots = state.uploads.admit(record.uploader)?;
+    if !state.store.claim_upload(&record.key, now_ms()).await? {
+        return Err(ApiError::Conflict("this ticket has already been used"));
     }
     let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let body = stream.map(|chunk| chunk.map_err(|e| incoming_error(&e)));
     let attachment = state
         .uploads
-        .store(
+        .receive(
             &state.store,
             &record,
             declared.as_deref(),
-            buf.freeze(),
+            Box::pin(body),
+            limit,
             false,
         )
         .await?;

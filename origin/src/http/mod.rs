@@ -2,22 +2,30 @@
 //! web client.
 
 pub mod auth;
+pub mod deadline;
 pub mod files;
 pub mod health;
 pub mod messages;
+pub mod people;
 pub mod preview;
 pub mod rooms;
+pub mod search;
+
+pub use crate::peer::ClientAddr;
+pub mod security;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::middleware::from_fn_with_state;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use std::net::{IpAddr, SocketAddr};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
@@ -30,10 +38,16 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(rooms::router())
         .merge(messages::router())
+        .merge(people::router())
+        .merge(search::router())
         .merge(files::router())
         .merge(preview::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint") })
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(from_fn_with_state(
+            state.allowed_origins.clone(),
+            security::refuse_cross_site,
+        ));
     let mut app = Router::new()
         .nest("/api", api)
         .merge(health::router())
@@ -47,7 +61,15 @@ pub fn router(state: AppState) -> Router {
     } else {
         app = app.route("/", get(no_client));
     }
-    app.layer(TraceLayer::new_for_http()).with_state(state)
+    let policy = std::sync::Arc::new(security::SecurityHeaders::new(
+        state.secure_cookies,
+        &state.allowed_origins,
+        state.config.files.edge_url.as_deref(),
+    ));
+    app.layer(from_fn_with_state(state.clone(), deadline::body_deadline))
+        .layer(from_fn_with_state(policy, security::security_headers))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 async fn no_client() -> impl IntoResponse {
@@ -58,7 +80,36 @@ async fn no_client() -> impl IntoResponse {
     )
 }
 
-/// Our JSON body extractor: malformed bodies get our error shape, not axum's plain text.
+/// A page size: `default` when not given, else within 1..=`max`.
+pub fn limit_within(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::Validation(format!(
+            "limit must be between 1 and {max}"
+        ))),
+    }
+}
+
+/// A keyset cursor as clients carry it: opaque, URL-safe.
+pub fn encode_cursor<T: serde::Serialize>(cursor: &T) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(cursor).unwrap_or_default())
+}
+
+/// Reads a cursor this server gave.
+pub fn decode_cursor<T: DeserializeOwned>(s: &str) -> Result<T, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| ApiError::BadRequest("cursor is not one this server gave".into()))
+}
+
+/// Our JSON body extractor: malformed bodies get our error shape and our own words, naming the
+/// field at fault (serde's messages, which describe our types, are not passed on).
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -69,44 +120,76 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == 413 => Err(
-                ApiError::PayloadTooLarge(format!("body over {MAX_JSON_BODY} bytes")),
-            ),
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        if !is_json(req.headers()) {
+            return Err(ApiError::BadRequest(
+                "expected a JSON body (Content-Type: application/json)".into(),
+            ));
         }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        let not_json = || ApiError::BadRequest("the body is not valid JSON".into());
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| match e.inner().classify() {
+                serde_json::error::Category::Data => {
+                    ApiError::BadRequest(field_problem("field", &e))
+                }
+                _ => not_json(),
+            })?;
+        de.end().map_err(|_| not_json())?;
+        Ok(Self(value))
     }
 }
 
-/// The client's address: the socket peer, or the first X-Forwarded-For hop when configured.
-pub struct ClientAddr(pub IpAddr);
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        })
+}
 
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = ApiError;
+/// A body that could not be read: too large, too slow, or broken off.
+fn body_rejection(e: BytesRejection) -> ApiError {
+    use std::error::Error;
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge(format!("body over {MAX_JSON_BODY} bytes"));
+    }
+    if e.source().is_some_and(deadline::is_body_timeout) || deadline::is_body_timeout(&e) {
+        return ApiError::BadRequest(deadline::BodyTimeout.to_string());
+    }
+    ApiError::BadRequest("the request body could not be read".into())
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if state.config.trust_forwarded_for {
-            let forwarded = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok());
-            if let Some(ip) = forwarded {
-                return Ok(Self(ip));
-            }
-        }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(Self(peer))
+/// Our description of a value that did not fit: which field (or query parameter) is missing or
+/// has the wrong type or value, without serde's wording.
+fn field_problem<E: std::fmt::Display>(what: &str, e: &serde_path_to_error::Error<E>) -> String {
+    let message = e.inner().to_string();
+    // The one serde message we read: "missing field `name`" names the absent field, which is
+    // not in the path (the path ends at the object holding it).
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let parent = e.path().to_string();
+        return if parent == "." {
+            format!("{what} `{name}` is missing")
+        } else {
+            format!("{what} `{parent}.{name}` is missing")
+        };
+    }
+    match e.path().to_string().as_str() {
+        "." => format!("the {}s are not what this endpoint takes", what),
+        path => format!("{what} `{path}` has the wrong type or value"),
     }
 }
 
-/// Our path extractor: a malformed id gets our error shape.
+/// Our path extractor: a malformed id gets our error shape, naming the parameter.
 pub struct ApiPath<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiPath<T>
@@ -117,14 +200,27 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| Self(p.0))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
+        use axum::extract::path::ErrorKind;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(p) => Ok(Self(p.0)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let key = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                    _ => None,
+                };
+                Err(ApiError::BadRequest(match key {
+                    Some(key) => format!("path parameter `{key}` is not valid"),
+                    None => "the path is not valid".into(),
+                }))
+            }
+            Err(_) => Err(ApiError::BadRequest("the path is not valid".into())),
+        }
     }
 }
 
-/// Our query-string extractor: bad parameters get our error shape.
+/// Our query-string extractor: bad parameters get our error shape, naming the parameter.
 pub struct ApiQuery<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiQuery<T>
@@ -134,11 +230,12 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Self(q.0))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Self)
+            .map_err(|e| ApiError::BadRequest(field_problem("query parameter", &e)))
     }
 }
 

@@ -63,13 +63,17 @@ function RegisterForm({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   const [username, setUsername] = useState('');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
-  const { submit, busy, error } = useSubmit(async () =>
-    onSignedIn(await api.register({ username, email, password })),
-  );
+  const [pending, setPending] = useState<string | null>(null);
+  const { submit, busy, error } = useSubmit(async () => {
+    const answer = await api.register({ username, email, password });
+    if ('id' in answer) onSignedIn(answer);
+    else setPending(answer.message);
+  });
   return (
     <form onSubmit={submit} aria-label="Create account">
       <Stack gap={4}>
         {error && <StatusAlert status="error">{error}</StatusAlert>}
+        {pending && <StatusAlert status="success">{pending}</StatusAlert>}
         <TextField label="Username" autoComplete="username" value={username} onChange={setUsername} />
         <TextField label="Email" type="email" autoComplete="email" value={email} onChange={setEmail} />
         <TextField

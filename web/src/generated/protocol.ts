@@ -573,6 +573,12 @@ email: string,
  */
 password: string, };
 
+export type RegistrationPending = { 
+/**
+ * What to tell the person (check their inbox).
+ */
+message: string, };
+
 export type LoginRequest = { 
 /**
  * Username or email.
@@ -906,7 +912,8 @@ seq: number, };
 
 export type LinkPreview = { 
 /**
- * The page's canonical URL (after redirects; `og:url` when given).
+ * The URL as it was posted: the card links there (never to `og:url` or a redirect
+ * target, which the page controls).
  */
 url: string, 
 /**
@@ -918,7 +925,8 @@ title: string | null,
  */
 description: string | null, 
 /**
- * An absolute image URL (`og:image`, `twitter:image`).
+ * The page's image (`og:image`, `twitter:image`), served by this server (or the edge):
+ * `{preview base}/image?url={posted URL}`, never the image's own address.
  */
 image: string | null, 
 /**

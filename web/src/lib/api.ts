@@ -17,6 +17,7 @@ import type {
   Pin,
   Receipt,
   RegisterRequest,
+  RegistrationPending,
   Room,
   RoomPage,
   RoomRole,
@@ -117,7 +118,8 @@ function qs(params: Record<string, string | number | undefined>): string {
 }
 
 export const api = {
-  register: (req: RegisterRequest) => request<Me>('POST', '/api/auth/register', req),
+  // `Me` (signed in), or `RegistrationPending` on a server that confirms addresses by e-mail.
+  register: (req: RegisterRequest) => request<Me | RegistrationPending>('POST', '/api/auth/register', req),
   login: (req: LoginRequest) => request<Me>('POST', '/api/auth/login', req),
   logout: () => request<void>('POST', '/api/auth/logout'),
   me: () => request<Me>('GET', '/api/me'),
