@@ -653,6 +653,8 @@ async fn search_is_literal_ranked_paged_and_for_members_only(store: DynStore) {
     unique.sort();
     unique.dedup();
     assert_eq!((seen.len(), unique.len()), (12, 12), "{seen:?}");
+}
+
 /// Two workers commit a message and its edit at the same moment: whichever order the
 /// transactions interleave in, the message ends edited.
 async fn concurrent_batches_of_one_room_fold_the_same(store: DynStore) {

@@ -44,7 +44,6 @@ impl PgStore {
 sql_store!(PgStore, Postgres, PgRow);
 
 impl PgStore {
-<<<<<<< HEAD
     /// Messages matching a search (tsvector, ranked by ts_rank), as rows for `Store::search`.
     async fn search_rows(&self, q: &super::SearchQuery) -> Result<Vec<PgRow>, StoreError> {
         if !q.text.chars().any(char::is_alphanumeric) {
@@ -83,7 +82,15 @@ impl PgStore {
         b.push(" ORDER BY rank, room_id, seq LIMIT ")
             .push_bind(i64::from(q.limit) + 1);
         Ok(b.build().fetch_all(&self.pool).await?)
-=======
+    }
+
+    /// A transaction that will write.
+    async fn begin_write(
+        pool: &PgPool,
+    ) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        pool.begin().await
+    }
+
     /// Serializes appends to these rooms (sorted): their rows are locked until the transaction
     /// ends, in one order, so two batches of the same rooms wait for each other, never deadlock.
     async fn lock_rooms(conn: &mut sqlx::PgConnection, rooms: &[Uuid]) -> Result<(), sqlx::Error> {
@@ -92,6 +99,5 @@ impl PgStore {
             .fetch_all(conn)
             .await?;
         Ok(())
->>>>>>> room-log
     }
 }

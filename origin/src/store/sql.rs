@@ -1206,7 +1206,7 @@ macro_rules! sql_store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Self::begin_write(&self.pool).await?;
         // Appends to the same room are serialized (two workers may hold batches of one room):
         // otherwise a message and an edit of it, written at once, could each miss the other
         // (the edit finding no message to change, the message's fold finding no edit yet).

@@ -52,7 +52,6 @@ impl SqliteStore {
 sql_store!(SqliteStore, Sqlite, SqliteRow);
 
 impl SqliteStore {
-<<<<<<< HEAD
     /// Messages matching a search (FTS5, ranked by bm25), as rows for `Store::search`.
     async fn search_rows(&self, q: &super::SearchQuery) -> Result<Vec<SqliteRow>, StoreError> {
         let Some(terms) = super::sql::fts5_literal(&q.text) else {
@@ -89,7 +88,17 @@ impl SqliteStore {
         b.push(" ORDER BY rank, m.room_id, m.seq LIMIT ")
             .push_bind(i64::from(q.limit) + 1);
         Ok(b.build().fetch_all(&self.pool).await?)
-=======
+    }
+
+    /// A transaction that will write: it takes the write lock at once (`BEGIN IMMEDIATE`,
+    /// waiting up to the busy timeout), so it never fails half-way because another writer
+    /// committed after it first read.
+    async fn begin_write(
+        pool: &SqlitePool,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Serializes appends to these rooms: nothing to do, SQLite has one writer at a time (a
     /// transaction that writes holds the database's write lock until it ends).
     async fn lock_rooms(
@@ -97,6 +106,5 @@ impl SqliteStore {
         _rooms: &[Uuid],
     ) -> Result<(), sqlx::Error> {
         Ok(())
->>>>>>> room-log
     }
 }
