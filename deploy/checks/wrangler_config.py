@@ -2,9 +2,15 @@
 worker's code (run by `scripts/edge check`, after the dry run):
 
   bindings  every binding the worker reads (`env.bucket("X")`, `.kv`, `.d1`, `.service`,
-            `.durable_object`, `.queue`, `.assets`, `.var`, and every "CONFAB_*" name it reads)
-            is declared, with the fields that binding needs (an R2 binding without its bucket
-            deploys, then fails at the first request)
+            `.durable_object`, `.queue`, `.assets`, `.var`, names read through the `var(env,
+            "X")` helper, and every other "CONFAB_*" name it reads) is declared, with the fields
+            that binding needs (an R2 binding without its bucket deploys, then fails at the
+            first request)
+  secrets   names the worker reads with `env.secret("X")` are not in [vars] (a value there is
+            committed to the repository); they are set with `wrangler secret put`
+  assets    the [assets] the worker reads has its directory, runs the worker first (it sets the
+            web client's cache and security headers; assets served before it would have none)
+            and leaves not-found handling to it (no index.html under a missing script's name)
   vars      [vars] values are strings (the worker reads them with `env.var`), the preview
             allowlist (tests only) is empty, and CONFAB_MAX_UPLOAD_BYTES is the origin's default
             (confab_shared::files::DEFAULT_MAX_UPLOAD_BYTES), as the comment there asks
@@ -37,10 +43,12 @@ BINDINGS = {
 
 def used_bindings(code: str) -> dict[str, set[str]]:
     used: dict[str, set[str]] = {}
-    for method, binding in re.findall(r"\.(bucket|kv|d1|service|queue|durable_object|assets|var)\(\s*\"([^\"]+)\"", code):
+    for method, binding in re.findall(r"\.(bucket|kv|d1|service|queue|durable_object|assets|var|secret)\(\s*\"([^\"]+)\"", code):
         used.setdefault(method, set()).add(binding)
-    # Names read through a helper (`var(env, "CONFAB_...")`): every CONFAB_* literal is a var.
-    used.setdefault("var", set()).update(re.findall(r"\"(CONFAB_[A-Z0-9_]+)\"", code))
+    # Names read through the helper `var(env, "X")`, and every other CONFAB_* literal: vars.
+    names = set(re.findall(r"\bvar\(\s*env\s*,\s*\"([A-Z0-9_]+)\"", code))
+    names.update(re.findall(r"\"(CONFAB_[A-Z0-9_]+)\"", code))
+    used.setdefault("var", set()).update(names - used.get("secret", set()))
     return used
 
 
@@ -69,9 +77,20 @@ def check(config: dict, code: str, origin_max_upload: int | None) -> list[str]:
             if method == "var":
                 if binding not in (config.get("vars") or {}):
                     out.append(f"the worker reads the variable {binding}, which [vars] does not declare")
+            elif method == "secret":
+                if binding in (config.get("vars") or {}):
+                    out.append(f"the secret {binding} is in [vars]: set it with `wrangler secret put {binding}` instead")
             elif method == "assets":
-                if (config.get("assets") or {}).get("binding") != binding:
+                assets = config.get("assets") or {}
+                if assets.get("binding") != binding:
                     out.append(f"the worker reads the assets binding {binding}, which [assets] does not declare")
+                    continue
+                if not assets.get("directory"):
+                    out.append("[assets] has no directory")
+                if assets.get("run_worker_first") is not True:
+                    out.append("[assets] run_worker_first is not true: assets would be served without the worker's cache and security headers")
+                if assets.get("not_found_handling", "none") != "none":
+                    out.append("[assets] not_found_handling is not none: a missing script would get index.html (the worker handles client routes)")
             else:
                 tab, key, needs = BINDINGS[method]
                 entry = next((e for e in table(config, tab) if e.get(key) == binding), None)
@@ -125,7 +144,12 @@ def main() -> int:
         ("the edge's upload limit not the origin's", lambda c: c["vars"].update(CONFAB_MAX_UPLOAD_BYTES="1048576"), code),
         ("a preview allowlist in production", lambda c: c["vars"].update(CONFAB_PREVIEW_ALLOWLIST="127.0.0.1:8080"), code),
         ("code reading a KV namespace not declared", lambda c: None, code + '\nlet kv = env.kv("CACHE")?;'),
-        ("code reading static assets not declared", lambda c: None, code + '\nlet a = env.assets("ASSETS")?;'),
+        ("code reading static assets not declared", lambda c: c.pop("assets", None), code + '\nlet a = env.assets("ASSETS")?;'),
+        ("assets without their directory", lambda c: c["assets"].pop("directory"), code),
+        ("assets served before the worker", lambda c: c["assets"].update(run_worker_first=False), code),
+        ("assets answering misses with index.html", lambda c: c["assets"].update(not_found_handling="single-page-application"), code),
+        ("a var read through the helper removed", lambda c: c["vars"].pop("ORIGIN_URL"), code),
+        ("a secret committed in [vars]", lambda c: c["vars"].update(CONFAB_EDGE_SECRET="hunter2"), code),
     ]
     missed = 0
     for what, breaker, broken_code in breaks:

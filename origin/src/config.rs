@@ -146,8 +146,8 @@ pub struct Config {
     pub keep_alive_timeout_secs: u64,
 
     /// Most TCP connections at once from one address (HTTP and WebSocket alike); further ones
-    /// get 429 and are closed. 0: no limit. Not applied with CONFAB_TRUST_FORWARDED_FOR, where
-    /// every connection comes from the proxy (limit clients there).
+    /// get 429 and are closed. 0: no limit. Not applied with CONFAB_TRUST_FORWARDED_FOR or
+    /// CONFAB_EDGE_SECRET, where every connection comes from the proxy (limit clients there).
     #[arg(
         long,
         env = "CONFAB_MAX_CONNECTIONS_PER_ADDRESS",
@@ -160,8 +160,9 @@ pub struct Config {
     #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_USER", default_value_t = 16)]
     pub max_sockets_per_user: usize,
 
-    /// Most WebSockets open at once from one client address (the X-Forwarded-For address with
-    /// CONFAB_TRUST_FORWARDED_FOR); a further upgrade is refused with 429. 0: no limit.
+    /// Most WebSockets open at once from one client address (the edge's signed address with
+    /// CONFAB_EDGE_SECRET, the X-Forwarded-For address with CONFAB_TRUST_FORWARDED_FOR); a
+    /// further upgrade is refused with 429. 0: no limit.
     #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_ADDRESS", default_value_t = 64)]
     pub max_sockets_per_address: usize,
 
@@ -184,6 +185,49 @@ pub struct Config {
     /// The sender of Confab's e-mail. Default: `Confab <confab@HOST>` with the public URL's host.
     #[arg(long, env = "CONFAB_MAIL_FROM")]
     pub mail_from: Option<String>,
+
+    // ---- The edge worker as the front door (wrangler.toml; README, "Deploying") ----
+    /// The secret shared with the edge worker (its own CONFAB_EDGE_SECRET, a wrangler secret),
+    /// at least 32 characters (`openssl rand -base64 32`). With it, a client address the edge
+    /// signed with this secret (header X-Confab-Client-Address) is the client's address, for
+    /// login throttling and the per-address socket cap, and the per-address TCP limit is off
+    /// (every connection comes from the edge). Without it, that header is ignored. It is
+    /// checked first: a request without a valid signature falls back to the first
+    /// X-Forwarded-For hop (with CONFAB_TRUST_FORWARDED_FOR), else the peer's address. Empty:
+    /// the same as unset.
+    #[arg(long, env = "CONFAB_EDGE_SECRET", hide_env_values = true, value_parser = EdgeSecret::parse)]
+    pub edge_secret: Option<EdgeSecret>,
+}
+
+/// The secret shared with the edge worker. Its `Debug` does not show it.
+#[derive(Clone)]
+pub struct EdgeSecret(String);
+
+impl EdgeSecret {
+    /// A secret of at least [`MIN_SECRET_LEN`](confab_shared::edge::MIN_SECRET_LEN) characters,
+    /// or the empty one, which [`Config::edge_secret`] reads as none. Surrounding white space
+    /// (a file's last newline) is not part of it, on either side.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let min = confab_shared::edge::MIN_SECRET_LEN;
+        if !s.is_empty() && s.chars().count() < min {
+            return Err(format!(
+                "must be at least {min} characters (openssl rand -base64 32)"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The secret's bytes, for the HMAC.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for EdgeSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EdgeSecret(..)")
+    }
 }
 
 impl Config {
@@ -228,6 +272,7 @@ impl Config {
             metrics_token: None,
             smtp_url: None,
             mail_from: None,
+            edge_secret: None,
         }
     }
 
@@ -243,6 +288,18 @@ impl Config {
     /// conveniences such as a generated signing key are allowed.
     pub fn is_embedded(&self) -> bool {
         self.database_url().starts_with("sqlite:") && self.redis_url.is_none()
+    }
+
+    /// Whether every connection comes through a proxy that names the client (a trusted
+    /// X-Forwarded-For, or the edge worker's signed address): then limits by the peer's own
+    /// address would limit the proxy, not a client.
+    pub fn behind_proxy(&self) -> bool {
+        self.trust_forwarded_for || self.edge_secret().is_some()
+    }
+
+    /// The secret shared with the edge worker, when one is set (and not empty).
+    pub fn edge_secret(&self) -> Option<&EdgeSecret> {
+        self.edge_secret.as_ref().filter(|s| !s.0.is_empty())
     }
 
     /// Idle timeout as a duration.

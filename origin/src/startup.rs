@@ -192,7 +192,7 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
         previews,
         max_bytes: config.files.max_upload_bytes,
         public_url: public_url.to_owned(),
-        edge_url: config.files.edge_url.clone(),
+        edge_url: config.files.edge_url().map(str::to_owned),
         per_user: crate::limits::KeyedLimit::new(config.files.max_uploads_per_user),
         in_progress: Arc::new(Semaphore::new(config.files.max_uploads)),
     });
@@ -253,7 +253,7 @@ impl Application {
             header_read: Duration::from_secs(config.header_read_timeout_secs),
             keep_alive: Duration::from_secs(config.keep_alive_timeout_secs),
             // Behind a proxy every connection comes from the proxy: limit clients there.
-            per_address: if config.trust_forwarded_for {
+            per_address: if config.behind_proxy() {
                 0
             } else {
                 config.max_connections_per_address

@@ -128,6 +128,51 @@ async fn attachments_are_verified_and_delivered_whole() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn files_are_for_members_of_their_room_now() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let room = alice.create_room("private-ish").await;
+    let res = upload(&alice, &room.id.to_string(), "notes.bin", b"\0members only").await;
+    assert_eq!(res.status(), 201);
+    let att: Attachment = res.json().await.unwrap();
+    let file = format!("/api/files/{}", att.id.0);
+    let access = format!("{file}/access");
+    let status = |c: &Client, p: String| {
+        let req = c.http.get(c.url(&p));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(&alice, file.clone()).await, 200);
+    assert_eq!(status(&alice, access.clone()).await, 204);
+    // Not a member: 403; not logged in: 401; no such key: 404.
+    assert_eq!(status(&bob, file.clone()).await, 403);
+    assert_eq!(status(&bob, access.clone()).await, 403);
+    let anonymous = reqwest::Client::new();
+    for p in [&file, &access] {
+        let res = anonymous.get(server.url(p)).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let missing = format!("/api/files/{}", "0".repeat(32));
+    assert_eq!(status(&alice, missing.clone()).await, 404);
+    assert_eq!(status(&alice, format!("{missing}/access")).await, 404);
+    assert_eq!(
+        status(&alice, "/api/files/not-a-key/access".into()).await,
+        404
+    );
+    // A member now: in. Gone again: out at once.
+    bob.join(&room).await;
+    assert_eq!(status(&bob, file.clone()).await, 200);
+    assert_eq!(status(&bob, access.clone()).await, 204);
+    let res = bob
+        .post(&format!("/api/rooms/{}/leave", room.id), json!({}))
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(status(&bob, file).await, 403);
+    assert_eq!(status(&bob, access).await, 403);
+    server.stop().await;
+}
+
 /// A one-connection-at-a-time HTTP fixture on loopback that answers every request with `reply`.
 async fn fixture(reply: String) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

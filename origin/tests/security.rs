@@ -437,6 +437,146 @@ async fn password_changes_are_throttled_like_logins() {
     server.stop().await;
 }
 
+// The edge worker's signed client address (CONFAB_EDGE_SECRET).
+
+const EDGE_SECRET: &str = "a test secret that is long enough..";
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn signed(address: &str, secret: &str, at: i64) -> String {
+    confab_shared::edge::sign(secret.as_bytes(), address.parse().unwrap(), at)
+}
+
+/// A failed login (for an account that does not exist) carrying `headers`: 401, or 429 once
+/// the address it is counted against is out of budget.
+async fn login_with(server: &TestServer, login: &str, headers: &[(&str, String)]) -> u16 {
+    let mut req = reqwest::Client::new().post(server.url("/api/auth/login"));
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    req.json(&json!({"login": login, "password": "guess guess"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_names_the_client_address_only_with_the_secret() {
+    use confab_shared::edge::{CLIENT_ADDRESS_HEADER as H, MAX_SKEW_SECS};
+    let burst = 3;
+    let server = TestServer::start_with(|c| {
+        c.edge_secret = Some(confab_origin::config::EdgeSecret::parse(EDGE_SECRET).unwrap());
+        c.auth_burst_per_address = burst;
+    })
+    .await;
+    // Addresses the edge signed are the client's: each has its own budget.
+    let edge = |a: &str| vec![(H, signed(a, EDGE_SECRET, now_secs()))];
+    for _ in 0..burst {
+        assert_eq!(
+            login_with(&server, "nobody1", &edge("203.0.113.7")).await,
+            401
+        );
+    }
+    assert_eq!(
+        login_with(&server, "nobody1", &edge("203.0.113.7")).await,
+        429
+    );
+    assert_eq!(
+        login_with(&server, "nobody2", &edge("2001:db8::7")).await,
+        401
+    );
+
+    // A client talking to the origin directly cannot pick its address: every header below is
+    // ignored and all the attempts count against the peer (127.0.0.1).
+    let now = now_secs();
+    let forged = [
+        format!("198.51.100.1 {now} {}", "0".repeat(64)),
+        signed("198.51.100.2", "another secret, long enough too....", now),
+        signed("198.51.100.3", EDGE_SECRET, now - MAX_SKEW_SECS - 5),
+        signed("198.51.100.4", EDGE_SECRET, now + MAX_SKEW_SECS + 5),
+        "198.51.100.5".to_owned(),
+    ];
+    for (i, value) in forged.iter().enumerate() {
+        let expected = if i < burst as usize { 401 } else { 429 };
+        assert_eq!(
+            login_with(&server, "nobody3", &[(H, value.clone())]).await,
+            expected,
+            "{value}"
+        );
+    }
+    // X-Forwarded-For is not trusted here either.
+    let xff = [("x-forwarded-for", "198.51.100.6".to_owned())];
+    assert_eq!(login_with(&server, "nobody3", &xff).await, 429);
+    // The edge's own header still works for its clients.
+    assert_eq!(
+        login_with(&server, "nobody4", &edge("198.51.100.7")).await,
+        401
+    );
+    server.stop().await;
+
+    // Without the secret the header means nothing, however well signed.
+    let server = TestServer::start_with(|c| c.auth_burst_per_address = burst).await;
+    for i in 0..=burst {
+        let value = signed(&format!("198.51.100.{}", 10 + i), EDGE_SECRET, now_secs());
+        let expected = if i < burst { 401 } else { 429 };
+        assert_eq!(
+            login_with(&server, "nobody5", &[(H, value)]).await,
+            expected
+        );
+    }
+    server.stop().await;
+
+    // With both settings the signature comes first; without a valid one, X-Forwarded-For.
+    let server = TestServer::start_with(|c| {
+        c.edge_secret = Some(confab_origin::config::EdgeSecret::parse(EDGE_SECRET).unwrap());
+        c.trust_forwarded_for = true;
+        c.auth_burst_per_address = burst;
+    })
+    .await;
+    for _ in 0..burst {
+        let headers = [
+            (H, signed("203.0.113.20", EDGE_SECRET, now_secs())),
+            ("x-forwarded-for", "198.51.100.20".to_owned()),
+        ];
+        assert_eq!(login_with(&server, "nobody6", &headers).await, 401);
+    }
+    let headers = [
+        (H, "203.0.113.20 0 bad".to_owned()),
+        ("x-forwarded-for", "198.51.100.20".to_owned()),
+    ];
+    assert_eq!(
+        login_with(&server, "nobody6", &headers).await,
+        401,
+        "X-Forwarded-For's address still has its budget"
+    );
+    let headers = [(H, signed("203.0.113.20", EDGE_SECRET, now_secs()))];
+    assert_eq!(login_with(&server, "nobody6", &headers).await, 429);
+    server.stop().await;
+}
+
+#[test]
+fn the_edge_secret_has_a_minimum_length() {
+    use confab_origin::config::EdgeSecret;
+    assert!(EdgeSecret::parse("short").is_err());
+    assert!(EdgeSecret::parse(&"x".repeat(31)).is_err());
+    assert!(EdgeSecret::parse(&format!(" {}\n", "x".repeat(31))).is_err());
+    let secret = EdgeSecret::parse(EDGE_SECRET).unwrap();
+    assert_eq!(format!("{secret:?}"), "EdgeSecret(..)", "Debug hides it");
+    // Empty is unset (docker-compose passes `${CONFAB_EDGE_SECRET:-}`).
+    let mut config = confab_origin::Config::for_tests("unused");
+    config.edge_secret = Some(EdgeSecret::parse("").unwrap());
+    assert!(config.edge_secret().is_none() && !config.behind_proxy());
+    config.edge_secret = Some(secret);
+    assert!(config.edge_secret().is_some() && config.behind_proxy());
+}
+
 // 8., 10. and 13. Uploads.
 
 async fn ticket_for(c: &Client, room: &str, size: i64) -> Value {

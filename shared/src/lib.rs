@@ -15,6 +15,7 @@
 //! - [`claims`]: the access-token claims (EdDSA-signed JWT) that origin and edge both verify.
 //! - [`files`]: upload rules both tiers apply (type sniffing, inline or download, ranges, ETags)
 //!   and the upload-ticket claims.
+//! - [`edge`] (feature `edge`): the client address the edge worker signs for the origin.
 //! - [`preview`]: the link-preview address policy (SSRF blocklist) and, with the `preview`
 //!   feature, the one HTML extraction function both tiers use.
 //!
@@ -26,6 +27,8 @@ pub mod api;
 pub mod claims;
 pub mod conversation;
 pub mod domain;
+#[cfg(feature = "edge")]
+pub mod edge;
 pub mod error;
 pub mod events;
 pub mod files;

@@ -139,8 +139,10 @@ pub struct FilesConfig {
     )]
     pub s3_secret_access_key: String,
 
-    /// The edge worker's URL (e.g. https://files.example.com). When set, upload tickets send the
-    /// bytes there and attachment links point there; otherwise the origin serves both.
+    /// The edge worker's URL: the public URL when the edge is the front door (README,
+    /// "Deploying"). When set, upload tickets send the bytes there and attachment links point
+    /// there (`/files/{key}`, from the bucket the origin shares with it); otherwise the origin
+    /// serves both. Empty: unset.
     #[arg(long, env = "CONFAB_EDGE_URL")]
     pub edge_url: Option<String>,
 
@@ -179,6 +181,14 @@ impl Default for FilesConfig {
             max_uploads: 16,
             previews_per_user: 4,
         }
+    }
+}
+
+impl FilesConfig {
+    /// The edge worker's URL, when one is set (an empty value is none: docker-compose passes
+    /// `${CONFAB_EDGE_URL:-}`).
+    pub fn edge_url(&self) -> Option<&str> {
+        self.edge_url.as_deref().filter(|u| !u.is_empty())
     }
 }
 

@@ -5,9 +5,12 @@
 //! - `POST /api/uploads/ticket` `UploadTicketRequest`: members only → `UploadTicket`.
 //! - `PUT /api/uploads` with `Authorization: Bearer {ticket}` and the bytes → 201 `Attachment`;
 //!   at most the ticket's declared size, once, while its user is still a member of the room.
-//! - `GET /api/files/{key}`: members of the file's room only; nosniff, sandboxing CSP,
-//!   `Content-Disposition: attachment` but for inline images, ETag / `If-None-Match`, `Range`,
-//!   a year of caching (keys are immutable).
+//! - `GET /api/files/{key}`: logged-in members of the file's room only (others 403, logged-out
+//!   401); nosniff, sandboxing CSP, `Content-Disposition: attachment` but for inline images,
+//!   ETag / `If-None-Match`, `Range`, a year of private caching (keys are immutable).
+//! - `GET /api/files/{key}/access`: the same decision without the bytes (204, 403, 404, 401),
+//!   for the edge worker, which serves `/files/{key}` from R2 and asks this with the user's own
+//!   access token (it caches a 204 for at most 30 s).
 //!
 //! Uploads stream into the file store (bounded memory) and are capped in number per user and
 //! per server (`crate::files::Uploads::admit`).
@@ -54,6 +57,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/uploads/ticket", post(ticket))
         .route("/files/{key}", get(serve))
+        .route("/files/{key}/access", get(access))
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -301,23 +305,41 @@ async fn read_ticketed(
     Ok((StatusCode::CREATED, Json(attachment)).into_response())
 }
 
+/// Whether `user` may read the file under `key` now: it exists and `user` is a member of its
+/// room (checked against the store, so leaving or removal takes effect at once).
+async fn authorize(state: &AppState, user: &AuthUser, key: &str) -> Result<(), ApiError> {
+    if !is_valid_key(key) {
+        return Err(ApiError::NotFound("no such file"));
+    }
+    let Some(record) = state.store.upload(key).await? else {
+        return Err(ApiError::NotFound("no such file"));
+    };
+    // The key is already known to the caller (it is unguessable); refusing with 403 rather
+    // than 404 tells them nothing new.
+    if !state.store.is_member(record.room, user.id).await? {
+        return Err(ApiError::Forbidden(
+            "only members of the file's room may read it",
+        ));
+    }
+    Ok(())
+}
+
+async fn access(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(key): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    authorize(&state, &user, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn serve(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if !is_valid_key(&key) {
-        return Err(ApiError::NotFound("no such file"));
-    }
-    let record = state.store.upload(&key).await?;
-    let Some(record) = record else {
-        return Err(ApiError::NotFound("no such file"));
-    };
-    // Non-members get the same answer as for a key that does not exist.
-    if !state.store.is_member(record.room, user.id).await? {
-        return Err(ApiError::NotFound("no such file"));
-    }
+    authorize(&state, &user, &key).await?;
     let etag = format!("\"{key}\"");
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(meta) = state
