@@ -14,8 +14,10 @@
 //!   and the [`auth::AuthUser`] extractor.
 //! - [`gateway`]: the WebSocket endpoint. Each connection is a [`gateway::session::Session`]
 //!   task.
-//! - [`chat`]: what members do to a room's log (post, edit, delete), checked once for both the
-//!   WebSocket and the HTTP API.
+//! - [`chat`]: what members do to a room's messages (post, edit, delete, react, pin), checked
+//!   once for both the WebSocket and the HTTP API.
+//! - [`membership`]: who is in a room and who decides (join, add, remove, ban, roles, name and
+//!   topic, direct conversations).
 //! - [`broker`]: appends changes to each room's log (seq, durable hand-off, fan-out), presence
 //!   and recovery; [`broker::memory`] is the in-process one, with its batch persister;
 //!   [`broker::redis`] the one for many instances (Lua append, one pub/sub connection per
@@ -50,6 +52,7 @@ pub mod gateway;
 pub mod http;
 pub mod limits;
 pub mod mail;
+pub mod membership;
 pub mod metrics;
 pub mod peer;
 pub mod preview;

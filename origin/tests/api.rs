@@ -516,10 +516,11 @@ async fn history_pages_have_no_skips_or_duplicates_while_messages_arrive() {
     }
     writer.await.unwrap();
     let top = *seqs.last().unwrap();
+    // Seq 1 is Bob's joining (history holds messages only).
     assert_eq!(
         seqs,
-        (1..=top).collect::<Vec<_>>(),
-        "every seq exactly once"
+        (2..=top).collect::<Vec<_>>(),
+        "every message's seq exactly once"
     );
     server.stop().await;
 }
@@ -537,27 +538,28 @@ async fn read_markers_drive_unread_counts() {
         a.say(&room, &format!("m{i}"), "hello").await;
     }
     let rooms: RoomPage = bob.get("/api/rooms").await.json().await.unwrap();
+    // Seq 1 is Ann's first message, 2 Bob's joining, 3-5 the messages after it.
     assert_eq!(
         (rooms.rooms[0].unread, rooms.rooms[0].last_seq),
-        (3, 4),
-        "joining starts at the latest message"
+        (3, 5),
+        "joining starts after the latest message"
     );
     let rooms: RoomPage = ann.get("/api/rooms").await.json().await.unwrap();
     assert_eq!(rooms.rooms[0].unread, 0, "your own messages are not unread");
     let res = bob
-        .post(&format!("/api/rooms/{}/read", room.id), json!({"seq": 3}))
+        .post(&format!("/api/rooms/{}/read", room.id), json!({"seq": 4}))
         .await;
     assert_eq!(res.status(), 204);
     let rooms: RoomPage = bob.get("/api/rooms").await.json().await.unwrap();
     assert_eq!(
         (rooms.rooms[0].unread, rooms.rooms[0].last_read_seq),
-        (1, 3)
+        (1, 4)
     );
     // Markers never move back.
     bob.post(&format!("/api/rooms/{}/read", room.id), json!({"seq": 1}))
         .await;
     let rooms: RoomPage = bob.get("/api/rooms").await.json().await.unwrap();
-    assert_eq!(rooms.rooms[0].last_read_seq, 3);
+    assert_eq!(rooms.rooms[0].last_read_seq, 4);
     server.stop().await;
 }
 

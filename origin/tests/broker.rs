@@ -55,6 +55,9 @@ async fn store_with_room() -> (DynStore, RoomId, UserPublic, tempfile::TempDir) 
         .create_room(RoomRecord {
             id: room,
             name: format!("r{room}"),
+            kind: confab_shared::conversation::RoomKind::Room,
+            visibility: confab_shared::conversation::Visibility::Public,
+            topic: None,
             created_by: ann.id,
             created_at: 1,
         })
@@ -118,8 +121,12 @@ impl Fixture {
     }
 
     /// The message `id` as the broker has it now.
-    async fn message(&self, id: MessageId) -> confab_shared::protocol::ChatMessage {
-        self.broker.message(self.room, id).await.unwrap().unwrap()
+    async fn message(&self, id: Option<MessageId>) -> confab_shared::protocol::ChatMessage {
+        self.broker
+            .message(self.room, id.unwrap())
+            .await
+            .unwrap()
+            .unwrap()
     }
 }
 
@@ -223,7 +230,7 @@ async fn publish_assigns_seqs_delivers_once_and_is_idempotent(f: Fixture) {
     for want in [1, 2] {
         let d = next(&mut rx).await;
         match &d.kind {
-            DeliveryKind::Message { seq, author } => {
+            DeliveryKind::Message { seq, author, .. } => {
                 assert_eq!((*seq, author.id), (want, f.ann.id))
             }
             other => panic!("{other:?}"),

@@ -331,7 +331,9 @@ impl Chatter {
 
     fn record(&mut self, f: &ServerFrame) {
         let ServerFrame::Entry(entry) = f else { return };
-        let id = entry.message_id().to_string();
+        let Some(id) = entry.message_id().map(|m| m.to_string()) else {
+            return;
+        };
         if self.seen.insert(entry.seq(), id.clone()).is_some() {
             self.duplicates += 1;
         }
@@ -345,6 +347,7 @@ impl Chatter {
             RoomEvent::Deleted(_) => {
                 self.bodies.remove(&id);
             }
+            _ => {}
         }
     }
 
@@ -741,4 +744,117 @@ async fn chat_continues_while_postgres_is_away_and_the_stream_drains_after() {
         .await
         .unwrap();
     assert_eq!(stored, 21);
+}
+
+/// Conversations across instances on Redis: a private room whose owner is on one instance
+/// kicks a member connected to another, whose socket stops receiving the room at once;
+/// reactions, pins and membership entries reach every instance and are recovered from the
+/// Redis history and, once the workers have written them, from PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_across_instances() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::up(2, 1);
+    let ann = register(&cluster.lb, "ann").await;
+    let bob = register(&cluster.lb, "bob").await;
+    let carl = register(&cluster.lb, "carl").await;
+    let ann1 = via(&ann, &cluster.instances[0]);
+    let room = ann1.create_private_room("crew").await;
+    for who in [&bob, &carl] {
+        let res = ann1
+            .post(
+                &format!("/api/rooms/{}/members", room.id),
+                json!({"user": who.me.id}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    let mut a = ann1.ws().await;
+    a.subscribe(&room, None).await;
+    let mut b = via(&bob, &cluster.instances[1]).ws().await;
+    let ServerFrame::Subscribed { last_seq: seen, .. } = b.subscribe(&room, None).await else {
+        unreachable!()
+    };
+    let mut c = via(&carl, &cluster.instances[1]).ws().await;
+    c.subscribe(&room, None).await;
+
+    // A reply with a mention, across instances.
+    let (parent, _) = a.say(&room, "a1", "plans for @carl").await;
+    b.send(json!({"type": "send", "room": room.id, "client_msg_id": "b1", "body": "sounds good", "reply_to": parent}))
+        .await;
+    match a
+        .expect(
+            |f| matches!(f, ServerFrame::Entry(RoomEvent::Message(m)) if m.author.id == bob.me.id),
+        )
+        .await
+    {
+        ServerFrame::Entry(RoomEvent::Message(m)) => {
+            assert_eq!(m.reply_to.unwrap().id.to_string(), parent)
+        }
+        _ => unreachable!(),
+    }
+    // A reaction from instance 2 reaches instance 1.
+    let ack = b
+        .change(json!({"type": "react", "room": room.id, "message": parent, "emoji": "👍", "on": true, "ref": "r1"}))
+        .await;
+    assert!(matches!(ack, ServerFrame::Ack { .. }), "{ack:?}");
+    a.expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Reaction(_))))
+        .await;
+
+    // Kicked on instance 1, Carl's socket on instance 2 stops receiving at once.
+    let res = ann1
+        .delete(&format!("/api/rooms/{}/members/{}", room.id, carl.me.id))
+        .await;
+    assert_eq!(res.status(), 204);
+    c.expect(|f| matches!(f, ServerFrame::Membership { member: false, .. }))
+        .await;
+    a.say(&room, "a2", "carl is gone").await;
+    c.quiet_for(Duration::from_millis(500)).await;
+    let pinned = ann1
+        .put(&format!("/api/messages/{parent}/pin"), json!({}))
+        .await;
+    assert_eq!(pinned.status(), 200);
+
+    // Bob recovers every kind through the other instance, before and after the workers ran.
+    drop(b);
+    let bob0 = via(&bob, &cluster.instances[0]);
+    let mut b = bob0.ws().await;
+    let (from_redis, _, recovered) = b.recover(&room, seen).await;
+    assert!(recovered);
+    let kinds: Vec<&str> = from_redis.iter().map(RoomEvent::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "message",
+            "message",
+            "reaction",
+            "member_removed",
+            "message",
+            "pinned"
+        ]
+    );
+    cluster.drained().await;
+    let page: EventPage = bob0
+        .get(&format!("/api/rooms/{}/events?after_seq={seen}", room.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.events.iter().map(RoomEvent::kind).collect::<Vec<_>>(),
+        kinds
+    );
+    let history: confab_shared::api::MessagePage = bob0
+        .get(&format!("/api/rooms/{}/messages", room.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = history
+        .messages
+        .iter()
+        .find(|m| m.id.to_string() == parent)
+        .unwrap();
+    assert!(first.pinned, "the workers folded the pin into PostgreSQL");
+    assert_eq!(first.mentions, [carl.me.id]);
+    assert_eq!(first.reactions[0].users, [bob.me.id]);
 }

@@ -29,10 +29,11 @@ async fn two_members_chat_both_ways() {
     let mut a = ann.ws().await;
     let mut b = bob.ws().await;
     let sub = a.subscribe(&room, None).await;
+    // Bob's joining is the log's first entry.
     assert!(matches!(
         sub,
         ServerFrame::Subscribed {
-            last_seq: 0,
+            last_seq: 1,
             recovered: true,
             ..
         }
@@ -40,19 +41,19 @@ async fn two_members_chat_both_ways() {
     b.subscribe(&room, None).await;
 
     let (_, seq1) = a.say(&room, "a-1", "  hello bob  ").await;
-    assert_eq!(seq1, 1);
+    assert_eq!(seq1, 2);
     let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await else {
         unreachable!()
     };
     assert_eq!(
         (m.seq, m.body.as_str(), m.author.username.as_str()),
-        (1, "hello bob", "ann")
+        (2, "hello bob", "ann")
     );
 
     let (_, seq2) = b.say(&room, "b-1", "hi ann").await;
-    assert_eq!(seq2, 2);
+    assert_eq!(seq2, 3);
     let ServerFrame::Entry(RoomEvent::Message(m)) = a
-        .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Message(m)) if m.seq == 2))
+        .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Message(m)) if m.seq == 3))
         .await
     else {
         unreachable!()
@@ -156,8 +157,9 @@ async fn resubscribing_with_after_seq_delivers_exactly_the_missed_messages() {
     for i in 1..=3 {
         a.say(&room, &format!("m{i}"), &format!("before {i}")).await;
     }
+    // Seq 1 is Bob's joining; the messages are 2, 3, 4.
     let mut last = 0;
-    while last < 3 {
+    while last < 4 {
         if let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await {
             last = m.seq;
         }
@@ -178,20 +180,20 @@ async fn resubscribing_with_after_seq_delivers_exactly_the_missed_messages() {
                 recovered,
                 ..
             } => {
-                assert_eq!(last_seq, 8);
+                assert_eq!(last_seq, 9);
                 assert!(recovered);
                 break;
             }
             _ => {}
         }
     }
-    assert_eq!(seqs, [4, 5, 6, 7, 8]);
+    assert_eq!(seqs, [5, 6, 7, 8, 9]);
     // Live messages continue after the recovered ones, with no duplicates.
     a.say(&room, "m9", "live").await;
     let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await else {
         unreachable!()
     };
-    assert_eq!(m.seq, 9);
+    assert_eq!(m.seq, 10);
     server.stop().await;
 }
 
@@ -261,7 +263,8 @@ async fn a_resend_gets_the_same_ack_and_is_delivered_once() {
             seen.push((m.seq, m.body));
         }
     }
-    assert_eq!(seen, [(1, "once".to_string()), (2, "twice?".to_string())]);
+    // Seq 1 is Bob's joining.
+    assert_eq!(seen, [(2, "once".to_string()), (3, "twice?".to_string())]);
     server.stop().await;
 }
 
@@ -351,19 +354,21 @@ async fn unsubscribed_member_rooms_get_activity_not_content() {
     ));
     let mut a = ann.ws().await;
     a.subscribe(&room, None).await;
-    a.say(&room, "a-1", "ping bob").await;
+    let (_, first) = a.say(&room, "a-1", "ping bob").await;
     a.say(&room, "a-2", "again").await;
-    for expected in [1, 2] {
+    for (unread_now, expected) in [(1, first), (2, first + 1)] {
         match b.next().await {
             ServerFrame::Activity {
                 room: r,
                 seq,
                 unread,
                 author,
+                mention,
             } => {
+                assert!(!mention);
                 assert_eq!(
                     (r, seq, unread, author.username.as_str()),
-                    (room.id, expected, expected, "ann")
+                    (room.id, expected, unread_now, "ann")
                 );
             }
             other => panic!("{other:?}"),
@@ -377,13 +382,13 @@ async fn unsubscribed_member_rooms_get_activity_not_content() {
         .await
         .unwrap();
     assert_eq!(rooms.rooms[0].unread, 2);
-    b.send(json!({"type": "read", "room": room.id, "seq": 2}))
+    b.send(json!({"type": "read", "room": room.id, "seq": first + 1}))
         .await;
     b.send(json!({"type": "ping"})).await;
     assert!(matches!(b.next().await, ServerFrame::Pong));
-    a.say(&room, "a-3", "third").await;
+    let (_, third) = a.say(&room, "a-3", "third").await;
     match b.next().await {
-        ServerFrame::Activity { unread, seq, .. } => assert_eq!((seq, unread), (3, 1)),
+        ServerFrame::Activity { unread, seq, .. } => assert_eq!((seq, unread), (third, 1)),
         other => panic!("{other:?}"),
     }
     // Eve, not a member, hears nothing; messages in a room Bob is not in reach nobody.
@@ -404,7 +409,7 @@ async fn edits_and_deletes_by_the_author_reach_the_room() {
     a.subscribe(&room, None).await;
     let mut b = bob.ws().await;
     b.subscribe(&room, None).await;
-    let (id, _) = a.say(&room, "a-1", "tpyo").await;
+    let (id, posted) = a.say(&room, "a-1", "tpyo").await;
 
     let res = bob
         .http
@@ -439,13 +444,13 @@ async fn edits_and_deletes_by_the_author_reach_the_room() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let ack: ChangeAck = res.json().await.unwrap();
-    assert_eq!((ack.id.to_string(), ack.seq), (id.clone(), 2));
+    assert_eq!((ack.id.to_string(), ack.seq), (id.clone(), posted + 1));
     match b
         .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Edited(_))))
         .await
     {
         ServerFrame::Entry(RoomEvent::Edited(e)) => {
-            assert_eq!((e.body.as_str(), e.seq), ("typo", 2))
+            assert_eq!((e.body.as_str(), e.seq), ("typo", posted + 1))
         }
         _ => unreachable!(),
     }
@@ -457,10 +462,10 @@ async fn edits_and_deletes_by_the_author_reach_the_room() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let ack: ChangeAck = res.json().await.unwrap();
-    assert_eq!(ack.seq, 3);
+    assert_eq!(ack.seq, posted + 2);
     assert!(matches!(
         b.expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Deleted(_)))).await,
-        ServerFrame::Entry(RoomEvent::Deleted(d)) if d.seq == 3
+        ServerFrame::Entry(RoomEvent::Deleted(d)) if d.seq == posted + 2
     ));
     let page: MessagePage = bob
         .get(&format!("/api/rooms/{}/messages", room.id))
@@ -691,7 +696,8 @@ async fn a_slow_consumer_is_told_to_resync_without_hurting_the_room() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(seqs, (1..=N as i64).collect::<Vec<_>>());
+    // Seqs 1 and 2 are Bob's and Carl's joining.
+    assert_eq!(seqs, (3..=N as i64 + 2).collect::<Vec<_>>());
 
     // Carl finally reads: among the backlog is a resync for the room.
     let mut got_resync = false;

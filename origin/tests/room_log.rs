@@ -121,7 +121,13 @@ async fn a_client_that_was_away_receives_every_change_in_seq_order() {
     assert!(page.complete);
     assert_eq!(page.last_seq, edit_later);
     assert_eq!(page.events, replayed);
-    let first_two = events(&bob, &room, "?after_seq=0&limit=2").await;
+    let all = events(&bob, &room, "").await;
+    assert_eq!(
+        kinds(&all.events[..3]),
+        ["member_added", "message", "message"],
+        "Bob's joining, then Ann's first two messages"
+    );
+    let first_two = events(&bob, &room, "?after_seq=1&limit=2").await;
     assert!(!first_two.complete);
     assert_eq!(first_two.events.len(), 2);
     assert!(

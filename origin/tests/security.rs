@@ -655,10 +655,10 @@ async fn tickets_take_their_declared_size_and_only_members() {
         .unwrap();
     assert_eq!(res.status(), 413, "over the declared size");
     // A ticket stops working when its user leaves the room.
-    let t = ticket_for(&ann, &room.id.to_string(), 5).await;
     let bob = server.register("bob").await;
     bob.join(&room).await;
-    let res = ann
+    let t = ticket_for(&bob, &room.id.to_string(), 5).await;
+    let res = bob
         .post(&format!("/api/rooms/{}/leave", room.id), json!({}))
         .await;
     assert!(res.status().is_success());

@@ -125,6 +125,9 @@ async fn fixture(room_buffer: usize) -> Fixture {
         .create_room(RoomRecord {
             id: room,
             name: "general".into(),
+            kind: confab_shared::conversation::RoomKind::Room,
+            visibility: confab_shared::conversation::Visibility::Public,
+            topic: None,
             created_by: user.id,
             created_at: 1,
         })

@@ -5,9 +5,11 @@
 use confab_origin::store::postgres::PgStore;
 use confab_origin::store::sqlite::SqliteStore;
 use confab_origin::store::{
-    AppendOutcome, DynStore, LogEntry, NewUser, RefreshOutcome, RoomQuery, RoomRecord, StoreError,
+    AppendOutcome, DynStore, LogEntry, NewUser, RefreshOutcome, RoomQuery, RoomRecord, SearchQuery,
+    StoreError,
 };
-use confab_shared::api::RoomScope;
+use confab_shared::api::{RoomScope, SearchHit};
+use confab_shared::conversation::{RoomKind, RoomRole, Visibility};
 use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
 use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{ChatMessage, UserPublic};
@@ -88,6 +90,9 @@ async fn room(store: &DynStore, name: &str, by: &UserPublic) -> RoomId {
         .create_room(RoomRecord {
             id,
             name: name.into(),
+            kind: RoomKind::Room,
+            visibility: Visibility::Public,
+            topic: None,
             created_by: by.id,
             created_at: 2,
         })
@@ -108,6 +113,10 @@ fn chat(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> ChatMessage 
         created_at: 10 + seq,
         edited_at: None,
         deleted_at: None,
+        reply_to: None,
+        mentions: Vec::new(),
+        reactions: Vec::new(),
+        pinned: false,
     }
 }
 
@@ -116,7 +125,7 @@ fn msg(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> LogEntry {
 }
 
 fn id_of(entry: &LogEntry) -> MessageId {
-    entry.event.message_id()
+    entry.event.message_id().unwrap()
 }
 
 fn edit(of: &LogEntry, seq: i64, body: &str, by: &UserPublic, reference: &str) -> LogEntry {
@@ -234,14 +243,23 @@ async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
             .create_room(RoomRecord {
                 id: RoomId(Uuid::now_v7()),
                 name: "ALPHA".into(),
+                kind: RoomKind::Room,
+                visibility: Visibility::Public,
+                topic: None,
                 created_by: bob.id,
                 created_at: 3
             })
             .await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(store.join_room(ids[1], bob.id, 4).await.unwrap());
-    assert!(!store.join_room(ids[1], bob.id, 4).await.unwrap());
+    assert!(store
+        .add_member(ids[1], bob.id, RoomRole::Member, 4)
+        .await
+        .unwrap());
+    assert!(!store
+        .add_member(ids[1], bob.id, RoomRole::Member, 4)
+        .await
+        .unwrap());
     let q = |scope, name: Option<&str>, limit| RoomQuery {
         user: bob.id,
         scope,
@@ -302,7 +320,7 @@ async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
     unique.dedup();
     assert_eq!(unique.len(), 5, "no repeats across pages");
     assert_eq!(&names[..3], ["Alpha", "beta", "delta"]);
-    assert!(store.leave_room(ids[1], bob.id).await.unwrap());
+    assert!(store.remove_member(ids[1], bob.id).await.unwrap());
     assert!(!store.is_member(ids[1], bob.id).await.unwrap());
     assert!(store.is_member(ids[0], ann.id).await.unwrap());
     assert_eq!(store.members(ids[0]).await.unwrap().len(), 1);
@@ -312,7 +330,10 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     let ann = user(&store, "ann").await;
     let bob = user(&store, "bob").await;
     let r = room(&store, "general", &ann).await;
-    store.join_room(r, bob.id, 3).await.unwrap();
+    store
+        .add_member(r, bob.id, RoomRole::Member, 3)
+        .await
+        .unwrap();
     let batch: Vec<LogEntry> = (1..=5).map(|s| msg(r, s, &ann, &format!("c{s}"))).collect();
     let out = store.append(&batch).await.unwrap();
     assert!(out.iter().all(|o| *o == AppendOutcome::Appended));
@@ -326,7 +347,7 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     assert_eq!(
         out[0],
         AppendOutcome::Duplicate {
-            id: id_of(&batch[1]),
+            id: Some(id_of(&batch[1])),
             seq: 2
         }
     );
@@ -334,9 +355,9 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     assert!(matches!(out[2], AppendOutcome::Duplicate { seq: 7, .. }));
     assert_eq!(store.last_seq(r).await.unwrap(), 7);
 
-    let page = store.messages_before(r, None, 3).await.unwrap();
+    let page = store.messages_before(r, None, 3, ann.id).await.unwrap();
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5, 7]);
-    let page = store.messages_before(r, Some(4), 10).await.unwrap();
+    let page = store.messages_before(r, Some(4), 10, ann.id).await.unwrap();
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
     let after = store.events_after(r, 3, 10).await.unwrap();
     assert_eq!(seqs(&after), [4, 5, 7]);
@@ -367,7 +388,7 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     assert_eq!((five.body.as_str(), five.edited_at), ("edited", Some(109)));
     let four = store.message(id_of(&batch[3])).await.unwrap().unwrap();
     assert!(four.is_deleted() && four.body.is_empty());
-    let history = store.messages_before(r, None, 10).await.unwrap();
+    let history = store.messages_before(r, None, 10, ann.id).await.unwrap();
     assert_eq!(
         history.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [1, 2, 3, 5, 7],
@@ -381,7 +402,10 @@ async fn messages_batch_dedupe_history_and_unread(store: DynStore) {
     );
     // A member who joins later starts with nothing unread.
     let carl = user(&store, "carl").await;
-    store.join_room(r, carl.id, 5).await.unwrap();
+    store
+        .add_member(r, carl.id, RoomRole::Member, 5)
+        .await
+        .unwrap();
     assert_eq!(store.unread(r, carl.id).await.unwrap(), 0);
     let room = store.room_for(r, carl.id).await.unwrap().unwrap();
     assert_eq!(
@@ -432,7 +456,7 @@ async fn the_log_replays_every_change_and_keeps_deleted_text_out(store: DynStore
     assert_eq!(
         out,
         [AppendOutcome::Duplicate {
-            id: id_of(&one),
+            id: Some(id_of(&one)),
             seq: 3
         }]
     );
@@ -441,7 +465,7 @@ async fn the_log_replays_every_change_and_keeps_deleted_text_out(store: DynStore
             .entry_by_ref(r, ann.id, &ClientRef::parse("d1").unwrap())
             .await
             .unwrap(),
-        Some((id_of(&two), 6))
+        Some((Some(id_of(&two)), 6))
     );
     assert_eq!(
         store
@@ -484,7 +508,7 @@ async fn entries_written_out_of_order_fold_the_same(store: DynStore) {
     assert!(matches!(&log[4], RoomEvent::Edited(e) if e.body.is_empty()));
     assert_eq!(
         store
-            .messages_before(r, None, 10)
+            .messages_before(r, None, 10, UserId(Uuid::nil()))
             .await
             .unwrap()
             .iter()
@@ -492,6 +516,143 @@ async fn entries_written_out_of_order_fold_the_same(store: DynStore) {
             .collect::<Vec<_>>(),
         ["newest"]
     );
+}
+
+fn said(room: RoomId, seq: i64, author: &UserPublic, body: &str) -> LogEntry {
+    let mut m = chat(room, seq, author, &format!("s{seq}"));
+    m.body = body.into();
+    LogEntry::message(m)
+}
+
+async fn search(
+    store: &DynStore,
+    user: &UserPublic,
+    text: &str,
+    room: Option<RoomId>,
+) -> Vec<SearchHit> {
+    store
+        .search(&SearchQuery {
+            user: user.id,
+            text: text.into(),
+            room,
+            after: None,
+            limit: 50,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect()
+}
+
+fn plain(hit: &SearchHit) -> String {
+    hit.excerpt.iter().map(|p| p.text.as_str()).collect()
+}
+
+async fn search_is_literal_ranked_paged_and_for_members_only(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let bob = user(&store, "bob").await;
+    let general = room(&store, "general", &ann).await;
+    let secret = room(&store, "secret", &ann).await;
+    store
+        .add_member(general, bob.id, RoomRole::Member, 3)
+        .await
+        .unwrap();
+    let mut entries = vec![
+        said(general, 1, &ann, "the quarterly report is late"),
+        said(
+            general,
+            2,
+            &ann,
+            "report report report, all about the report",
+        ),
+        said(general, 3, &ann, "100% sure: a_b, \"quoted\" OR NOT"),
+        said(general, 4, &ann, "a report that will be deleted"),
+        said(secret, 1, &ann, "the secret report"),
+    ];
+    for i in 0..12 {
+        entries.push(said(general, 10 + i, &bob, &format!("needle number {i}")));
+    }
+    store.append(&entries).await.unwrap();
+    store
+        .append(&[delete(&entries[3], 30, &ann, "d1")])
+        .await
+        .unwrap();
+
+    // Bob: his room only, the deleted one gone, the best match first, with highlights.
+    let hits = search(&store, &bob, "report", None).await;
+    assert_eq!(hits.iter().map(|h| h.seq).collect::<Vec<_>>(), [2, 1]);
+    assert!(hits.iter().all(|h| h.room == general));
+    assert!(hits[0]
+        .excerpt
+        .iter()
+        .any(|p| p.hit && p.text.eq_ignore_ascii_case("report")));
+    assert!(plain(&hits[1]).contains("quarterly report"));
+    assert_eq!(hits[0].room_name, "general");
+    // Ann sees both rooms; the room filter narrows.
+    assert_eq!(search(&store, &ann, "report", None).await.len(), 3);
+    assert_eq!(search(&store, &ann, "report", Some(secret)).await.len(), 1);
+    assert!(search(&store, &bob, "report", Some(secret))
+        .await
+        .is_empty());
+    // Literal words only: every word required, operators are words, no wildcards.
+    assert_eq!(search(&store, &ann, "quarterly late", None).await.len(), 1);
+    assert!(search(&store, &ann, "quarterly missing", None)
+        .await
+        .is_empty());
+    for q in [
+        "%",
+        "_",
+        "\"",
+        "*",
+        "report OR nothing",
+        "repo*",
+        "NEAR(report late)",
+        "body:report",
+    ] {
+        let hits = search(&store, &ann, q, None).await;
+        assert!(
+            hits.is_empty(),
+            "{q:?} matched {:?}",
+            hits.iter().map(plain).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(
+        search(&store, &ann, "OR NOT", None)
+            .await
+            .iter()
+            .map(|h| h.seq)
+            .collect::<Vec<_>>(),
+        [3],
+        "the words themselves"
+    );
+    // Keyset paging: each once, in order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .search(&SearchQuery {
+                user: bob.id,
+                text: "needle".into(),
+                room: None,
+                after: after.clone(),
+                limit: 5,
+            })
+            .await
+            .unwrap();
+        let more = page.len() > 5;
+        for (hit, cursor) in page.into_iter().take(5) {
+            seen.push(hit.seq);
+            after = Some(cursor);
+        }
+        if !more {
+            break;
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (12, 12), "{seen:?}");
 }
 
 /// Two workers commit a message and its edit at the same moment: whichever order the
@@ -582,6 +743,7 @@ suite!(
     messages_batch_dedupe_history_and_unread,
     the_log_replays_every_change_and_keeps_deleted_text_out,
     entries_written_out_of_order_fold_the_same,
+    search_is_literal_ranked_paged_and_for_members_only,
     concurrent_batches_of_one_room_fold_the_same,
     uploads_are_recorded_then_completed,
 );

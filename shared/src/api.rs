@@ -1,5 +1,6 @@
 //! JSON bodies of the HTTP API under `/api`. Every error answer is an [`ErrorBody`].
 
+use crate::conversation::{RoomKind, RoomRole, Visibility};
 use crate::error::ErrorCode;
 use crate::events::RoomEvent;
 use crate::ids::{MessageId, RoomId, UserId};
@@ -80,14 +81,91 @@ pub struct Me {
     /// Registration time, milliseconds since the Unix epoch.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub created_at: i64,
+    /// Whether the other members of your rooms see how far you have read.
+    pub share_read_receipts: bool,
 }
 
-/// `POST /api/rooms`. The creator joins the room.
+/// `PATCH /api/me`: your settings (fields left out stay as they are).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// Whether others see your read receipts (you always see your own unread counts).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub share_read_receipts: Option<bool>,
+}
+
+/// `POST /api/rooms`. The creator joins the room as its `owner`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CreateRoomRequest {
     /// 1-64 printable characters, unique regardless of case.
     pub name: String,
+    /// `public` (the default: listed, anyone may join) or `private` (members are added).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub visibility: Option<Visibility>,
+    /// Up to 250 characters on one line.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub topic: Option<String>,
+}
+
+/// `PATCH /api/rooms/{id}` (owner or admin): fields left out stay as they are; an empty topic
+/// clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoomRequest {
+    /// The new name.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub name: Option<String>,
+    /// The new topic.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub topic: Option<String>,
+}
+
+/// `POST /api/rooms/{id}/members` (owner or admin) and `POST /api/rooms/{id}/bans`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    /// The user to add or ban.
+    pub user: UserId,
+}
+
+/// `PATCH /api/rooms/{id}/members/{user}` (owner only). Making someone `owner` hands the room
+/// over: the previous owner becomes an `admin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    /// The member's new role.
+    pub role: RoomRole,
+}
+
+/// `POST /api/dms`: the direct conversation with these people (the same one every time for the
+/// same set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct CreateDmRequest {
+    /// 1 to 8 other people.
+    pub users: Vec<UserId>,
+}
+
+/// One page of `GET /api/users?q=&cursor=&limit=`: people whose username starts with `q`, by
+/// username.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct UserPage {
+    /// The people.
+    pub users: Vec<UserPublic>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// Which rooms `GET /api/rooms` lists.
@@ -104,14 +182,24 @@ pub enum RoomScope {
     All,
 }
 
-/// A room as listed for one user.
+/// A room (or direct conversation) as listed for one user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Room {
     /// Id.
     pub id: RoomId,
-    /// Name.
+    /// Name (empty for a direct conversation: show `dm_with`).
     pub name: String,
+    /// `room` or `dm`.
+    pub kind: RoomKind,
+    /// `public` or `private` (direct conversations are private).
+    pub visibility: Visibility,
+    /// The topic, if any.
+    pub topic: Option<String>,
+    /// Your role (null when you are not a member).
+    pub role: Option<RoomRole>,
+    /// For a direct conversation: the other people in it.
+    pub dm_with: Vec<UserPublic>,
     /// Who created it.
     pub created_by: UserId,
     /// Creation time, milliseconds since the Unix epoch.
@@ -122,7 +210,7 @@ pub struct Room {
     pub member_count: i64,
     /// Whether you are a member.
     pub joined: bool,
-    /// The seq of the latest persisted message (0 when none).
+    /// The seq of the room's latest persisted log entry (0 when none).
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub last_seq: i64,
     /// Your read marker (0 when not a member or nothing read).
@@ -131,6 +219,9 @@ pub struct Room {
     /// Messages by others after your read marker (0 when not a member).
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub unread: i64,
+    /// Of those, the ones that `@mention` you.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub mentions: i64,
 }
 
 /// One page of `GET /api/rooms?q=&scope=&cursor=&limit=`, ordered by name.
@@ -149,6 +240,8 @@ pub struct RoomPage {
 pub struct Member {
     /// Who.
     pub user: UserPublic,
+    /// Their role.
+    pub role: RoomRole,
     /// Whether they are in the room now (a connection subscribed to it).
     pub online: bool,
     /// When they joined, milliseconds since the Unix epoch.
@@ -156,7 +249,8 @@ pub struct Member {
     pub joined_at: i64,
 }
 
-/// One page of `GET /api/rooms/{id}/messages?before_seq=&limit=`, oldest first.
+/// One page of `GET /api/rooms/{id}/messages?before_seq=&limit=` (or `?around_seq=`), oldest
+/// first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MessagePage {
@@ -164,6 +258,89 @@ pub struct MessagePage {
     pub messages: Vec<ChatMessage>,
     /// Whether older messages exist (ask again with `before_seq` = the first seq here).
     pub has_more: bool,
+    /// For `around_seq`: whether newer messages exist (the live room has them all).
+    #[serde(default)]
+    pub has_newer: bool,
+}
+
+/// A banned user (`GET /api/rooms/{id}/bans`, owner or admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Ban {
+    /// Who.
+    pub user: UserPublic,
+    /// Who banned them.
+    pub by: UserPublic,
+    /// When, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub at: i64,
+}
+
+/// A pinned message (`GET /api/rooms/{id}/pins`, newest pin first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Pin {
+    /// The message, as it is now.
+    pub message: ChatMessage,
+    /// Who pinned it.
+    pub by: UserPublic,
+    /// When, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub at: i64,
+}
+
+/// How far a member has read (`GET /api/rooms/{id}/receipts`; members who do not share their
+/// receipts are left out, except yourself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Receipt {
+    /// Who.
+    pub user: UserPublic,
+    /// The highest seq they have read.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+}
+
+/// A piece of a search result's excerpt: the text as it is, `hit` where it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ExcerptPart {
+    /// Plain text (never markup).
+    pub text: String,
+    /// Whether this piece matched the search.
+    pub hit: bool,
+}
+
+/// One message found by `GET /api/search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SearchHit {
+    /// The room.
+    pub room: RoomId,
+    /// Its name (empty for a direct conversation).
+    pub room_name: String,
+    /// The message's seq (jump there with `GET /api/rooms/{room}/messages?around_seq=`).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+    /// The message.
+    pub id: MessageId,
+    /// Who wrote it.
+    pub author: UserPublic,
+    /// When, milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub created_at: i64,
+    /// The part of the text around the matches.
+    pub excerpt: Vec<ExcerptPart>,
+}
+
+/// One page of `GET /api/search?q=&room=&cursor=&limit=`, best match first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SearchPage {
+    /// The matches.
+    pub results: Vec<SearchHit>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// `PATCH /api/messages/{id}`.

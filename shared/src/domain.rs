@@ -71,6 +71,12 @@ pub enum DomainError {
     /// Message body holding a control character other than newline and tab.
     #[error("message contains a control character")]
     ControlInBody,
+    /// Room topic too long or not on one line.
+    #[error("topic must be at most 250 characters on one line")]
+    Topic,
+    /// Not exactly one emoji.
+    #[error("a reaction must be exactly one emoji")]
+    Emoji,
 }
 
 macro_rules! string_value {

@@ -9,10 +9,16 @@
 //! `deleted_at` set) and replayed `edited` entries for it have an empty body, so deleted text is
 //! never served again.
 //!
-//! Typing and presence are not log entries: they carry no seq and are never replayed.
+//! A `message` entry in the log carries no reactions: the `reaction` entries after it add them
+//! (history pages carry each message's reactions as they are now, with who reacted, so the
+//! entries that follow a page apply exactly).
+//!
+//! Typing, presence and read receipts are not log entries: they carry no seq and are never
+//! replayed.
 
+use crate::conversation::{Emoji, RoomRole};
 use crate::ids::{MessageId, RoomId};
-use crate::protocol::ChatMessage;
+use crate::protocol::{ChatMessage, UserPublic};
 use serde::{Deserialize, Serialize};
 
 /// One entry of a room's log, tagged by `"type"` like every frame.
@@ -29,6 +35,20 @@ pub enum RoomEvent {
     Edited(MessageEdited),
     /// A message was deleted by its author.
     Deleted(MessageDeleted),
+    /// Someone added (or took back) a reaction to a message.
+    Reaction(ReactionChanged),
+    /// A message was pinned to the room.
+    Pinned(PinChanged),
+    /// A message was unpinned.
+    Unpinned(PinChanged),
+    /// Someone became a member (joined a public room, or was added).
+    MemberAdded(MemberAdded),
+    /// Someone stopped being a member (left, was removed, or banned).
+    MemberRemoved(MemberRemoved),
+    /// A member's role changed.
+    RoleChanged(RoleChanged),
+    /// The room's name or topic changed.
+    RoomUpdated(RoomUpdated),
 }
 
 /// A message's new text (`edited`).
@@ -62,6 +82,108 @@ pub struct MessageDeleted {
     pub id: MessageId,
 }
 
+/// A reaction added or taken back (`reaction`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ReactionChanged {
+    /// The room.
+    pub room: RoomId,
+    /// This entry's position in the room's log.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+    /// The message reacted to.
+    pub message: MessageId,
+    /// The emoji.
+    pub emoji: Emoji,
+    /// Who reacted.
+    pub user: UserPublic,
+    /// True when added, false when taken back.
+    pub on: bool,
+}
+
+/// A message pinned or unpinned (`pinned`, `unpinned`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PinChanged {
+    /// The room.
+    pub room: RoomId,
+    /// This entry's position in the room's log.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+    /// The message.
+    pub message: MessageId,
+    /// Who pinned or unpinned it.
+    pub by: UserPublic,
+}
+
+/// Someone became a member (`member_added`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MemberAdded {
+    /// The room.
+    pub room: RoomId,
+    /// This entry's position in the room's log.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+    /// The new member.
+    pub user: UserPublic,
+    /// Their role.
+    pub role: RoomRole,
+    /// Who added them (themselves when they joined).
+    pub by: UserPublic,
+}
+
+/// Someone stopped being a member (`member_removed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MemberRemoved {
+    /// The room.
+    pub room: RoomId,
+    /// This entry's position in the room's log.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+    /// The former member.
+    pub user: UserPublic,
+    /// Who removed them (themselves when they left).
+    pub by: UserPublic,
+    /// Whether they were banned (they cannot come back until unbanned).
+    pub banned: bool,
+}
+
+/// A member's role changed (`role_changed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RoleChanged {
+    /// The room.
+    pub room: RoomId,
+    /// This entry's position in the room's log.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+    /// The member.
+    pub user: UserPublic,
+    /// Their role now.
+    pub role: RoomRole,
+    /// Who changed it.
+    pub by: UserPublic,
+}
+
+/// The room's name or topic changed (`room_updated`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RoomUpdated {
+    /// The room.
+    pub room: RoomId,
+    /// This entry's position in the room's log.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: i64,
+    /// The room's name now.
+    pub name: String,
+    /// Its topic now (null: none).
+    pub topic: Option<String>,
+    /// Who changed it.
+    pub by: UserPublic,
+}
+
 impl RoomEvent {
     /// The entry's position in its room's log.
     pub fn seq(&self) -> i64 {
@@ -69,6 +191,12 @@ impl RoomEvent {
             Self::Message(m) => m.seq,
             Self::Edited(e) => e.seq,
             Self::Deleted(d) => d.seq,
+            Self::Reaction(r) => r.seq,
+            Self::Pinned(p) | Self::Unpinned(p) => p.seq,
+            Self::MemberAdded(m) => m.seq,
+            Self::MemberRemoved(m) => m.seq,
+            Self::RoleChanged(r) => r.seq,
+            Self::RoomUpdated(r) => r.seq,
         }
     }
 
@@ -78,6 +206,12 @@ impl RoomEvent {
             Self::Message(m) => m.seq = seq,
             Self::Edited(e) => e.seq = seq,
             Self::Deleted(d) => d.seq = seq,
+            Self::Reaction(r) => r.seq = seq,
+            Self::Pinned(p) | Self::Unpinned(p) => p.seq = seq,
+            Self::MemberAdded(m) => m.seq = seq,
+            Self::MemberRemoved(m) => m.seq = seq,
+            Self::RoleChanged(r) => r.seq = seq,
+            Self::RoomUpdated(r) => r.seq = seq,
         }
     }
 
@@ -87,15 +221,27 @@ impl RoomEvent {
             Self::Message(m) => m.room,
             Self::Edited(e) => e.room,
             Self::Deleted(d) => d.room,
+            Self::Reaction(r) => r.room,
+            Self::Pinned(p) | Self::Unpinned(p) => p.room,
+            Self::MemberAdded(m) => m.room,
+            Self::MemberRemoved(m) => m.room,
+            Self::RoleChanged(r) => r.room,
+            Self::RoomUpdated(r) => r.room,
         }
     }
 
-    /// The message the entry is or is about.
-    pub fn message_id(&self) -> MessageId {
+    /// The message the entry is or is about, if it is about one.
+    pub fn message_id(&self) -> Option<MessageId> {
         match self {
-            Self::Message(m) => m.id,
-            Self::Edited(e) => e.id,
-            Self::Deleted(d) => d.id,
+            Self::Message(m) => Some(m.id),
+            Self::Edited(e) => Some(e.id),
+            Self::Deleted(d) => Some(d.id),
+            Self::Reaction(r) => Some(r.message),
+            Self::Pinned(p) | Self::Unpinned(p) => Some(p.message),
+            Self::MemberAdded(_)
+            | Self::MemberRemoved(_)
+            | Self::RoleChanged(_)
+            | Self::RoomUpdated(_) => None,
         }
     }
 
@@ -105,6 +251,13 @@ impl RoomEvent {
             Self::Message(_) => "message",
             Self::Edited(_) => "edited",
             Self::Deleted(_) => "deleted",
+            Self::Reaction(_) => "reaction",
+            Self::Pinned(_) => "pinned",
+            Self::Unpinned(_) => "unpinned",
+            Self::MemberAdded(_) => "member_added",
+            Self::MemberRemoved(_) => "member_removed",
+            Self::RoleChanged(_) => "role_changed",
+            Self::RoomUpdated(_) => "room_updated",
         }
     }
 
@@ -129,11 +282,28 @@ impl ChatMessage {
         }
     }
 
-    /// The message as a tombstone: its text and file gone, `deleted_at` set.
+    /// The message as a tombstone: its text, file, quote, mentions and reactions gone,
+    /// `deleted_at` set.
     pub fn into_tombstone(mut self, deleted_at: i64) -> Self {
         self.body.clear();
         self.attachment = None;
+        self.mentions.clear();
+        self.reactions.clear();
+        self.pinned = false;
+        if let Some(reply) = &mut self.reply_to {
+            reply.excerpt.clear();
+        }
         self.deleted_at = Some(self.deleted_at.unwrap_or(deleted_at));
+        self
+    }
+}
+
+impl ChatMessage {
+    /// The message as a `message` entry of the log carries it: without reactions or pin state
+    /// (the entries after it in the log add those).
+    pub fn as_log_entry(mut self) -> Self {
+        self.reactions.clear();
+        self.pinned = false;
         self
     }
 }
@@ -168,6 +338,10 @@ mod tests {
             created_at: 10,
             edited_at: None,
             deleted_at: None,
+            reply_to: None,
+            mentions: Vec::new(),
+            reactions: Vec::new(),
+            pinned: false,
         }
     }
 

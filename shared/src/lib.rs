@@ -2,6 +2,8 @@
 //!
 //! - [`ids`]: newtype identifiers (`UserId`, `RoomId`, `MessageId`, `SessionId`, `ClientMsgId`,
 //!   `ClientRef`).
+//! - [`conversation`]: rooms' kinds, visibility and roles, topics, reaction emoji, replies and
+//!   `@mentions`.
 //! - [`domain`]: values parsed at the boundary (`Username`, `Email`, `Password`, `RoomName`,
 //!   `MessageBody`); once you hold one, it is valid.
 //! - [`events`]: the room log's entries ([`events::RoomEvent`]: `message`, `edited`, `deleted`),
@@ -23,6 +25,7 @@
 
 pub mod api;
 pub mod claims;
+pub mod conversation;
 pub mod domain;
 #[cfg(feature = "edge")]
 pub mod edge;

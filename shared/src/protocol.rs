@@ -9,6 +9,7 @@
 //! `subscribe` with `after_seq` delivers exactly the entries missed, then `subscribed` says
 //! whether that recovery was complete.
 
+use crate::conversation::{ReactionCount, ReplyTo};
 use crate::error::ErrorCode;
 use crate::events::RoomEvent;
 use crate::ids::{ClientMsgId, ClientRef, MessageId, RoomId, UserId};
@@ -83,6 +84,22 @@ pub struct ChatMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
     pub deleted_at: Option<i64>,
+    /// The message this one answers, as that message is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub reply_to: Option<ReplyTo>,
+    /// The members `@mentioned` in the text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Vec<UserId>>", optional))]
+    pub mentions: Vec<UserId>,
+    /// Its reactions as they are now (history pages only; see `RoomEvent`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Vec<ReactionCount>>", optional))]
+    pub reactions: Vec<ReactionCount>,
+    /// Whether it is pinned to the room.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
+    pub pinned: bool,
 }
 
 /// A frame from the client.
@@ -118,6 +135,26 @@ pub enum ClientFrame {
         #[serde(default)]
         #[cfg_attr(feature = "ts", ts(optional))]
         attachment: Option<AttachmentRef>,
+        /// The message (of the same room) this one answers.
+        #[serde(default)]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        reply_to: Option<MessageId>,
+    },
+    /// Add (`on: true`) or take back your reaction to a message. Answered like `edit`; adding
+    /// one you have, or taking back one you do not, is acknowledged and changes nothing.
+    React {
+        /// The message's room (you must be a member).
+        room: RoomId,
+        /// The message.
+        message: MessageId,
+        /// One emoji.
+        emoji: String,
+        /// Add or take back.
+        on: bool,
+        /// Your id for this request; a retry with the same one is applied once.
+        #[serde(rename = "ref")]
+        #[cfg_attr(feature = "ts", ts(rename = "ref"))]
+        reference: ClientRef,
     },
     /// Change the text of your message. Answered by `ack` (with this `ref` and the `edited`
     /// entry's seq) or by `error` with this `ref`.
@@ -174,6 +211,9 @@ impl ClientFrame {
 }
 
 /// A frame from the server.
+// Frames live briefly (serialized once, then written): boxing the large log entries would cost
+// an allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -244,6 +284,20 @@ pub enum ServerFrame {
         unread: i64,
         /// Who wrote it (for a notification; no content is sent).
         author: UserPublic,
+        /// Whether it `@mentions` you.
+        #[serde(default)]
+        mention: bool,
+    },
+    /// A member's read marker in a subscribed room moved (read receipts; sent at most every
+    /// couple of seconds per member, never for members who do not share them).
+    Read {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        user: UserPublic,
+        /// The highest seq they have read.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        seq: i64,
     },
     /// You fell behind in this room and missed events: subscribe again with `after_seq`.
     Resync {
@@ -418,7 +472,7 @@ mod tests {
         fn send_frames_round_trip(id in "[a-z0-9-]{1,64}", body in "\\PC{0,100}", seq in proptest::option::of(0i64..1_000_000)) {
             let room = RoomId(Uuid::from_u128(7));
             let frames = [
-                ClientFrame::Send { room, client_msg_id: ClientMsgId::parse(&id).unwrap(), body, attachment: None },
+                ClientFrame::Send { room, client_msg_id: ClientMsgId::parse(&id).unwrap(), body, attachment: None, reply_to: None },
                 ClientFrame::Subscribe { room, after_seq: seq },
             ];
             for f in frames {

@@ -2,7 +2,7 @@
 //! file is stale. Regenerate with `CONFAB_UPDATE_TS=1 cargo test -p confab-shared --features ts`.
 #![cfg(feature = "ts")]
 
-use confab_shared::{api, error, events, ids, protocol};
+use confab_shared::{api, conversation, error, events, ids, protocol};
 use ts_rs::TS;
 
 fn generated() -> String {
@@ -17,10 +17,22 @@ fn generated() -> String {
         protocol::UserPublic::decl(),
         protocol::AttachmentRef::decl(),
         protocol::Attachment::decl(),
+        conversation::Visibility::decl(),
+        conversation::RoomKind::decl(),
+        conversation::RoomRole::decl(),
+        conversation::Emoji::decl(),
+        conversation::ReplyTo::decl(),
+        conversation::ReactionCount::decl(),
         protocol::ChatMessage::decl(),
         events::RoomEvent::decl(),
         events::MessageEdited::decl(),
         events::MessageDeleted::decl(),
+        events::ReactionChanged::decl(),
+        events::PinChanged::decl(),
+        events::MemberAdded::decl(),
+        events::MemberRemoved::decl(),
+        events::RoleChanged::decl(),
+        events::RoomUpdated::decl(),
         protocol::ClientFrame::decl(),
         protocol::ServerFrame::decl(),
         api::ErrorBody::decl(),
@@ -30,12 +42,24 @@ fn generated() -> String {
         api::LoginRequest::decl(),
         api::ChangePasswordRequest::decl(),
         api::Me::decl(),
+        api::UpdateMeRequest::decl(),
         api::CreateRoomRequest::decl(),
+        api::UpdateRoomRequest::decl(),
+        api::UserRequest::decl(),
+        api::RoleRequest::decl(),
+        api::CreateDmRequest::decl(),
+        api::UserPage::decl(),
         api::RoomScope::decl(),
         api::Room::decl(),
         api::RoomPage::decl(),
         api::Member::decl(),
         api::MessagePage::decl(),
+        api::Ban::decl(),
+        api::Pin::decl(),
+        api::Receipt::decl(),
+        api::ExcerptPart::decl(),
+        api::SearchHit::decl(),
+        api::SearchPage::decl(),
         api::EditMessageRequest::decl(),
         api::ChangeAck::decl(),
         api::EventPage::decl(),

@@ -9,7 +9,8 @@
 // temporary directory (so a test run leaves the committed pictures alone).
 //
 // Env: CONFAB_BIN (the server binary; default target/debug/confab, built when missing),
-// CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1 to watch, E2E_KEEP=1 to keep the data dir.
+// CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1 to watch, E2E_KEEP=1 to keep the data dir,
+// E2E_SKIP=regex to leave out the steps whose names match.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -190,13 +191,101 @@ async function roomShown(page, name) {
 }
 
 async function send(page, text) {
-  const box = page.getByRole('textbox', { name: /^Message #/ });
+  const box = page.getByRole('textbox', { name: /^Message / });
   await box.fill(text);
   await box.press('Enter');
 }
 
+/** The message whose own text has `text` (not a reply quoting it). */
 function message(page, text) {
-  return page.locator('[data-testid=message]', { hasText: text });
+  return page.locator('[data-testid=message]').filter({ has: page.locator('[data-testid=message-body]', { hasText: text }) });
+}
+
+function roomLink(page, name) {
+  return page.locator(`[data-testid=room-link][data-room-name="${name}"]`);
+}
+
+/** Picks an item of a message's actions menu (Reply, Pin, Unpin, Edit, Delete). */
+async function messageAction(page, text, item) {
+  await messageMenu(page, text);
+  await page.getByRole('menuitem', { name: item, exact: true }).click();
+}
+
+/** Reacts to a message through its picker: one of the common emoji, or typed in the field. */
+async function react(page, text, emoji, { typed = false } = {}) {
+  const m = message(page, text);
+  await m.hover();
+  await m.getByRole('button', { name: 'Add reaction' }).click();
+  if (typed) {
+    await page.getByLabel('Any emoji').fill(emoji);
+    await page.getByRole('button', { name: 'React', exact: true }).click();
+  } else {
+    await page.getByRole('button', { name: `React with ${emoji}` }).click();
+  }
+}
+
+function chip(page, text, emoji) {
+  return message(page, text).locator(`[data-testid=reaction][data-emoji="${emoji}"]`);
+}
+
+/** Each reaction chip of a message as `emoji count`, in order. */
+async function chips(page, text) {
+  return message(page, text)
+    .locator('[data-testid=reaction]')
+    .evaluateAll((els) => els.map((e) => `${e.dataset.emoji} ${e.dataset.count}`));
+}
+
+/** Opens the room settings of the room on screen and returns the dialog. */
+async function roomSettings(page) {
+  await page.getByRole('button', { name: 'Room settings' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByRole('tab', { name: 'Members' }).waitFor();
+  return dialog;
+}
+
+/** Through the room settings: adds a user by searching for them. */
+async function addMember(page, username) {
+  const dialog = await roomSettings(page);
+  await dialog.getByLabel('Search people to add').fill(username);
+  await dialog.getByRole('button', { name: `Add ${username}`, exact: true }).click();
+  await dialog.locator(`[data-testid=settings-member][data-username=${username}]`).waitFor();
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+}
+
+/** Through the room settings: one of the actions on a member (confirm() accepted). */
+async function memberAction(page, username, item) {
+  const dialog = await roomSettings(page);
+  await dialog.getByRole('button', { name: `Actions for ${username}` }).click();
+  await page.getByRole('menuitem', { name: item, exact: true }).click();
+  return dialog;
+}
+
+async function closeDialog(page) {
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+}
+
+function notice(page, text) {
+  return page.locator('[data-testid=notice]', { hasText: text });
+}
+
+/** Searches messages in the open panel until a result shows (the index can lag a moment). */
+async function searchFor(page, q, { expectNone = false } = {}) {
+  const input = page.locator('[data-testid=search-panel]').getByRole('textbox', { name: 'Search messages' });
+  for (let i = 0; ; i++) {
+    await input.fill('');
+    await input.fill(q);
+    const found = page.locator('[data-testid=search-result]').first();
+    const none = page.getByText('No messages match.');
+    await found.or(none).first().waitFor({ timeout: 10_000 });
+    if (expectNone || (await found.count()) > 0) {
+      if (i > 0) log(`   search "${q}": found after ${i} retries`);
+      return;
+    }
+    if (i >= 10) throw new Error(`no search result for "${q}"`);
+    await sleep(500);
+  }
 }
 
 /** Opens a message's actions menu: with the mouse, or with the keyboard (Tab focus, Enter). */
@@ -216,8 +305,11 @@ async function messageMenu(page, text, { keyboard = false } = {}) {
 async function editMessage(page, text, body, opts = {}) {
   await messageMenu(page, text, opts);
   if (opts.keyboard) {
-    await page.getByRole('menuitem', { name: 'Edit' }).waitFor();
-    await page.keyboard.press('Enter'); // the first item, focused
+    // Arrow keys to Edit (Reply and Pin come first), Enter picks it.
+    const edit = page.getByRole('menuitem', { name: 'Edit' });
+    await edit.waitFor();
+    for (let i = 0; i < 4 && (await edit.getAttribute('data-highlighted')) === null; i++) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
   } else {
     await page.getByRole('menuitem', { name: 'Edit' }).click();
   }
@@ -402,6 +494,7 @@ async function main() {
   const ctxOptions = { viewport: { width: 1200, height: 760 }, colorScheme: 'light', deviceScaleFactor: 1 };
   const aliceCtx = await browser.newContext(ctxOptions);
   const bobCtx = await browser.newContext(ctxOptions);
+  const carolCtx = await browser.newContext(ctxOptions);
   // Browser notifications: a stand-in Notification that says "granted" and records each one.
   await bobCtx.addInitScript(() => {
     window.__notes = [];
@@ -419,23 +512,30 @@ async function main() {
   });
   const alice = await aliceCtx.newPage();
   const bob = await bobCtx.newPage();
-  // Their sockets go through Playwright, so the test can take either one offline.
+  const carol = await carolCtx.newPage();
+  // Their sockets go through Playwright, so the test can take any one offline.
   const aliceNet = await cuttable(alice);
   const bobNet = await cuttable(bob);
+  const carolNet = await cuttable(carol);
   const bobHistory = historyLoads(bob);
-  for (const p of [alice, bob]) {
+  const carolHistory = historyLoads(carol);
+  const aliceRequests = [];
+  alice.on('request', (r) => aliceRequests.push(r.url()));
+  for (const p of [alice, bob, carol]) {
     p.setDefaultTimeout(15_000);
     p.on('dialog', (d) => void d.accept()); // confirm() before deleting or leaving
   }
   // Uncaught exceptions and console errors or warnings fail the run, except the browser's own
   // network log lines for what the test does on purpose: a signed-out page asking /api/me (401,
   // then a refused refresh), requests while the server is stopped, and requests of a page the
-  // test took offline.
+  // test took offline, and the refusals a step provokes on purpose (`allowing`).
   const errors = [];
   let serverDown = false;
-  const nets = { alice: aliceNet.net, bob: bobNet.net };
+  const nets = { alice: aliceNet.net, bob: bobNet.net, carol: carolNet.net };
+  const allowed = [];
   const expectedLog = (who, text) =>
     /^Failed to load resource: the server responded with a status of 401 /.test(text) ||
+    allowed.some((re) => re.test(text)) ||
     (serverDown && /ERR_CONNECTION_REFUSED/.test(text)) ||
     (Date.now() < (nets[who]?.offlineUntil ?? 0) && /ERR_INTERNET_DISCONNECTED/.test(text));
   const watch = (who, p) => {
@@ -448,11 +548,28 @@ async function main() {
   };
   watch('alice', alice);
   watch('bob', bob);
+  watch('carol', carol);
+  /** Runs `fn` with console lines matching `re` (a refusal provoked on purpose) expected. */
+  async function allowing(re, fn) {
+    allowed.push(re);
+    try {
+      return await fn();
+    } finally {
+      await sleep(300); // the browser logs a failed request a moment after it
+      allowed.splice(allowed.indexOf(re), 1);
+    }
+  }
 
   let passed = 0;
   let failed = 0;
   let skipped = 0;
   async function step(name, fn) {
+    // E2E_SKIP=regex: leave out the steps it matches (for a quicker run while working on others).
+    if (process.env.E2E_SKIP && new RegExp(process.env.E2E_SKIP).test(name)) {
+      skipped++;
+      log(`-  ${name} (skipped: E2E_SKIP)`);
+      return;
+    }
     const t0 = Date.now();
     try {
       const r = await fn();
@@ -466,7 +583,9 @@ async function main() {
     } catch (e) {
       failed++;
       log(`FAIL ${name}: ${e.message}`);
-      for (const [who, p] of [['alice', alice], ['bob', bob]]) {
+      const at = (e.stack ?? '').split('\n').find((l) => l.includes('run.mjs'));
+      if (at) log(`   ${at.trim()}`);
+      for (const [who, p] of [['alice', alice], ['bob', bob], ['carol', carol]]) {
         await p.screenshot({ path: path.join(os.tmpdir(), `confab-e2e-fail-${who}.png`) }).catch(() => {});
       }
       log(`   (failure screenshots in ${os.tmpdir()}/confab-e2e-fail-*.png)`);
@@ -480,9 +599,10 @@ async function main() {
       await shoot(alice, 'login');
     });
 
-    await step('two users register in two browser contexts', async () => {
+    await step('three users register in three browser contexts', async () => {
       await register(alice, origin.url, 'alice');
       await register(bob, origin.url, 'bob');
+      await register(carol, origin.url, 'carol');
     });
 
     await step('alice creates a room and bob discovers and joins it', async () => {
@@ -510,8 +630,11 @@ async function main() {
       await message(bob, 'a message without typos').filter({ hasText: '(edited)' }).waitFor();
       assert((await countOf(bob, 'tpyo')) === 0, 'old text gone');
       await nothingPending(alice);
-      // Others' messages have no actions.
-      assert((await message(alice, 'good to be here').getByRole('button', { name: 'Message actions' }).count()) === 0, 'no actions on others');
+      // Others' messages can be answered, not edited or deleted.
+      await messageMenu(alice, 'good to be here');
+      await alice.getByRole('menuitem', { name: 'Reply' }).waitFor();
+      assert((await alice.getByRole('menuitem', { name: /^(Edit|Delete)$/ }).count()) === 0, 'no edit or delete on others');
+      await alice.keyboard.press('Escape');
       await deleteMessage(alice, 'a message without typos');
       await message(bob, 'a message without typos').waitFor({ state: 'detached' });
       await message(alice, 'a message without typos').waitFor({ state: 'detached' });
@@ -787,6 +910,412 @@ async function main() {
       }
     });
 
+    await step('a private room with a topic: not listed; its owner adds people, makes an admin, changes the topic', async () => {
+      await alice.getByRole('button', { name: 'New room' }).click();
+      await alice.getByLabel('Room name').fill('plans');
+      await alice.getByLabel('Topic', { exact: true }).fill('Q3 plans');
+      await alice.locator('label', { hasText: 'Private' }).click();
+      await alice.getByRole('button', { name: 'Create room' }).click();
+      await roomShown(alice, 'plans');
+      await alice.locator('[data-testid=room-topic]', { hasText: 'Q3 plans' }).waitFor();
+      await alice.getByRole('img', { name: 'Private room' }).waitFor();
+      // Not in Discover for anyone else.
+      await bob.getByRole('button', { name: 'Discover' }).click();
+      await bob.getByLabel('Search rooms to join').fill('plans');
+      await bob.getByText(/^No rooms to join/).waitFor();
+      assert((await bob.getByRole('button', { name: 'Join plans', exact: true }).count()) === 0, 'plans not listed');
+      await closeDialog(bob);
+      // Added by the owner: the room shows up in their sidebars at once.
+      await addMember(alice, 'bob');
+      await addMember(alice, 'carol');
+      await roomLink(bob, 'plans').waitFor();
+      await roomLink(carol, 'plans').waitFor();
+      const dialog = await memberAction(alice, 'bob', 'Make admin');
+      await dialog.locator('[data-testid=settings-member][data-username=bob][data-role=admin]').waitFor();
+      await dialog.getByRole('tab', { name: 'About' }).click();
+      await dialog.getByLabel('Topic', { exact: true }).fill('Q3 plans, final');
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await dialog.getByText('Saved.').waitFor();
+      // Renamed, and back (the others see it with the topic below).
+      for (const name of ['plans-q3', 'plans']) {
+        await dialog.getByRole('form', { name: 'Room name and topic' }).getByLabel('Room name').fill(name);
+        await dialog.getByRole('button', { name: 'Save' }).click();
+        await alice.locator('[data-testid=room-title]', { hasText: new RegExp(`^# ${name}$`) }).waitFor();
+        await roomLink(alice, name).waitFor();
+      }
+      await closeDialog(alice);
+      await alice.locator('[data-testid=room-topic]', { hasText: 'Q3 plans, final' }).waitFor();
+      await notice(alice, 'You added carol').waitFor();
+      await notice(alice, 'You made bob an admin').waitFor();
+      // The others see the changes as small lines, the new topic and bob's role.
+      await openRoom(bob, 'plans');
+      await bob.locator('[data-testid=room-topic]', { hasText: 'Q3 plans, final' }).waitFor();
+      await notice(bob, 'alice added you').waitFor();
+      await notice(bob, 'alice made you an admin').waitFor();
+      await notice(bob, 'alice updated the room: #plans-q3').waitFor();
+      await notice(bob, 'alice updated the room: #plans,').nth(1).waitFor(); // the topic, then the name back
+      await bob.locator('[data-testid=member][data-role=admin]', { hasText: 'bob' }).waitFor();
+      // The menus follow the role: an admin manages plain members and bans, not the owner.
+      const bobs = await roomSettings(bob);
+      await bobs.getByRole('tab', { name: 'Banned' }).waitFor();
+      await bobs.getByRole('button', { name: 'Actions for carol' }).waitFor();
+      assert((await bobs.getByRole('button', { name: 'Actions for alice' }).count()) === 0, 'an admin cannot act on the owner');
+      await closeDialog(bob);
+      await openRoom(carol, 'plans');
+      await notice(carol, 'alice added you').waitFor();
+      const carols = await roomSettings(carol);
+      assert((await carols.getByRole('tab', { name: 'Banned' }).count()) === 0, 'a member sees no bans');
+      assert((await carols.getByRole('button', { name: /^Actions for / }).count()) === 0, 'a member manages nobody');
+      await carols.getByRole('tab', { name: 'About' }).click();
+      assert((await carols.getByRole('button', { name: 'Save' }).count()) === 0, 'a member cannot rename');
+      await closeDialog(carol);
+    });
+
+    await step('direct messages: a people picker, their own sidebar section, the same conversation for the same people', async () => {
+      const start = async () => {
+        await alice.getByRole('button', { name: 'New conversation' }).click();
+        const dialog = alice.getByRole('dialog');
+        for (const name of ['bob', 'carol']) {
+          await dialog.getByLabel('Search people to message').fill(name);
+          const pick = dialog.getByLabel(`Pick ${name}`);
+          await pick.focus();
+          await alice.keyboard.press('Space'); // checkboxes work from the keyboard
+          await dialog.locator('[data-testid=picked]', { hasText: name }).waitFor();
+        }
+        await dialog.getByRole('button', { name: 'Start conversation' }).click();
+        await alice.locator('[data-testid=room-title]', { hasText: 'bob, carol' }).waitFor();
+        return currentRoomId(alice);
+      };
+      const dm = await start();
+      assert((await alice.getByRole('button', { name: 'Leave' }).count()) === 0, 'a conversation cannot be left');
+      assert((await alice.getByRole('button', { name: 'Room settings' }).count()) === 0, 'nor managed');
+      await alice.getByRole('list', { name: 'Direct messages' }).locator('[data-testid=room-link][data-kind=dm]').first().waitFor();
+      await send(alice, 'dm: hello you two');
+      await seen(alice, 'dm: hello you two');
+      for (const p of [bob, carol]) {
+        const link = p.getByRole('list', { name: 'Direct messages' }).locator(`[data-testid=room-link][data-kind=dm]`);
+        await link.first().waitFor();
+        assert((await p.getByRole('list', { name: 'Your rooms' }).locator('[data-kind=dm]').count()) === 0, 'not among the rooms');
+      }
+      await roomLink(bob, 'alice, carol').click();
+      await bob.locator('[data-testid=room-title]', { hasText: 'alice, carol' }).waitFor();
+      await seen(bob, 'dm: hello you two');
+      await send(bob, 'dm: hi both');
+      await seen(alice, 'dm: hi both');
+      // Asking again for the same people opens the same conversation.
+      await openRoom(alice, 'general');
+      assert((await start()) === dm, 'the same conversation');
+      await seen(alice, 'dm: hi both');
+      await openRoom(alice, 'general');
+      await openRoom(bob, 'general');
+    });
+
+    await step('replies: quoted in the composer (cancellable), quoted above the message, a jump to the parent, "deleted" once it is gone', async () => {
+      await send(alice, 'reply: what do you think of the plan?');
+      await seen(bob, 'reply: what do you think of the plan?');
+      await messageAction(bob, 'reply: what do you think of the plan?', 'Reply');
+      const bar = bob.locator('[data-testid=replying-to]');
+      await bar.filter({ hasText: 'reply: what do you think of the plan?' }).waitFor();
+      await bob.getByRole('button', { name: 'Cancel reply' }).click();
+      await bar.waitFor({ state: 'detached' });
+      await messageAction(bob, 'reply: what do you think of the plan?', 'Reply');
+      await bar.waitFor();
+      await send(bob, 'reply: looks good to me');
+      await bar.waitFor({ state: 'detached' });
+      for (const p of [alice, bob]) {
+        await message(p, 'reply: looks good to me')
+          .locator('[data-testid=reply-quote][data-deleted=false]', { hasText: 'reply: what do you think of the plan?' })
+          .waitFor();
+      }
+      await message(alice, 'reply: looks good to me').locator('[data-testid=reply-quote]').click();
+      await alice.locator('[data-testid=message][data-highlighted=true]', { hasText: 'what do you think of the plan?' }).waitFor();
+      await deleteMessage(alice, 'reply: what do you think of the plan?');
+      for (const p of [alice, bob]) {
+        await message(p, 'reply: looks good to me').locator('[data-testid=reply-quote][data-deleted=true]').waitFor();
+        assert((await countOf(p, 'what do you think')) === 0, 'the parent is gone');
+      }
+      // And from the server's history as well.
+      await bob.reload();
+      await live(bob);
+      await roomShown(bob, 'general');
+      await message(bob, 'reply: looks good to me').locator('[data-testid=reply-quote][data-deleted=true]').waitFor();
+    });
+
+    await step('reactions: a picker (common emoji or any typed), chips that toggle yours, counts and who reacted', async () => {
+      await send(bob, 'react: lunch at noon?');
+      await seen(alice, 'react: lunch at noon?');
+      await react(alice, 'react: lunch at noon?', '👍');
+      await chip(bob, 'react: lunch at noon?', '👍').and(bob.locator('[data-count="1"][data-me=false]')).waitFor();
+      assert((await chip(bob, 'react: lunch at noon?', '👍').getAttribute('aria-label')).includes('alice'), 'the chip names alice');
+      // Bob adds his with the chip, from the keyboard.
+      await chip(bob, 'react: lunch at noon?', '👍').focus();
+      await bob.keyboard.press('Enter');
+      await chip(alice, 'react: lunch at noon?', '👍').and(alice.locator('[data-count="2"]')).waitFor();
+      const mine = chip(bob, 'react: lunch at noon?', '👍');
+      await mine.and(bob.locator('[aria-pressed=true]')).waitFor();
+      const label = await chip(alice, 'react: lunch at noon?', '👍').getAttribute('aria-label');
+      assert(label.includes('you') && label.includes('bob'), `alice's chip names both: ${label}`);
+      // Takes his back.
+      await mine.click();
+      await chip(alice, 'react: lunch at noon?', '👍').and(alice.locator('[data-count="1"]')).waitFor();
+      await mine.and(bob.locator('[aria-pressed=false]')).waitFor();
+      // Any emoji typed in the field; a non-emoji is refused and shows nothing.
+      await react(alice, 'react: lunch at noon?', '🦀', { typed: true });
+      await chip(bob, 'react: lunch at noon?', '🦀').waitFor();
+      await react(alice, 'react: lunch at noon?', 'nope', { typed: true });
+      await alice.getByText('Reaction not added').first().waitFor();
+      await chip(alice, 'react: lunch at noon?', 'nope').waitFor({ state: 'detached' });
+      assert(JSON.stringify(await chips(alice, 'react: lunch at noon?')) === JSON.stringify(['👍 1', '🦀 1']), 'alice: 👍 1, 🦀 1');
+      assert(JSON.stringify(await chips(bob, 'react: lunch at noon?')) === JSON.stringify(['👍 1', '🦀 1']), 'bob: the same');
+      // The server's history agrees.
+      await bob.reload();
+      await live(bob);
+      await roomShown(bob, 'general');
+      await seen(bob, 'react: lunch at noon?');
+      assert(JSON.stringify(await chips(bob, 'react: lunch at noon?')) === JSON.stringify(['👍 1', '🦀 1']), 'bob after a reload');
+    });
+
+    await step('@mentions: autocomplete of members, highlighted (yours more), a mention badge apart from the unread count', async () => {
+      await openRoom(bob, 'random');
+      const box = alice.getByRole('textbox', { name: 'Message #general' });
+      await box.fill('');
+      await box.pressSequentially('mention: hey @bo', { delay: 20 });
+      const option = alice.locator('[data-testid=mention-suggestions]').getByRole('option', { name: 'bob' });
+      await option.waitFor();
+      assert((await option.getAttribute('aria-selected')) === 'true', 'the first suggestion is active');
+      await box.press('Enter'); // completes, does not send
+      assert((await box.inputValue()) === 'mention: hey @bob ', `completed: ${await box.inputValue()}`);
+      await box.pressSequentially('have a look', { delay: 10 });
+      await box.press('Enter');
+      await seen(alice, 'mention: hey @bob have a look');
+      await message(alice, 'mention: hey @bob').locator('.mention[data-mention=bob]').waitFor();
+      assert((await message(alice, 'mention: hey @bob').locator('.mention-me').count()) === 0, 'not alice’s own mention');
+      const general = roomLink(bob, 'general');
+      await general.locator('[data-testid=mention-badge]', { hasText: '@1' }).waitFor();
+      await general.locator('[data-testid=unread-badge]').waitFor();
+      // Counted by the server too: a reload shows the same badge.
+      await bob.reload();
+      await live(bob);
+      await roomLink(bob, 'general').locator('[data-testid=mention-badge]', { hasText: '@1' }).waitFor();
+      await openRoom(bob, 'general');
+      await bob.locator('[data-testid=message][data-mentions-me=true]', { hasText: 'have a look' }).waitFor();
+      await message(bob, 'mention: hey @bob').locator('.mention-me[data-mention=bob]').waitFor();
+      await general.locator('[data-testid=mention-badge]').waitFor({ state: 'detached' });
+    });
+
+    await step('pins: from the message menu, marked in the timeline, listed in the pins panel with a jump; private rooms: owners and admins only', async () => {
+      await messageAction(bob, 'mention: hey @bob', 'Pin');
+      for (const p of [alice, bob]) await message(p, 'mention: hey @bob').locator('[data-testid=pinned-mark]').waitFor();
+      await alice.getByRole('button', { name: 'Pinned messages' }).click();
+      const panel = alice.locator('[data-testid=pins-panel]');
+      const pin = panel.locator('[data-testid=pin]', { hasText: 'have a look' });
+      await pin.waitFor();
+      await pin.getByText('Pinned by bob').waitFor();
+      await pin.getByRole('button', { name: 'Jump to message' }).click();
+      await panel.waitFor({ state: 'detached' });
+      await alice.locator('[data-testid=message][data-highlighted=true]', { hasText: 'have a look' }).waitFor();
+      // Unpinned from the panel, live for bob.
+      await alice.getByRole('button', { name: 'Pinned messages' }).click();
+      await panel.locator('[data-testid=pin]').getByRole('button', { name: /^Unpin/ }).click();
+      await panel.getByText(/Nothing is pinned yet/).waitFor();
+      await closeDialog(alice);
+      await message(bob, 'mention: hey @bob').locator('[data-testid=pinned-mark]').waitFor({ state: 'detached' });
+      await messageAction(alice, 'mention: hey @bob', 'Pin'); // pinned again, for the screenshots
+      // In the private room a plain member has no Pin.
+      await openRoom(alice, 'plans');
+      await send(alice, 'plans: kickoff on Monday');
+      await seen(carol, 'plans: kickoff on Monday');
+      await messageMenu(carol, 'plans: kickoff on Monday');
+      await carol.getByRole('menuitem', { name: 'Reply' }).waitFor();
+      assert((await carol.getByRole('menuitem', { name: 'Pin' }).count()) === 0, 'a member cannot pin in a private room');
+      await carol.keyboard.press('Escape');
+    });
+
+    await step('while carol is offline: reactions, a pin, a removal, an addition and a topic change; all replayed when she is back', async () => {
+      await openRoom(bob, 'plans');
+      await send(alice, 'plans: agenda draft');
+      for (const p of [bob, carol]) await seen(p, 'plans: agenda draft');
+      await carolNet.cut();
+      try {
+        await carol.locator('[data-testid=connection-state][data-state=reconnecting]').waitFor();
+        await react(alice, 'plans: agenda draft', '🎉');
+        await react(bob, 'plans: agenda draft', '🎉');
+        await chip(alice, 'plans: agenda draft', '🎉').and(alice.locator('[data-count="2"]')).waitFor();
+        await react(bob, 'plans: agenda draft', '👀');
+        await chip(alice, 'plans: agenda draft', '🎉').click(); // alice takes hers back
+        await chip(bob, 'plans: agenda draft', '🎉').and(bob.locator('[data-count="1"]')).waitFor();
+        await messageAction(alice, 'plans: kickoff on Monday', 'Pin');
+        await message(alice, 'plans: kickoff on Monday').locator('[data-testid=pinned-mark]').waitFor();
+        // Bob removed: the room goes from his sidebar at once; then added back.
+        const dialog = await memberAction(alice, 'bob', 'Remove from room');
+        await dialog.locator('[data-testid=settings-member][data-username=bob]').waitFor({ state: 'detached' });
+        await closeDialog(alice);
+        await roomLink(bob, 'plans').waitFor({ state: 'detached' });
+        await bob.locator('[data-testid=room-title]', { hasText: '# plans' }).waitFor({ state: 'detached' });
+        await addMember(alice, 'bob');
+        await roomLink(bob, 'plans').waitFor();
+        const about = await roomSettings(alice);
+        await about.getByRole('tab', { name: 'About' }).click();
+        await about.getByLabel('Topic', { exact: true }).fill('Q3 plans, approved');
+        await about.getByRole('button', { name: 'Save' }).click();
+        await about.getByText('Saved.').waitFor();
+        await closeDialog(alice);
+        await carol.waitForTimeout(500);
+        assert((await chip(carol, 'plans: agenda draft', '🎉').count()) === 0, 'carol has heard nothing yet');
+        assert(carolNet.net.leaked === 0, 'no frame reached carol');
+      } finally {
+        carolNet.net.frames = [];
+        carolNet.net.recording = true;
+        await carolNet.restore();
+      }
+      const loadsBefore = carolHistory.length;
+      await live(carol, 30_000);
+      const t0 = Date.now();
+      while (!carolNet.net.frames.some((f) => f.type === 'subscribed') && Date.now() - t0 < 10_000) await sleep(100);
+      carolNet.net.recording = false;
+      const replay = carolNet.net.frames.slice(0, carolNet.net.frames.findIndex((f) => f.type === 'subscribed') + 1);
+      const kinds = replay.map((f) => f.type);
+      log(`   carol's replay: ${kinds.join(', ')}`);
+      for (const k of ['reaction', 'pinned', 'member_removed', 'member_added', 'room_updated']) assert(kinds.includes(k), `the replay has a ${k} entry`);
+      assert(replay.at(-1)?.recovered === true, 'recovered');
+      await chip(carol, 'plans: agenda draft', '👀').waitFor();
+      assert(JSON.stringify(await chips(carol, 'plans: agenda draft')) === JSON.stringify(await chips(alice, 'plans: agenda draft')), 'carol’s reactions are alice’s');
+      assert(JSON.stringify(await chips(carol, 'plans: agenda draft')) === JSON.stringify(['🎉 1', '👀 1']), `🎉 1, 👀 1: ${await chips(carol, 'plans: agenda draft')}`);
+      await message(carol, 'plans: kickoff on Monday').locator('[data-testid=pinned-mark]').waitFor();
+      await notice(carol, 'alice removed bob').waitFor();
+      await notice(carol, 'alice added bob').nth(1).waitFor(); // again, after the first time
+      await carol.locator('[data-testid=room-topic]', { hasText: 'Q3 plans, approved' }).waitFor();
+      await carol.locator('[data-testid=member][data-role=member]', { hasText: 'bob' }).waitFor();
+      assert(carolHistory.length === loadsBefore, `back without reloading history: ${carolHistory.slice(loadsBefore)}`);
+    });
+
+    await step('a banned member loses the room at once; unban; the owner cannot leave before handing over', async () => {
+      await openRoom(bob, 'plans');
+      const dialog = await memberAction(alice, 'bob', 'Ban from room');
+      await roomLink(bob, 'plans').waitFor({ state: 'detached' });
+      await bob.locator('[data-testid=room-title]', { hasText: '# plans' }).waitFor({ state: 'detached' });
+      await notice(carol, 'alice banned bob').waitFor();
+      await dialog.getByRole('tab', { name: 'Banned' }).click();
+      const ban = dialog.locator('[data-testid=ban][data-username=bob]');
+      await ban.waitFor();
+      await ban.getByRole('button', { name: 'Unban bob' }).click();
+      await dialog.getByText('Nobody is banned.').waitFor();
+      await closeDialog(alice);
+      // The owner cannot leave while others remain: the server says why.
+      await allowing(/status of 409/, async () => {
+        await alice.getByRole('button', { name: 'Leave' }).click();
+        await alice.getByText(/hand over ownership first/i).first().waitFor();
+      });
+      await roomLink(alice, 'plans').waitFor();
+      // Handing over: carol becomes the owner, alice an admin, who can then leave.
+      const handed = await memberAction(alice, 'carol', 'Hand over ownership');
+      await handed.locator('[data-testid=settings-member][data-username=carol][data-role=owner]').waitFor();
+      await handed.locator('[data-testid=settings-member][data-username=alice][data-role=admin]').waitFor();
+      await closeDialog(alice);
+      await notice(carol, 'alice made you the owner').waitFor();
+      const carols = await roomSettings(carol);
+      await carols.getByRole('tab', { name: 'Banned' }).waitFor(); // her role changed live
+      await carols.getByRole('button', { name: 'Actions for alice' }).waitFor();
+      await closeDialog(carol);
+      await alice.getByRole('button', { name: 'Leave' }).click();
+      await roomLink(alice, 'plans').waitFor({ state: 'detached' });
+      await notice(carol, 'alice left').waitFor();
+      await openRoom(alice, 'general');
+      await openRoom(bob, 'general');
+    });
+
+    await step('search: highlighted excerpts as text, all rooms or this room; a result jumps to the message with its context', async () => {
+      await createRoom(alice, 'archive');
+      const lines = Array.from({ length: 120 }, (_, i) =>
+        i === 9 ? 'line 010 has the <b>needle</b> in the haystack' : `line ${String(i + 1).padStart(3, '0')}`,
+      );
+      await postViaSocket(alice, 'archive', lines);
+      await seen(alice, 'line 120');
+      // A fresh page, which holds nothing of archive (else the hit is among what it holds).
+      await alice.reload();
+      await live(alice);
+      await openRoom(alice, 'general');
+      await alice.getByRole('button', { name: 'Search messages' }).click();
+      const panel = alice.locator('[data-testid=search-panel]');
+      await searchFor(alice, 'needle');
+      const result = panel.locator('[data-testid=search-result]').first();
+      await result.locator('mark', { hasText: /needle/i }).waitFor();
+      assert((await result.locator('b').count()) === 0, 'no markup from the excerpt');
+      assert((await result.textContent()).includes('archive'), 'the result names its room');
+      const before = aliceRequests.length;
+      aliceNet.net.frames = [];
+      aliceNet.net.recording = true;
+      await result.click();
+      await roomShown(alice, 'archive');
+      await alice.locator('[data-testid=message][data-highlighted=true]', { hasText: 'needle' }).waitFor();
+      for (const t of ['line 005', 'line 015']) await seen(alice, t);
+      if ((await countOf(alice, 'line 120')) !== 0) {
+        const seq = await alice.locator('[data-testid=message][data-highlighted=true]').getAttribute('data-seq');
+        const page = await alice.evaluate(async ([room, seq]) => (await fetch(`/api/rooms/${room}/messages?around_seq=${seq}&limit=50`)).json(), [await currentRoomId(alice), seq]);
+        log(`   frames: ${aliceNet.net.frames.map((f) => f.type + (f.type === 'subscribed' ? f.recovered : '')).join(',')}; requests: ${aliceRequests.slice(before).filter((u) => u.includes('/api/')).join(' ')}`);
+        log(`   around ${seq}: ${page.messages.length} messages ${page.messages[0]?.seq}..${page.messages.at(-1)?.seq}, has_more ${page.has_more}, has_newer ${page.has_newer}`);
+      }
+      assert((await countOf(alice, 'line 120')) === 0, 'a window around the hit, not the newest page');
+      assert(aliceRequests.slice(before).some((u) => /[?&]around_seq=/.test(u)), 'loaded with around_seq');
+      await alice.getByRole('button', { name: 'Jump to latest' }).click();
+      await seen(alice, 'line 120');
+      await alice.getByRole('button', { name: 'Jump to latest' }).waitFor({ state: 'detached' });
+      // This room only: found in archive, not in general.
+      await alice.getByRole('button', { name: 'Search this conversation' }).click();
+      await panel.getByText('This room (# archive)').waitFor();
+      await searchFor(alice, 'needle');
+      await closeDialog(alice);
+      await openRoom(alice, 'general');
+      await alice.getByRole('button', { name: 'Search this conversation' }).click();
+      await searchFor(alice, 'needle', { expectNone: true });
+      await panel.getByText('No messages match.').waitFor();
+      await closeDialog(alice);
+    });
+
+    await step('seen by on the latest messages; the setting to stop sharing read receipts', async () => {
+      await openRoom(bob, 'general');
+      aliceNet.net.frames = [];
+      aliceNet.net.recording = true;
+      await send(alice, 'seen: did you read this?');
+      await seen(bob, 'seen: did you read this?');
+      try {
+        await message(alice, 'seen: did you read this?').locator('[data-testid=seen-by]', { hasText: 'bob' }).waitFor({ timeout: 20_000 });
+      } catch (e) {
+        const receipts = await alice.evaluate(async (room) => (await fetch(`/api/rooms/${room}/receipts`)).json(), await currentRoomId(alice));
+        const reads = aliceNet.net.frames.filter((f) => f.type === 'read');
+        const sent = await alice.locator('[data-testid=message]').last().getAttribute('data-seq');
+        log(`   receipts ${JSON.stringify(receipts)}; read frames ${JSON.stringify(reads)}; last seq ${sent}`);
+        throw e;
+      } finally {
+        aliceNet.net.recording = false;
+      }
+      const toggle = async (on) => {
+        await bob.getByRole('button', { name: 'Account menu' }).click();
+        await bob.getByRole('menuitem', { name: 'Profile and password' }).click();
+        const sw = bob.getByLabel('Share read receipts');
+        assert((await sw.isChecked()) === !on, `sharing was ${!on}`);
+        await sw.focus();
+        await bob.keyboard.press('Space');
+        for (let i = 0; (await sw.isChecked()) !== on; i++) {
+          if (i > 50) throw new Error('the switch did not change');
+          await sleep(100);
+        }
+        await bob.waitForTimeout(300); // the PATCH answered (the switch is disabled meanwhile)
+        await closeDialog(bob);
+      };
+      await toggle(false);
+      await send(alice, 'seen: and this one?');
+      await seen(bob, 'seen: and this one?');
+      await bob.waitForTimeout(1_500);
+      await alice.reload();
+      await live(alice);
+      await roomShown(alice, 'general');
+      await seen(alice, 'seen: and this one?');
+      await alice.waitForTimeout(1_000);
+      assert((await alice.locator('[data-testid=seen-by]', { hasText: 'bob' }).count()) === 0, 'bob’s receipts are not shared any more');
+      await toggle(true);
+    });
+
     await step('password change keeps this tab signed in; sign out and back in', async () => {
       await bob.getByRole('button', { name: 'Account menu' }).click();
       await bob.getByRole('menuitem', { name: 'Profile and password' }).click();
@@ -823,8 +1352,15 @@ async function main() {
         await alice.locator('input[type=file]').setInputFiles({ name: 'landing-mock.png', mimeType: 'image/png', buffer: mock });
         await bob.locator('[data-testid=inline-image]').waitFor();
       }
+      await seen(bob, 'landing page');
+      await messageAction(bob, 'landing page', 'Reply');
       await send(bob, 'Looks great. From the review:\n\n- [x] bigger call to action\n- [ ] check contrast in `dark mode`\n\n> ship it on Friday?');
       await seen(alice, 'bigger call to action');
+      await react(alice, 'bigger call to action', '👍');
+      await react(alice, 'bigger call to action', '🎉');
+      await chip(bob, 'bigger call to action', '🎉').waitFor();
+      await react(bob, 'bigger call to action', '🎉');
+      await messageAction(bob, 'landing page', 'Pin');
       if (previews) {
         await send(alice, `Background reading: http://${fixtureHost}/article`);
         await bob.locator('[data-testid=link-preview]').waitFor();
@@ -837,7 +1373,7 @@ async function main() {
         });
         await alice.locator('[data-testid=file-card]', { hasText: 'review-notes.txt' }).waitFor();
       }
-      await send(alice, 'Friday works for me.');
+      await send(alice, 'Friday works for me. @bob can you book the demo room?');
       await seen(bob, 'Friday works for me.');
       // Some activity elsewhere, for the unread badges.
       await postViaSocket(alice, 'random', ['lunch?', 'the usual place', 'at noon']);
@@ -864,7 +1400,23 @@ async function main() {
       await phone.getByRole('dialog').locator('[data-testid=room-link][data-room-name="random"]').waitFor();
       await phone.waitForTimeout(400);
       await shoot(phone, 'phone-rooms');
+      await phone.keyboard.press('Escape');
+      // At phone width the room's actions are in one menu.
+      await phone.getByRole('button', { name: 'Room menu' }).click();
+      await phone.getByRole('menuitem', { name: 'Pinned messages' }).click();
+      await phone.locator('[data-testid=pins-panel] [data-testid=pin]', { hasText: 'landing page' }).waitFor();
       await phone.close();
+      // The search panel and the room settings.
+      await alice.getByRole('button', { name: 'Search messages' }).click();
+      await searchFor(alice, 'call to action');
+      await alice.mouse.move(5, 700);
+      await alice.waitForTimeout(400);
+      await shoot(alice, 'search');
+      await closeDialog(alice);
+      await roomSettings(alice);
+      await alice.waitForTimeout(400);
+      await shoot(alice, 'room-settings');
+      await closeDialog(alice);
     });
 
     // Chromium logs every script, style, image or connection the CSP blocks as a console

@@ -31,5 +31,12 @@ export function App() {
   if (session.kind === 'anonymous') {
     return <AuthScreen onSignedIn={(me) => setSession({ kind: 'signed-in', me })} />;
   }
-  return <ChatApp key={session.me.id} me={session.me} onSignedOut={signedOut} />;
+  return (
+    <ChatApp
+      key={session.me.id}
+      me={session.me}
+      onMeChanged={(me) => setSession({ kind: 'signed-in', me })}
+      onSignedOut={signedOut}
+    />
+  );
 }

@@ -89,4 +89,32 @@ describe('api', () => {
     expect(await me).toEqual(ME);
     expect(calls).toEqual(['/api/me/password', '/api/me', '/api/auth/refresh', '/api/me']);
   });
+
+  it('puts the conversation endpoints where the contract says, queries encoded, bodies as JSON', async () => {
+    const calls: string[] = [];
+    vi.stubGlobal('fetch', async (path: string, init?: RequestInit) => {
+      calls.push(`${init?.method ?? 'GET'} ${path}${init?.body ? ` ${init.body}` : ''}`);
+      return init?.method === 'DELETE' ? new Response(null, { status: 204 }) : json(200, {});
+    });
+    await api.setPinned('m1', true);
+    await api.search('hello world', 'r1');
+    await api.messagesAround('r1', 42, 30);
+    await api.createDm(['u2', 'u3']);
+    await api.createRoom({ name: 'secret', visibility: 'private', topic: 'plans' });
+    await api.setRole('r1', 'u2', 'owner');
+    await api.removeMember('r1', 'u2');
+    await api.ban('r1', 'u3');
+    await api.updateMe({ share_read_receipts: false });
+    expect(calls).toEqual([
+      'PUT /api/messages/m1/pin',
+      'GET /api/search?q=hello+world&room=r1&limit=20',
+      'GET /api/rooms/r1/messages?around_seq=42&limit=30',
+      'POST /api/dms {"users":["u2","u3"]}',
+      'POST /api/rooms {"name":"secret","visibility":"private","topic":"plans"}',
+      'PATCH /api/rooms/r1/members/u2 {"role":"owner"}',
+      'DELETE /api/rooms/r1/members/u2',
+      'POST /api/rooms/r1/bans {"user":"u3"}',
+      'PATCH /api/me {"share_read_receipts":false}',
+    ]);
+  });
 });

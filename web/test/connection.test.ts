@@ -1,7 +1,7 @@
 // Unit tests of the connection client against a fake WebSocket and fake timers.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Connection, type ConnectionOptions, type SessionCheck, type SocketLike } from '../src/lib/connection';
-import type { ChatMessage, ClientFrame, MessagePage, ServerFrame } from '../src/generated/protocol';
+import type { ChatMessage, ClientFrame, MessagePage, RoomEvent, ServerFrame } from '../src/generated/protocol';
 
 class FakeSocket implements SocketLike {
   readyState = 0;
@@ -73,12 +73,12 @@ interface Harness {
 }
 
 function setup(
-  pages: MessagePage[] = [{ messages: [msg(1), msg(2)], has_more: false }],
+  pages: MessagePage[] = [{ messages: [msg(1), msg(2)], has_more: false, has_newer: false }],
   extra: Partial<ConnectionOptions> = {},
 ): Harness {
   const sockets: FakeSocket[] = [];
   const queue = [...pages];
-  const history = vi.fn(async (): Promise<MessagePage> => queue.shift() ?? { messages: [], has_more: false });
+  const history = vi.fn(async (): Promise<MessagePage> => queue.shift() ?? { messages: [], has_more: false, has_newer: false });
   const session = { result: 'ok' as SessionCheck };
   const ended = vi.fn();
   let n = 0;
@@ -164,8 +164,8 @@ describe('Connection', () => {
 
   it('reloads history when recovery was incomplete', async () => {
     const h = setup([
-      { messages: [msg(1), msg(2)], has_more: false },
-      { messages: [msg(700), msg(701)], has_more: true },
+      { messages: [msg(1), msg(2)], has_more: false, has_newer: false },
+      { messages: [msg(700), msg(701)], has_more: true, has_newer: false },
     ]);
     h.conn.start();
     h.last().accept();
@@ -316,8 +316,8 @@ describe('Connection', () => {
 
   it('applies edits and deletions and loads older pages before the first seq', async () => {
     const h = setup([
-      { messages: [msg(51), msg(52)], has_more: true },
-      { messages: [msg(49), msg(50)], has_more: false },
+      { messages: [msg(51), msg(52)], has_more: true, has_newer: false },
+      { messages: [msg(49), msg(50)], has_more: false, has_newer: false },
     ]);
     h.conn.start();
     h.last().accept();
@@ -399,7 +399,7 @@ async function reconnect(h: Harness): Promise<FakeSocket> {
 
 describe('Connection: the room log', () => {
   it('a recovery that replays message, edited and deleted in seq order leaves the right state, without a reload', async () => {
-    const h = setup([{ messages: [msg(1), msg(2), msg(3, ME)], has_more: false }]);
+    const h = setup([{ messages: [msg(1), msg(2), msg(3, ME)], has_more: false, has_newer: false }]);
     await live(h);
     const changes: string[] = [];
     h.conn.onTimeline((r) => changes.push(r));
@@ -450,7 +450,7 @@ describe('Connection: the room log', () => {
   });
 
   it('edits and deletes go over the socket with a ref, pending until acked; the ack is matched by ref', async () => {
-    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false, has_newer: false }]);
     const s = await live(h);
     const e = h.conn.edit(ROOM, 'm-1', 'new text');
     const d = h.conn.delete(ROOM, 'm-2');
@@ -476,7 +476,7 @@ describe('Connection: the room log', () => {
   });
 
   it('an edit and a delete pending over a reconnect are resent with the same ref and applied once', async () => {
-    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false, has_newer: false }]);
     const s = await live(h);
     const e = h.conn.edit(ROOM, 'm-1', 'edited before the drop'); // reached the server; the ack did not come back
     s.drop(1006);
@@ -536,7 +536,7 @@ describe('Connection: the room log', () => {
   });
 
   it('retries a rate-limited edit with the same ref; forbidden, not_found and validation are shown, retry and discard work', async () => {
-    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false }]);
+    const h = setup([{ messages: [msg(1, ME), msg(2, ME), msg(3)], has_more: false, has_newer: false }]);
     const s = await live(h);
     const tl = h.conn.timeline(ROOM);
     const a = h.conn.edit(ROOM, 'm-1', 'fast');
@@ -577,7 +577,7 @@ describe('Connection: the room log', () => {
   });
 
   it('refuses an over-long edit locally', async () => {
-    const h = setup([{ messages: [msg(1, ME)], has_more: false }]);
+    const h = setup([{ messages: [msg(1, ME)], has_more: false, has_newer: false }]);
     const s = await live(h);
     const ref = h.conn.edit(ROOM, 'm-1', 'x'.repeat(4_001));
     expect(s.ofType('edit')).toEqual([]);
@@ -611,8 +611,8 @@ describe('Connection: the room log', () => {
 
   it('a room shown again after missing too much reloads its history', async () => {
     const h = setup([
-      { messages: [msg(1), msg(2)], has_more: false },
-      { messages: [msg(900), msg(901)], has_more: true },
+      { messages: [msg(1), msg(2)], has_more: false, has_newer: false },
+      { messages: [msg(900), msg(901)], has_more: true, has_newer: false },
     ]);
     const s = await live(h);
     h.conn.closeRoom(ROOM);
@@ -639,7 +639,7 @@ describe('Connection: the room log', () => {
     s.deliver(asFrame(msg(601)));
     s.deliver(edited(602, 'm-560', 'edited live'));
     s.deliver(deleted(603, 'm-599'));
-    answer({ messages: [msg(550), msg(560), msg(599), msg(600)], has_more: true });
+    answer({ messages: [msg(550), msg(560), msg(599), msg(600)], has_more: true, has_newer: false });
     await vi.advanceTimersByTimeAsync(0);
     expect(shown(h)).toEqual([
       ['m-550', 'message 550'],
@@ -657,6 +657,7 @@ describe('Connection: the room log', () => {
     h.history.mockImplementation(async (room: string) => ({
       messages: [1, 2, 3, 4, 5].map((n) => ({ ...msg(n), room, id: `${room}-${n}` })),
       has_more: false,
+      has_newer: false,
     }));
     h.conn.start();
     h.last().accept();
@@ -678,7 +679,7 @@ describe('Connection: the room log', () => {
 
   it('a room off screen with a send still waiting for its ack is not dropped', async () => {
     const h = setup([], { keptRooms: 1 });
-    h.history.mockImplementation(async () => ({ messages: [], has_more: false }));
+    h.history.mockImplementation(async () => ({ messages: [], has_more: false, has_newer: false }));
     h.conn.start();
     h.last().accept();
     await h.conn.openRoom('a');
@@ -699,5 +700,203 @@ describe('Connection: the room log', () => {
     s.deliver({ type: 'membership', room: ROOM, member: false });
     expect(h.conn.isKept(ROOM)).toBe(false);
     expect(h.conn.timeline(ROOM).loaded).toBe(false);
+  });
+});
+
+// ---- conversations: reactions, pins, membership, replies, jumps ---------------------------------
+
+describe('Connection: conversations', () => {
+  const react = (seq: number, message: string, emoji: string, user = BOB, on = true): ServerFrame => ({
+    type: 'reaction',
+    room: ROOM,
+    seq,
+    message,
+    emoji,
+    user,
+    on,
+  });
+  const chips = (h: Harness, id: string) =>
+    h.conn
+      .timeline(ROOM)
+      .reactionsOf(h.conn.timeline(ROOM).find(id)!)
+      .map((r) => `${r.emoji}${r.count}${r.me ? '*' : ''}`);
+
+  it('a reaction is shown at once, sent with a ref, settled by its ack, and resent with the same ref after a drop', async () => {
+    const h = setup();
+    const s = await live(h);
+    const ref = h.conn.react(ROOM, 'm-1', '👍', true);
+    expect(s.ofType('react')).toEqual([{ type: 'react', room: ROOM, message: 'm-1', emoji: '👍', on: true, ref }]);
+    expect(chips(h, 'm-1')).toEqual(['👍1*']);
+    // Dropped before the ack: sent again, same ref, after the subscribe.
+    const s2 = await reconnect(h);
+    expect(s2.sent.map((f) => f.type)).toEqual(['subscribe', 'react']);
+    expect(s2.ofType('react')[0].ref).toBe(ref);
+    // The replay has the entry (the first send reached the server), then the original ack.
+    s2.deliver(react(3, 'm-1', '👍', ME));
+    s2.deliver(subscribed(3));
+    s2.deliver({ type: 'ack', room: ROOM, ref, id: 'm-1', seq: 3 });
+    expect(chips(h, 'm-1')).toEqual(['👍1*']);
+    expect(h.conn.timeline(ROOM).reactionOps).toEqual([]);
+    // Taken back: the ack comes before the entry; the entry then changes nothing.
+    const off = h.conn.react(ROOM, 'm-1', '👍', false);
+    expect(chips(h, 'm-1')).toEqual([]);
+    s2.deliver({ type: 'ack', room: ROOM, ref: off, id: 'm-1', seq: 4 });
+    expect(chips(h, 'm-1')).toEqual([]);
+    const changes: string[] = [];
+    h.conn.onTimeline((r) => changes.push(r));
+    s2.deliver(react(4, 'm-1', '👍', ME, false));
+    expect(changes).toEqual([]);
+    expect(h.conn.timeline(ROOM).maxSeq).toBe(4);
+  });
+
+  it('a refused reaction is taken back and reported; a rate-limited one is retried with the same ref', async () => {
+    const h = setup();
+    const s = await live(h);
+    const failures: string[] = [];
+    h.conn.onRequestFailed((f) => failures.push(`${f.room} ${f.kind} ${f.code}: ${f.message}`));
+    const bad = h.conn.react(ROOM, 'm-1', 'not an emoji', true);
+    s.deliver({ type: 'error', code: 'validation', message: 'not an emoji', ref: bad });
+    expect(chips(h, 'm-1')).toEqual([]);
+    expect(failures).toEqual([`${ROOM} react validation: not an emoji`]);
+    const slow = h.conn.react(ROOM, 'm-2', '🎉', true);
+    s.deliver({ type: 'error', code: 'rate_limited', message: 'slow down', ref: slow });
+    expect(chips(h, 'm-2')).toEqual(['🎉1*']);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(s.ofType('react').map((f) => f.ref)).toEqual([bad, slow, slow]);
+  });
+
+  it('recovery replays reactions, pins and membership entries over the history held, exactly once', async () => {
+    const h = setup([
+      {
+        messages: [msg(1, BOB, { reactions: [{ emoji: '👍', count: 1, me: true, users: [ME.id] }] }), msg(2)],
+        has_more: false,
+        has_newer: false,
+      },
+    ]);
+    await live(h);
+    const s = await reconnect(h);
+    const carol = { id: 'u-carol', username: 'carol' };
+    const entries: ServerFrame[] = [
+      react(3, 'm-1', '👍'),
+      react(4, 'm-2', '❤️'),
+      react(5, 'm-1', '👍', ME, false),
+      { type: 'pinned', room: ROOM, seq: 6, message: 'm-2', by: BOB },
+      { type: 'member_added', room: ROOM, seq: 7, user: carol, role: 'member', by: BOB },
+      { type: 'role_changed', room: ROOM, seq: 8, user: carol, role: 'admin', by: BOB },
+      { type: 'room_updated', room: ROOM, seq: 9, name: 'renamed', topic: 'now with a topic', by: carol },
+      { type: 'member_removed', room: ROOM, seq: 10, user: carol, by: BOB, banned: true },
+    ];
+    // Replayed, and (a replay racing live copies) delivered a second time.
+    for (const f of [...entries, ...entries]) s.deliver(f);
+    s.deliver(subscribed(10));
+    const tl = h.conn.timeline(ROOM);
+    expect(chips(h, 'm-1')).toEqual(['👍1']);
+    expect(tl.find('m-1')?.reactions?.[0].users).toEqual([BOB.id]);
+    expect(chips(h, 'm-2')).toEqual(['❤️1']);
+    expect(tl.find('m-2')?.pinned).toBe(true);
+    expect(tl.notices.map((n) => n.type)).toEqual(['member_added', 'role_changed', 'room_updated', 'member_removed']);
+    expect(tl.maxSeq).toBe(10);
+    expect(h.history).toHaveBeenCalledTimes(1);
+    const s2 = await reconnect(h);
+    expect(s2.ofType('subscribe')).toEqual([{ type: 'subscribe', room: ROOM, after_seq: 10 }]);
+  });
+
+  it('a reply is sent with reply_to and shown quoted while pending and after its ack', async () => {
+    const h = setup();
+    const s = await live(h);
+    const quote = { id: 'm-1', author: BOB, excerpt: 'message 1', deleted: false };
+    const cid = h.conn.send(ROOM, 'answering', null, quote);
+    expect(s.ofType('send')).toEqual([{ type: 'send', room: ROOM, client_msg_id: cid, body: 'answering', reply_to: 'm-1' }]);
+    expect(h.conn.timeline(ROOM).pending[0].reply_to).toEqual(quote);
+    s.deliver({ type: 'ack', room: ROOM, ref: cid, client_msg_id: cid, id: 'm-3', seq: 3 });
+    expect(h.conn.timeline(ROOM).find('m-3')?.reply_to).toEqual(quote);
+    // The parent deleted: the reply says so.
+    s.deliver(deleted(4, 'm-1'));
+    expect(h.conn.timeline(ROOM).find('m-3')?.reply_to).toMatchObject({ deleted: true, excerpt: '' });
+    // The broadcast copy brings the mentions.
+    s.deliver(asFrame(msg(3, ME, { body: 'answering', client_msg_id: cid, mentions: [BOB.id], reply_to: quote })));
+    expect(h.conn.timeline(ROOM).find('m-3')).toMatchObject({ mentions: [BOB.id], reply_to: { deleted: true } });
+  });
+
+  it('jumps to a message far back, pages forward, and goes back to the live end', async () => {
+    const around = vi.fn(async (_room: string, seq: number): Promise<MessagePage> => {
+      if (seq === 100) return { messages: [msg(99), msg(100), msg(101)], has_more: true, has_newer: true };
+      return { messages: [msg(101), msg(102), msg(901)], has_more: true, has_newer: false };
+    });
+    const h = setup(
+      [
+        { messages: [msg(900), msg(901)], has_more: true, has_newer: false },
+        { messages: [msg(901), msg(902)], has_more: true, has_newer: false },
+      ],
+      { loadAround: around },
+    );
+    const s = await live(h);
+    const tl = h.conn.timeline(ROOM);
+    expect(await h.conn.jumpTo(ROOM, 100)).toBe(true);
+    expect(around).toHaveBeenCalledWith(ROOM, 100);
+    expect(tl.messages.map((m) => m.seq)).toEqual([99, 100, 101]);
+    expect(tl.hasNewer).toBe(true);
+    // Already held: no request.
+    expect(await h.conn.jumpTo(ROOM, 99)).toBe(true);
+    expect(around).toHaveBeenCalledTimes(1);
+    expect(await h.conn.loadNewer(ROOM)).toBe(true);
+    expect(tl.messages.map((m) => m.seq)).toEqual([99, 100, 101, 102, 901]);
+    expect(tl.hasNewer).toBe(false);
+    // Still subscribed once, from the live end.
+    expect(s.ofType('subscribe')).toEqual([{ type: 'subscribe', room: ROOM, after_seq: 901 }]);
+    await h.conn.jumpTo(ROOM, 100);
+    expect(tl.hasNewer).toBe(false); // held: no jump needed
+  });
+
+  it('a jump made while the first page loads is not undone by it', async () => {
+    let answer: (p: MessagePage) => void = () => {};
+    const h = setup([], {
+      loadAround: async () => ({ messages: [msg(10), msg(11)], has_more: true, has_newer: true }),
+    });
+    h.history.mockImplementationOnce(() => new Promise<MessagePage>((r) => (answer = r)));
+    h.conn.start();
+    h.last().accept();
+    const jumped = h.conn.jumpTo(ROOM, 10); // the view asks before the app opened the room
+    const opened = h.conn.openRoom(ROOM);
+    await jumped;
+    answer({ messages: [msg(500), msg(501)], has_more: true, has_newer: false });
+    await opened;
+    const tl = h.conn.timeline(ROOM);
+    expect(tl.messages.map((m) => m.seq)).toEqual([10, 11]);
+    expect(tl.hasNewer).toBe(true);
+    expect(h.last().ofType('subscribe')).toHaveLength(1);
+    // Shown again later: a window far back is not kept, the room opens at its live end.
+    h.conn.closeRoom(ROOM);
+    h.history.mockResolvedValueOnce({ messages: [msg(600)], has_more: true, has_newer: false });
+    await h.conn.openRoom(ROOM);
+    expect(h.conn.timeline(ROOM).messages.map((m) => m.seq)).toEqual([600]);
+  });
+
+  it('loads the notices among a history page from the room log, without moving after_seq', async () => {
+    const events = vi.fn(async () => ({
+      events: [
+        asFrame(msg(1)) as RoomEvent,
+        { type: 'member_added', room: ROOM, seq: 2, user: BOB, role: 'member', by: BOB } as RoomEvent,
+        { type: 'room_updated', room: ROOM, seq: 5, name: 'x', topic: null, by: ME } as RoomEvent,
+      ],
+    }));
+    const h = setup([{ messages: [msg(1), msg(3)], has_more: false, has_newer: false }], { loadEvents: events });
+    const s = await live(h);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events).toHaveBeenCalledWith(ROOM, 0);
+    expect(h.conn.timeline(ROOM).notices.map((n) => n.seq)).toEqual([2, 5]);
+    expect(s.ofType('subscribe')).toEqual([{ type: 'subscribe', room: ROOM, after_seq: 3 }]);
+    expect(h.conn.timeline(ROOM).maxSeq).toBe(3);
+  });
+
+  it('removed from an open room: its timeline is dropped and it is not resubscribed after a reconnect', async () => {
+    const h = setup();
+    const s = await live(h);
+    s.deliver({ type: 'membership', room: ROOM, member: false });
+    expect(h.conn.timeline(ROOM).loaded).toBe(false);
+    s.deliver(react(3, 'm-1', '👍')); // stragglers are not applied
+    expect(h.conn.timeline(ROOM).messages).toEqual([]);
+    const s2 = await reconnect(h);
+    expect(s2.ofType('subscribe')).toEqual([]);
   });
 });

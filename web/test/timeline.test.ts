@@ -164,3 +164,185 @@ describe('firstUrl', () => {
     expect(firstUrl('no links here, ftp://nope')).toBeNull();
   });
 });
+
+// ---- conversations: reactions, pins, notices, replies, jumps ------------------------------------
+
+const ann = { id: 'ann', username: 'ann' };
+const ben = { id: 'ben', username: 'ben' };
+const reaction = (seq: number, message: string, emoji: string, user = ann, on = true): RoomEvent => ({
+  type: 'reaction',
+  room: 'r',
+  seq,
+  message,
+  emoji,
+  user,
+  on,
+});
+const reactionsOf = (tl: RoomTimeline, id: string) =>
+  (tl.find(id)?.reactions ?? []).map((r) => `${r.emoji}${r.count}${r.me ? '*' : ''}:${r.users.join(',')}`);
+
+describe('RoomTimeline: reactions are sets', () => {
+  it('adds and takes back one user per emoji; the same entry twice changes nothing; counts and me follow', () => {
+    const tl = new RoomTimeline('r');
+    tl.selfId = 'ben';
+    tl.merge([m(1)]);
+    expect(tl.apply(reaction(2, 'm1', '👍'))).toBe(true);
+    expect(tl.apply(reaction(3, 'm1', '👍', ben))).toBe(true);
+    expect(tl.apply(reaction(4, 'm1', '🎉'))).toBe(true);
+    expect(reactionsOf(tl, 'm1')).toEqual(['👍2*:ann,ben', '🎉1:ann']);
+    const v = tl.version;
+    // Replayed (same seqs) and a newer "on" for someone already there: nothing.
+    for (const e of [reaction(2, 'm1', '👍'), reaction(3, 'm1', '👍', ben), reaction(4, 'm1', '🎉')]) expect(tl.apply(e)).toBe(false);
+    expect(tl.apply(reaction(5, 'm1', '👍'))).toBe(false);
+    expect(tl.version).toBe(v);
+    // Taken back: an "off" for someone absent changes nothing; the last one drops the emoji.
+    expect(tl.apply(reaction(6, 'm1', '👍', ben, false))).toBe(true);
+    expect(tl.apply(reaction(7, 'm1', '👍', ben, false))).toBe(false);
+    expect(tl.apply(reaction(8, 'm1', '🎉', ann, false))).toBe(true);
+    expect(reactionsOf(tl, 'm1')).toEqual(['👍1:ann']);
+    // An older entry arriving late never undoes a newer one.
+    expect(tl.apply(reaction(4, 'm1', '🎉'))).toBe(false);
+    expect(tl.maxSeq).toBe(8);
+  });
+
+  it('a replayed message entry (no reactions) keeps the reactions of the copy held; its reaction entries are no-ops', () => {
+    const tl = new RoomTimeline('r');
+    tl.selfId = 'ben';
+    tl.merge([m(1, { reactions: [{ emoji: '👍', count: 2, me: true, users: ['ann', 'ben'] }], pinned: true })]);
+    const held = tl.find('m1');
+    // The recovery replays the message's entry and the reactions after it.
+    expect(tl.apply(message(1))).toBe(false);
+    expect(tl.apply(reaction(2, 'm1', '👍', ann))).toBe(false);
+    expect(tl.apply(reaction(3, 'm1', '👍', ben))).toBe(false);
+    expect(tl.find('m1')).toBe(held);
+    expect(reactionsOf(tl, 'm1')).toEqual(['👍2*:ann,ben']);
+    expect(tl.find('m1')?.pinned).toBe(true);
+    // A new message replayed with the entries after it ends up with exactly those reactions.
+    tl.apply(message(4));
+    tl.apply(reaction(5, 'm4', '❤️', ann));
+    tl.apply(reaction(6, 'm4', '❤️', ben));
+    tl.apply(reaction(7, 'm4', '❤️', ann, false));
+    expect(reactionsOf(tl, 'm4')).toEqual(['❤️1*:ben']);
+  });
+
+  it('a history copy read before a reaction entry gets it put back; one read after is left as it is', () => {
+    const tl = new RoomTimeline('r');
+    tl.merge([m(10)]);
+    // Entries for a message not held yet (an older page in flight).
+    expect(tl.apply(reaction(11, 'm5', '👀', ann))).toBe(false);
+    expect(tl.apply(reaction(12, 'm5', '🔥', ben))).toBe(false);
+    expect(tl.apply(reaction(13, 'm5', '🔥', ben, false))).toBe(false);
+    tl.prepend([m(5, { reactions: [{ emoji: '🔥', count: 1, me: false, users: ['ben'] }] })], false);
+    expect(reactionsOf(tl, 'm5')).toEqual(['👀1:ann']);
+    tl.merge([m(5, { reactions: [{ emoji: '👀', count: 1, me: false, users: ['ann'] }] })]);
+    expect(reactionsOf(tl, 'm5')).toEqual(['👀1:ann']);
+  });
+
+  it('pending reactions show at once; the ack applies them like their entry, which is then a duplicate', () => {
+    const tl = new RoomTimeline('r');
+    tl.selfId = 'ben';
+    tl.merge([m(1, { reactions: [{ emoji: '👍', count: 1, me: false, users: ['ann'] }] })]);
+    tl.addReactionOp({ ref: 'x', room: 'r', message: 'm1', emoji: '👍', on: true });
+    tl.addReactionOp({ ref: 'y', room: 'r', message: 'm1', emoji: '🎉', on: true });
+    const shownNow = tl.reactionsOf(tl.find('m1')!).map((r) => `${r.emoji}${r.count}${r.me ? '*' : ''}`);
+    expect(shownNow).toEqual(['👍2*', '🎉1*']);
+    expect(reactionsOf(tl, 'm1')).toEqual(['👍1:ann']); // confirmed: unchanged
+    tl.settleReaction(tl.findReactionOp('x')!, 5);
+    expect(reactionsOf(tl, 'm1')).toEqual(['👍2*:ann,ben']);
+    expect(tl.apply(reaction(5, 'm1', '👍', ben))).toBe(false);
+    expect(tl.maxSeq).toBe(5); // the entry moved it, the ack did not
+    tl.dropReactionOp('y'); // refused
+    expect(tl.reactionsOf(tl.find('m1')!).map((r) => r.emoji)).toEqual(['👍']);
+  });
+});
+
+describe('RoomTimeline: pins, notices, replies', () => {
+  it('pin entries set the flag (newest wins) and bump pinsVersion, held or not', () => {
+    const tl = new RoomTimeline('r');
+    tl.merge([m(1)]);
+    const pin = (seq: number, id: string, on = true): RoomEvent => ({
+      type: on ? 'pinned' : 'unpinned',
+      room: 'r',
+      seq,
+      message: id,
+      by: ann,
+    });
+    expect(tl.apply(pin(2, 'm1'))).toBe(true);
+    expect(tl.find('m1')?.pinned).toBe(true);
+    expect(tl.apply(pin(2, 'm1'))).toBe(false);
+    expect(tl.apply(pin(3, 'm1', false))).toBe(true);
+    expect(tl.find('m1')?.pinned).toBe(false);
+    expect(tl.pinsVersion).toBe(2);
+    // Not held: the list changes, and the copy that arrives later gets the state.
+    expect(tl.apply(pin(4, 'm0'))).toBe(true);
+    tl.prepend([m(0, { pinned: false })], false);
+    expect(tl.find('m0')?.pinned).toBe(true);
+  });
+
+  it('membership and room entries are kept as notices by seq, once each, and say who', () => {
+    const tl = new RoomTimeline('r');
+    tl.merge([m(1), m(5)]);
+    const added: RoomEvent = { type: 'member_added', room: 'r', seq: 3, user: ben, role: 'member', by: ann };
+    const role: RoomEvent = { type: 'role_changed', room: 'r', seq: 6, user: ben, role: 'admin', by: ann };
+    const updated: RoomEvent = { type: 'room_updated', room: 'r', seq: 7, name: 'renamed', topic: 'new topic', by: ben };
+    const removed: RoomEvent = { type: 'member_removed', room: 'r', seq: 8, user: ben, by: ann, banned: true };
+    for (const e of [role, added, updated, removed]) expect(tl.apply(e)).toBe(true);
+    for (const e of [role, added, updated, removed]) expect(tl.apply(e)).toBe(false);
+    expect(tl.notices.map((n) => `${n.seq}:${n.type}`)).toEqual(['3:member_added', '6:role_changed', '7:room_updated', '8:member_removed']);
+    expect(tl.users.get('ben')).toEqual(ben);
+    // From the log over HTTP: added without moving maxSeq.
+    const before = tl.maxSeq;
+    expect(tl.addNotices([{ type: 'member_added', room: 'r', seq: 2, user: ann, role: 'owner', by: ann }, message(1)])).toBe(true);
+    expect(tl.notices.map((n) => n.seq)).toEqual([2, 3, 6, 7, 8]);
+    expect(tl.maxSeq).toBe(before);
+    // Trimmed with the messages before them.
+    tl.trim(1);
+    expect(tl.notices.map((n) => n.seq)).toEqual([6, 7, 8]);
+  });
+
+  it('a reply quotes its parent until the parent is deleted; then it says deleted, whatever copy comes', () => {
+    const tl = new RoomTimeline('r');
+    const quote = { id: 'm1', author: ann, excerpt: 'b1', deleted: false };
+    tl.merge([m(1), m(2, { reply_to: quote })]);
+    tl.apply(edited(3, 'm1', 'the parent, edited'));
+    expect(tl.find('m2')?.reply_to).toMatchObject({ excerpt: 'the parent, edited', deleted: false });
+    expect(tl.apply(deleted(4, 'm1'))).toBe(true);
+    expect(tl.find('m2')?.reply_to).toEqual({ id: 'm1', author: ann, excerpt: '', deleted: true });
+    // A replayed message entry of the reply, or a stale history copy, does not bring the text back.
+    tl.apply(message(2, { reply_to: quote }));
+    expect(tl.find('m2')?.reply_to?.deleted).toBe(true);
+    tl.merge([m(2, { reply_to: quote }), m(6, { reply_to: quote })]);
+    expect(tl.find('m2')?.reply_to?.deleted).toBe(true);
+    expect(tl.find('m6')?.reply_to?.deleted).toBe(true);
+    // A tombstone of the parent does the same for a reply arriving first.
+    tl.apply(message(7, { reply_to: { id: 'm5', author: ben, excerpt: 'hi', deleted: false } }));
+    tl.apply(message(5, { body: '', deleted_at: 1 }));
+    expect(tl.find('m7')?.reply_to).toMatchObject({ excerpt: '', deleted: true });
+  });
+
+  it('a jump far back shows a window; live messages wait beyond the gap; newer pages close it', () => {
+    const tl = new RoomTimeline('r');
+    tl.reset([m(900), m(901)], true);
+    tl.showAround([m(100), m(101), m(102)], true, true);
+    expect(tl.messages.map((x) => x.seq)).toEqual([100, 101, 102]);
+    expect(tl.hasNewer).toBe(true);
+    expect(tl.maxSeq).toBe(901);
+    // Live: a new message is not shown after the gap; an edit of one held is.
+    expect(tl.apply(message(902))).toBe(false);
+    tl.apply(edited(903, 'm101', 'edited live'));
+    expect(tl.find('m101')?.body).toBe('edited live');
+    // Paging forward merges, up to the live end.
+    tl.showAround([m(101), m(102), m(103)], true, true);
+    expect(tl.messages.map((x) => x.seq)).toEqual([100, 101, 102, 103]);
+    expect(tl.find('m101')?.body).toBe('edited live');
+    tl.showAround([m(103), m(900), m(901), m(902)], true, false);
+    expect(tl.hasNewer).toBe(false);
+    expect(tl.messages.map((x) => x.seq)).toEqual([100, 101, 102, 103, 900, 901, 902]);
+    expect(tl.apply(message(904))).toBe(true);
+    // The newest page again (showLatest) ends any window.
+    tl.showAround([m(50)], true, true);
+    tl.reset([m(903), m(904)], true);
+    expect(tl.hasNewer).toBe(false);
+    expect(tl.messages.map((x) => x.seq)).toEqual([903, 904]);
+  });
+});

@@ -49,11 +49,7 @@ struct RoomSeq {
 /// The key a change's answer is remembered by (posts and other changes are separate
 /// namespaces, as in the store).
 fn answer_key(change: &Change) -> (bool, UserId, ClientRef) {
-    (
-        matches!(change.kind, super::ChangeKind::Post { .. }),
-        change.actor.id,
-        change.reference.clone(),
-    )
+    (change.is_post(), change.actor.id, change.reference.clone())
 }
 
 struct Shared {

@@ -13,8 +13,11 @@ pub mod redis;
 use crate::fanout::{Delivery, DeliveryKind, RoomHub};
 use crate::store::{LogEntry, StoreError};
 use async_trait::async_trait;
+use confab_shared::conversation::{Emoji, ReplyTo};
 use confab_shared::domain::MessageBody;
-use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
+use confab_shared::events::{
+    MessageDeleted, MessageEdited, PinChanged, ReactionChanged, RoomEvent,
+};
 use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{Attachment, ChatMessage, ServerFrame, UserPublic};
 use std::sync::Arc;
@@ -69,6 +72,10 @@ pub enum ChangeKind {
         client_msg_id: ClientMsgId,
         body: MessageBody,
         attachment: Option<Attachment>,
+        /// The message it answers, quoted as it is now.
+        reply_to: Option<ReplyTo>,
+        /// The members it mentions.
+        mentions: Vec<UserId>,
     },
     /// Replaces the text of `message` (as it is now).
     Edit {
@@ -77,6 +84,17 @@ pub enum ChangeKind {
     },
     /// Deletes `message` (as it is now).
     Delete { message: ChatMessage },
+    /// Sets the actor's reaction with `emoji` on a message.
+    React {
+        message: MessageId,
+        emoji: Emoji,
+        on: bool,
+    },
+    /// Pins or unpins a message.
+    Pin { message: MessageId, on: bool },
+    /// Records a change the caller has made to the room's state already (membership, a role,
+    /// the name or topic): the entry, seq 0.
+    Record(RoomEvent),
 }
 
 impl Change {
@@ -96,6 +114,8 @@ impl Change {
                 client_msg_id,
                 body,
                 attachment,
+                reply_to: None,
+                mentions: Vec::new(),
             },
         }
     }
@@ -125,16 +145,25 @@ impl Change {
         }
     }
 
+    /// Whether this posts a message (posts and other changes are answered from separate
+    /// namespaces: `client_msg_id`s and `ref`s).
+    pub fn is_post(&self) -> bool {
+        matches!(self.kind, ChangeKind::Post { .. })
+    }
+
     /// The log entry this change makes, with seq 0 (the broker sets it), accepted `now`.
     pub fn entry(&self, now: i64) -> LogEntry {
+        let room = self.room;
         let event = match &self.kind {
             ChangeKind::Post {
                 client_msg_id,
                 body,
                 attachment,
+                reply_to,
+                mentions,
             } => RoomEvent::Message(ChatMessage {
                 id: MessageId(uuid::Uuid::now_v7()),
-                room: self.room,
+                room,
                 seq: 0,
                 author: self.actor.clone(),
                 body: body.as_str().to_owned(),
@@ -143,19 +172,45 @@ impl Change {
                 created_at: now,
                 edited_at: None,
                 deleted_at: None,
+                reply_to: reply_to.clone(),
+                mentions: mentions.clone(),
+                reactions: Vec::new(),
+                pinned: false,
             }),
             ChangeKind::Edit { message, body } => RoomEvent::Edited(MessageEdited {
-                room: self.room,
+                room,
                 seq: 0,
                 id: message.id,
                 body: body.as_str().to_owned(),
                 edited_at: now,
             }),
             ChangeKind::Delete { message } => RoomEvent::Deleted(MessageDeleted {
-                room: self.room,
+                room,
                 seq: 0,
                 id: message.id,
             }),
+            ChangeKind::React { message, emoji, on } => RoomEvent::Reaction(ReactionChanged {
+                room,
+                seq: 0,
+                message: *message,
+                emoji: emoji.clone(),
+                user: self.actor.clone(),
+                on: *on,
+            }),
+            ChangeKind::Pin { message, on } => {
+                let pin = PinChanged {
+                    room,
+                    seq: 0,
+                    message: *message,
+                    by: self.actor.clone(),
+                };
+                if *on {
+                    RoomEvent::Pinned(pin)
+                } else {
+                    RoomEvent::Unpinned(pin)
+                }
+            }
+            ChangeKind::Record(event) => event.clone(),
         };
         LogEntry {
             actor: self.actor.id,
@@ -166,25 +221,27 @@ impl Change {
     }
 
     /// The message this change leaves behind, as the room's recent history should show it
-    /// from now on (for edits and deletions: the target's new state).
+    /// from now on (for edits and deletions: the target's new state, as a log entry).
     pub fn target_after(&self, now: i64) -> Option<ChatMessage> {
         match &self.kind {
-            ChangeKind::Post { .. } => None,
             ChangeKind::Edit { message, body } => {
-                let mut m = message.clone();
+                let mut m = message.clone().as_log_entry();
                 m.body = body.as_str().to_owned();
                 m.edited_at = Some(now);
                 Some(m)
             }
-            ChangeKind::Delete { message } => Some(message.clone().into_tombstone(now)),
+            ChangeKind::Delete { message } => {
+                Some(message.clone().as_log_entry().into_tombstone(now))
+            }
+            _ => None,
         }
     }
 }
 
-/// A durably accepted change: the message it is or is about, and its entry's seq.
+/// A durably accepted change: the message it is or is about (if any), and its entry's seq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
-    pub id: MessageId,
+    pub id: Option<MessageId>,
     pub seq: i64,
 }
 
@@ -213,6 +270,7 @@ pub fn entry_delivery(event: &RoomEvent) -> Arc<Delivery> {
         RoomEvent::Message(m) => DeliveryKind::Message {
             seq: m.seq,
             author: m.author.clone(),
+            mentions: m.mentions.clone(),
         },
         other => DeliveryKind::Entry { seq: other.seq() },
     };
@@ -232,7 +290,9 @@ pub fn event_delivery(frame: &ServerFrame) -> Arc<Delivery> {
 /// The user whose own action an ephemeral event reports (not echoed back to them).
 pub fn event_from(frame: &ServerFrame) -> Option<UserId> {
     match frame {
-        ServerFrame::Presence { user, .. } | ServerFrame::Typing { user, .. } => Some(user.id),
+        ServerFrame::Presence { user, .. }
+        | ServerFrame::Typing { user, .. }
+        | ServerFrame::Read { user, .. } => Some(user.id),
         _ => None,
     }
 }

@@ -74,9 +74,13 @@ impl Delivery {
 /// The kind of a [`Delivery`]: what a session needs to know to route it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryKind {
-    /// A new message, entry `seq` of the room's log. Subscribed connections get the frame;
-    /// the others of members get an `activity` counter bump instead.
-    Message { seq: i64, author: UserPublic },
+    /// A new message, entry `seq` of the room's log, mentioning `mentions`. Subscribed
+    /// connections get the frame; the others of members get an `activity` counter bump instead.
+    Message {
+        seq: i64,
+        author: UserPublic,
+        mentions: Vec<UserId>,
+    },
     /// Any other entry of the room's log (an edit, a deletion...): for subscribed connections
     /// only, skipped by one that already has `seq`.
     Entry { seq: i64 },

@@ -39,7 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/auth/refresh", post(refresh))
-        .route("/me", get(me))
+        .route("/me", get(me).patch(update_me))
         .route("/me/password", post(change_password))
 }
 
@@ -49,6 +49,7 @@ fn me_of(user: &UserRecord) -> Me {
         username: user.username.clone(),
         email: user.email.clone(),
         created_at: user.created_at,
+        share_read_receipts: user.share_read_receipts,
     }
 }
 
@@ -380,6 +381,18 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<axum::Json<
         .await?
         .ok_or(ApiError::Unauthorized)?;
     Ok(axum::Json(me_of(&user)))
+}
+
+/// Changes the caller's settings.
+async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<confab_shared::api::UpdateMeRequest>,
+) -> Result<axum::Json<Me>, ApiError> {
+    if let Some(share) = req.share_read_receipts {
+        state.store.set_share_read_receipts(user.id, share).await?;
+    }
+    me(State(state), user).await
 }
 
 /// Changes the password, ends every session of the user (other devices are logged out, their

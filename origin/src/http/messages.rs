@@ -1,19 +1,32 @@
-//! Editing and deleting messages over HTTP, by their author only (still a member of the
-//! room). Each is an entry of the room's log, like the WebSocket's `edit` and `delete`; the
-//! answer carries the entry's seq.
+//! Changing messages over HTTP: editing and deleting (their author only, still a member of the
+//! room), reactions and pins. Each is an entry of the room's log, like the WebSocket's `edit`,
+//! `delete` and `react`; the answer carries the entry's seq.
 
 use super::{ApiJson, ApiPath};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::routing::patch;
+use axum::routing::{patch, put};
 use axum::{Json, Router};
 use confab_shared::api::{ChangeAck, EditMessageRequest};
 use confab_shared::ids::{ClientRef, MessageId, RoomId};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/messages/{id}", patch(edit).delete(delete))
+    Router::new()
+        .route("/messages/{id}", patch(edit).delete(delete))
+        .route(
+            "/messages/{id}/reactions/{emoji}",
+            put(react_on).delete(react_off),
+        )
+        .route("/messages/{id}/pin", put(pin).delete(unpin))
+}
+
+fn ack(accepted: crate::broker::Accepted, id: MessageId) -> Json<ChangeAck> {
+    Json(ChangeAck {
+        id: accepted.id.unwrap_or(id),
+        seq: accepted.seq,
+    })
 }
 
 /// The room of a message the caller may see (a member of its room), or 404.
@@ -51,10 +64,7 @@ async fn edit(
         fresh_reference(),
     )
     .await?;
-    Ok(Json(ChangeAck {
-        id: accepted.id,
-        seq: accepted.seq,
-    }))
+    Ok(ack(accepted, id))
 }
 
 async fn delete(
@@ -64,8 +74,69 @@ async fn delete(
 ) -> Result<Json<ChangeAck>, ApiError> {
     let room = room_of(&state, id, &user).await?;
     let accepted = crate::chat::delete(&state, &user.public(), room, id, fresh_reference()).await?;
-    Ok(Json(ChangeAck {
-        id: accepted.id,
-        seq: accepted.seq,
-    }))
+    Ok(ack(accepted, id))
+}
+
+async fn react(
+    state: &AppState,
+    user: &AuthUser,
+    id: MessageId,
+    emoji: &str,
+    on: bool,
+) -> Result<Json<ChangeAck>, ApiError> {
+    let room = room_of(state, id, user).await?;
+    let accepted = crate::chat::react(
+        state,
+        &user.public(),
+        room,
+        id,
+        emoji,
+        on,
+        fresh_reference(),
+    )
+    .await?;
+    Ok(ack(accepted, id))
+}
+
+async fn react_on(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, emoji)): ApiPath<(MessageId, String)>,
+) -> Result<Json<ChangeAck>, ApiError> {
+    react(&state, &user, id, &emoji, true).await
+}
+
+async fn react_off(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, emoji)): ApiPath<(MessageId, String)>,
+) -> Result<Json<ChangeAck>, ApiError> {
+    react(&state, &user, id, &emoji, false).await
+}
+
+async fn set_pin(
+    state: &AppState,
+    user: &AuthUser,
+    id: MessageId,
+    on: bool,
+) -> Result<Json<ChangeAck>, ApiError> {
+    let room = room_of(state, id, user).await?;
+    let accepted = crate::chat::pin(state, &user.public(), room, id, on, fresh_reference()).await?;
+    Ok(ack(accepted, id))
+}
+
+async fn pin(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<MessageId>,
+) -> Result<Json<ChangeAck>, ApiError> {
+    set_pin(&state, &user, id, true).await
+}
+
+async fn unpin(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<MessageId>,
+) -> Result<Json<ChangeAck>, ApiError> {
+    set_pin(&state, &user, id, false).await
 }

@@ -6,8 +6,10 @@ pub mod deadline;
 pub mod files;
 pub mod health;
 pub mod messages;
+pub mod people;
 pub mod preview;
 pub mod rooms;
+pub mod search;
 
 pub use crate::peer::ClientAddr;
 pub mod security;
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(rooms::router())
         .merge(messages::router())
+        .merge(people::router())
+        .merge(search::router())
         .merge(files::router())
         .merge(preview::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint") })
@@ -74,6 +78,34 @@ async fn no_client() -> impl IntoResponse {
          <p>The web client is not built: run <code>npm ci &amp;&amp; npm run build</code> in \
          <code>web/</code>. The API is under <code>/api</code>, the WebSocket at <code>/ws</code>.</p>",
     )
+}
+
+/// A page size: `default` when not given, else within 1..=`max`.
+pub fn limit_within(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::Validation(format!(
+            "limit must be between 1 and {max}"
+        ))),
+    }
+}
+
+/// A keyset cursor as clients carry it: opaque, URL-safe.
+pub fn encode_cursor<T: serde::Serialize>(cursor: &T) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(cursor).unwrap_or_default())
+}
+
+/// Reads a cursor this server gave.
+pub fn decode_cursor<T: DeserializeOwned>(s: &str) -> Result<T, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| ApiError::BadRequest("cursor is not one this server gave".into()))
 }
 
 /// Our JSON body extractor: malformed bodies get our error shape and our own words, naming the

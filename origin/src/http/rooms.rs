@@ -1,28 +1,27 @@
-//! Rooms: create, search and page through, get, join, leave, members, history, the log's
-//! catch-up, read markers.
+//! Rooms: create, search and page through, get, rename, join, leave, members (add, remove,
+//! roles), bans, history (and around a seq), the log's catch-up, pins, read markers and
+//! receipts. Membership rules live in [`crate::membership`].
 
-use super::{ApiJson, ApiPath, ApiQuery};
+use super::{decode_cursor, encode_cursor, limit_within, ApiJson, ApiPath, ApiQuery};
 use crate::auth::AuthUser;
 use crate::broker::UserEvent;
 use crate::error::ApiError;
+use crate::membership;
 use crate::state::AppState;
-use crate::store::{RoomCursor, RoomQuery, RoomRecord};
-use crate::time::now_ms;
+use crate::store::{MemberRecord, RoomQuery};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use confab_shared::api::{
-    CreateRoomRequest, EventPage, Member, MessagePage, ReadRequest, Room, RoomPage, RoomScope,
+    Ban, CreateRoomRequest, EventPage, Member, MessagePage, Pin, ReadRequest, Receipt, RoleRequest,
+    Room, RoomPage, RoomScope, UpdateRoomRequest, UserRequest,
 };
-use confab_shared::domain::RoomName;
-use confab_shared::ids::RoomId;
+use confab_shared::conversation::Visibility;
+use confab_shared::ids::{RoomId, UserId};
 use serde::Deserialize;
 use std::collections::HashSet;
-use uuid::Uuid;
 
 /// Default and largest page sizes.
 const DEFAULT_PAGE: u32 = 50;
@@ -34,30 +33,29 @@ const MAX_EVENTS: u32 = 500;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/rooms", get(list).post(create))
-        .route("/rooms/{id}", get(get_room))
+        .route("/rooms/{id}", get(get_room).patch(update))
         .route("/rooms/{id}/join", post(join))
         .route("/rooms/{id}/leave", post(leave))
-        .route("/rooms/{id}/members", get(members))
+        .route("/rooms/{id}/members", get(members).post(add_member))
+        .route(
+            "/rooms/{id}/members/{user}",
+            delete(remove_member).patch(set_role),
+        )
+        .route("/rooms/{id}/bans", get(bans).post(ban))
+        .route("/rooms/{id}/bans/{user}", delete(unban))
         .route("/rooms/{id}/messages", get(history))
         .route("/rooms/{id}/events", get(events))
+        .route("/rooms/{id}/pins", get(pins))
         .route("/rooms/{id}/read", post(read))
+        .route("/rooms/{id}/receipts", get(receipts))
 }
 
 fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     limit_within(limit, DEFAULT_PAGE, MAX_PAGE)
 }
 
-fn limit_within(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
-    match limit {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::Validation(format!(
-            "limit must be between 1 and {max}"
-        ))),
-    }
-}
-
-/// Fails with 403 unless the user is a member of the room (404 when there is no such room).
+/// Fails unless the user is a member of the room: 403 for a public room, 404 for a private
+/// room or direct conversation (whose existence outsiders do not learn), 404 when there is none.
 pub async fn require_member(
     state: &AppState,
     room: RoomId,
@@ -67,8 +65,10 @@ pub async fn require_member(
         return Ok(());
     }
     match state.store.room(room).await? {
-        Some(_) => Err(ApiError::Forbidden("you are not a member of this room")),
-        None => Err(ApiError::NotFound("no such room")),
+        Some(r) if r.visibility == Visibility::Public => {
+            Err(ApiError::Forbidden("you are not a member of this room"))
+        }
+        _ => Err(ApiError::NotFound("no such room")),
     }
 }
 
@@ -79,18 +79,6 @@ struct ListQuery {
     scope: RoomScope,
     cursor: Option<String>,
     limit: Option<u32>,
-}
-
-fn encode_cursor(c: &RoomCursor) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
-}
-
-fn decode_cursor(s: &str) -> Result<RoomCursor, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| ApiError::BadRequest("cursor is not one this server gave".into()))
 }
 
 async fn list(
@@ -134,37 +122,29 @@ async fn create(
     user: AuthUser,
     ApiJson(req): ApiJson<CreateRoomRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = RoomName::parse(&req.name)?;
-    let id = RoomId(Uuid::now_v7());
-    state
-        .store
-        .create_room(RoomRecord {
-            id,
-            name: name.into_inner(),
-            created_by: user.id,
-            created_at: now_ms(),
-        })
-        .await?;
-    state
-        .broker
-        .publish_user_event(
-            user.id,
-            UserEvent::Membership {
-                room: id,
-                member: true,
-            },
-        )
-        .await?;
+    let id = membership::create(
+        &state,
+        &user.public(),
+        &req.name,
+        req.visibility.unwrap_or_default(),
+        req.topic.as_deref(),
+    )
+    .await?;
     let room = room_view(&state, id, &user).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-async fn room_view(state: &AppState, id: RoomId, user: &AuthUser) -> Result<Room, ApiError> {
-    state
+/// A room as the user sees it; a private one only by its members.
+pub async fn room_view(state: &AppState, id: RoomId, user: &AuthUser) -> Result<Room, ApiError> {
+    let room = state
         .store
         .room_for(id, user.id)
         .await?
-        .ok_or(ApiError::NotFound("no such room"))
+        .ok_or(ApiError::NotFound("no such room"))?;
+    if room.visibility == Visibility::Private && !room.joined {
+        return Err(ApiError::NotFound("no such room"));
+    }
+    Ok(room)
 }
 
 async fn get_room(
@@ -175,26 +155,29 @@ async fn get_room(
     Ok(Json(room_view(&state, id, &user).await?))
 }
 
+async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+    ApiJson(req): ApiJson<UpdateRoomRequest>,
+) -> Result<Json<Room>, ApiError> {
+    membership::update(
+        &state,
+        &user.public(),
+        id,
+        req.name.as_deref(),
+        req.topic.as_deref(),
+    )
+    .await?;
+    Ok(Json(room_view(&state, id, &user).await?))
+}
+
 async fn join(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<RoomId>,
 ) -> Result<Json<Room>, ApiError> {
-    if state.store.room(id).await?.is_none() {
-        return Err(ApiError::NotFound("no such room"));
-    }
-    if state.store.join_room(id, user.id, now_ms()).await? {
-        state
-            .broker
-            .publish_user_event(
-                user.id,
-                UserEvent::Membership {
-                    room: id,
-                    member: true,
-                },
-            )
-            .await?;
-    }
+    membership::join(&state, &user.public(), id).await?;
     Ok(Json(room_view(&state, id, &user).await?))
 }
 
@@ -203,22 +186,17 @@ async fn leave(
     user: AuthUser,
     ApiPath(id): ApiPath<RoomId>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.room(id).await?.is_none() {
-        return Err(ApiError::NotFound("no such room"));
-    }
-    if state.store.leave_room(id, user.id).await? {
-        state
-            .broker
-            .publish_user_event(
-                user.id,
-                UserEvent::Membership {
-                    room: id,
-                    member: false,
-                },
-            )
-            .await?;
-    }
+    membership::leave(&state, &user.public(), id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn member_of(record: MemberRecord, online: &HashSet<UserId>) -> Member {
+    Member {
+        online: online.contains(&record.user.id),
+        role: record.role,
+        user: record.user,
+        joined_at: record.joined_at,
+    }
 }
 
 async fn members(
@@ -236,20 +214,75 @@ async fn members(
         .collect();
     let members = state.store.members(id).await?;
     Ok(Json(
-        members
-            .into_iter()
-            .map(|(user, joined_at)| Member {
-                online: online.contains(&user.id),
-                user,
-                joined_at,
-            })
-            .collect(),
+        members.into_iter().map(|m| member_of(m, &online)).collect(),
     ))
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+    ApiJson(req): ApiJson<UserRequest>,
+) -> Result<Json<Member>, ApiError> {
+    let added = membership::add(&state, &user.public(), id, req.user).await?;
+    Ok(Json(member_of(added, &HashSet::new())))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, target)): ApiPath<(RoomId, UserId)>,
+) -> Result<StatusCode, ApiError> {
+    membership::remove(&state, &user.public(), id, target, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, target)): ApiPath<(RoomId, UserId)>,
+    ApiJson(req): ApiJson<RoleRequest>,
+) -> Result<Json<Member>, ApiError> {
+    let changed = membership::set_role(&state, &user.public(), id, target, req.role).await?;
+    Ok(Json(member_of(changed, &HashSet::new())))
+}
+
+async fn bans(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+) -> Result<Json<Vec<Ban>>, ApiError> {
+    require_member(&state, id, &user).await?;
+    let role = state.store.member_role(id, user.id).await?;
+    if !role.is_some_and(|r| r.manages()) {
+        return Err(ApiError::Forbidden("only the owner and admins see bans"));
+    }
+    Ok(Json(state.store.bans(id).await?))
+}
+
+async fn ban(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+    ApiJson(req): ApiJson<UserRequest>,
+) -> Result<StatusCode, ApiError> {
+    membership::remove(&state, &user.public(), id, req.user, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unban(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, target)): ApiPath<(RoomId, UserId)>,
+) -> Result<StatusCode, ApiError> {
+    membership::unban(&state, &user.public(), id, target).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
 struct HistoryQuery {
     before_seq: Option<i64>,
+    around_seq: Option<i64>,
     limit: Option<u32>,
 }
 
@@ -260,13 +293,42 @@ async fn history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
     let limit = page_limit(q.limit)?;
-    if q.before_seq.is_some_and(|s| s < 1) {
-        return Err(ApiError::Validation("before_seq must be at least 1".into()));
+    if q.before_seq.is_some_and(|s| s < 1) || q.around_seq.is_some_and(|s| s < 1) {
+        return Err(ApiError::Validation(
+            "before_seq and around_seq must be at least 1".into(),
+        ));
+    }
+    if q.before_seq.is_some() && q.around_seq.is_some() {
+        return Err(ApiError::Validation(
+            "give before_seq or around_seq, not both".into(),
+        ));
     }
     require_member(&state, id, &user).await?;
+    let store = &state.store;
+    if let Some(around) = q.around_seq {
+        // Half before the seq, the rest from it on.
+        let before = limit / 2;
+        let mut older = store
+            .messages_before(id, Some(around), before + 1, user.id)
+            .await?;
+        let has_more = older.len() > before as usize;
+        if has_more {
+            older.remove(0);
+        }
+        let after = limit - older.len() as u32;
+        let mut newer = store.messages_from(id, around, after + 1, user.id).await?;
+        let has_newer = newer.len() > after as usize;
+        newer.truncate(after as usize);
+        older.extend(newer);
+        return Ok(Json(MessagePage {
+            messages: older,
+            has_more,
+            has_newer,
+        }));
+    }
     let mut messages = crate::metrics::db(
         "messages_before",
-        state.store.messages_before(id, q.before_seq, limit + 1),
+        store.messages_before(id, q.before_seq, limit + 1, user.id),
     )
     .await?;
     let has_more = messages.len() > limit as usize;
@@ -274,7 +336,11 @@ async fn history(
         // Oldest first: the extra row is the first one.
         messages.remove(0);
     }
-    Ok(Json(MessagePage { messages, has_more }))
+    Ok(Json(MessagePage {
+        messages,
+        has_more,
+        has_newer: false,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,6 +377,15 @@ async fn events(
     }))
 }
 
+async fn pins(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+) -> Result<Json<Vec<Pin>>, ApiError> {
+    require_member(&state, id, &user).await?;
+    Ok(Json(state.store.pins(id, user.id).await?))
+}
+
 async fn read(
     State(state): State<AppState>,
     user: AuthUser,
@@ -326,5 +401,15 @@ async fn read(
         .broker
         .publish_user_event(user.id, UserEvent::ReadMarker { room: id, seq })
         .await?;
+    crate::chat::publish_receipt(&state, &user.public(), id, seq).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn receipts(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+) -> Result<Json<Vec<Receipt>>, ApiError> {
+    require_member(&state, id, &user).await?;
+    Ok(Json(state.store.receipts(id, user.id).await?))
 }

@@ -13,7 +13,8 @@ pub mod sqlite;
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
-use confab_shared::api::{Room, RoomScope};
+use confab_shared::api::{Ban, Pin, Receipt, Room, RoomScope, SearchHit};
+use confab_shared::conversation::{RoomKind, RoomRole, Visibility};
 use confab_shared::events::RoomEvent;
 use confab_shared::ids::{ClientRef, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{ChatMessage, UserPublic};
@@ -58,6 +59,7 @@ pub struct UserRecord {
     pub email: String,
     pub password_hash: String,
     pub created_at: i64,
+    pub share_read_receipts: bool,
 }
 
 impl UserRecord {
@@ -97,9 +99,41 @@ pub enum RefreshOutcome {
 #[derive(Debug, Clone)]
 pub struct RoomRecord {
     pub id: RoomId,
+    /// Empty for a direct conversation.
     pub name: String,
+    pub kind: RoomKind,
+    pub visibility: Visibility,
+    pub topic: Option<String>,
     pub created_by: UserId,
     pub created_at: i64,
+}
+
+/// A member and their role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub user: UserPublic,
+    pub role: RoomRole,
+    pub joined_at: i64,
+}
+
+/// A message search, over the rooms `user` is a member of now.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub user: UserId,
+    /// The words to find, as typed: never interpreted as query syntax.
+    pub text: String,
+    /// Only this room.
+    pub room: Option<RoomId>,
+    pub after: Option<SearchCursor>,
+    pub limit: u32,
+}
+
+/// The keyset position after which search results continue: (rank, room, seq), best first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SearchCursor {
+    pub rank: f64,
+    pub room: RoomId,
+    pub seq: i64,
 }
 
 /// A room the user is a member of, with their read state.
@@ -159,8 +193,9 @@ impl LogEntry {
 pub enum AppendOutcome {
     /// Written now.
     Appended,
-    /// An entry with the same (room, actor, reference) was written before: its message and seq.
-    Duplicate { id: MessageId, seq: i64 },
+    /// An entry with the same (room, actor, reference) was written before: its message (if it
+    /// is about one) and seq.
+    Duplicate { id: Option<MessageId>, seq: i64 },
 }
 
 /// The database behind the origin. Implementations: SQLite (embedded default).
@@ -177,6 +212,18 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_login(&self, folded: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn set_password_hash(&self, user: UserId, hash: &str) -> Result<(), StoreError>;
+    /// Whether others see the user's read receipts.
+    async fn set_share_read_receipts(&self, user: UserId, share: bool) -> Result<(), StoreError>;
+    /// Users whose folded username starts with `prefix`, after the folded name `after`, by
+    /// folded name; up to `limit + 1` so the caller can tell whether another page exists.
+    async fn users_by_prefix(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserPublic>, StoreError>;
+    /// The users among `ids` that exist.
+    async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<UserPublic>, StoreError>;
 
     /// Starts a login session with its first refresh token (stored as a hash).
     async fn create_session(
@@ -205,23 +252,78 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Vec<SessionId>, StoreError>;
 
-    /// Creates a room and makes the creator a member; `Conflict` when the name is taken.
+    /// Creates a room and makes the creator its owner; `Conflict` when the name is taken.
     async fn create_room(&self, room: RoomRecord) -> Result<(), StoreError>;
+    /// The direct conversation of `members` (whose sorted ids make `dm_key`): the existing one,
+    /// or `room` created now with them all as members.
+    async fn open_dm(
+        &self,
+        room: RoomRecord,
+        dm_key: &str,
+        members: &[UserId],
+    ) -> Result<RoomId, StoreError>;
+    /// Renames a room and/or sets its topic (`Some(None)` clears it); `Conflict` when the name
+    /// is taken.
+    async fn update_room(
+        &self,
+        room: RoomId,
+        name: Option<&str>,
+        topic: Option<Option<&str>>,
+    ) -> Result<(), StoreError>;
     async fn room(&self, id: RoomId) -> Result<Option<RoomRecord>, StoreError>;
     /// One room as the user sees it (membership, unread).
     async fn room_for(&self, id: RoomId, user: UserId) -> Result<Option<Room>, StoreError>;
     /// Searches rooms by name in (folded name, id) order; returns up to `limit + 1` rows so the
     /// caller can tell whether another page exists.
     async fn list_rooms(&self, query: &RoomQuery) -> Result<Vec<(Room, RoomCursor)>, StoreError>;
-    /// Adds a member; false when already one.
-    async fn join_room(&self, room: RoomId, user: UserId, now: i64) -> Result<bool, StoreError>;
+    /// Adds a member with `role`, their read marker at the room's latest seq; false when
+    /// already one.
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: RoomRole,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Removes a member; false when not one.
-    async fn leave_room(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
     async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    /// The user's role in the room (`None`: not a member).
+    async fn member_role(&self, room: RoomId, user: UserId)
+        -> Result<Option<RoomRole>, StoreError>;
+    /// Changes a member's role; false when not a member.
+    async fn set_role(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: RoomRole,
+    ) -> Result<bool, StoreError>;
+    /// Bans the user from the room (removing them if they are a member); false when banned
+    /// already.
+    async fn ban(
+        &self,
+        room: RoomId,
+        user: UserId,
+        by: UserId,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Lifts a ban; false when there was none.
+    async fn unban(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    /// The room's bans, newest first.
+    async fn bans(&self, room: RoomId) -> Result<Vec<Ban>, StoreError>;
+    /// The members among those with these folded usernames (for `@mentions`).
+    async fn members_named(
+        &self,
+        room: RoomId,
+        folded: &[String],
+    ) -> Result<Vec<UserPublic>, StoreError>;
     /// Every room the user is in, with read state.
     async fn member_rooms(&self, user: UserId) -> Result<Vec<MemberRoom>, StoreError>;
-    /// Members with their join time, by name.
-    async fn members(&self, room: RoomId) -> Result<Vec<(UserPublic, i64)>, StoreError>;
+    /// Members with their role and join time, by name.
+    async fn members(&self, room: RoomId) -> Result<Vec<MemberRecord>, StoreError>;
+    /// How far each member has read: the members who share their receipts, and `viewer`.
+    async fn receipts(&self, room: RoomId, viewer: UserId) -> Result<Vec<Receipt>, StoreError>;
     /// Moves the read marker forward (never back); returns the marker in force.
     async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> Result<i64, StoreError>;
     /// Unread count for one member room.
@@ -234,15 +336,33 @@ pub trait Store: Send + Sync + 'static {
     /// message (two workers); the result is the same. Entries whose (room, actor, reference)
     /// exists are not written again.
     async fn append(&self, batch: &[LogEntry]) -> Result<Vec<AppendOutcome>, StoreError>;
-    /// Up to `limit` live messages with seq < `before_seq` (all when None), ascending.
+    /// Up to `limit` live messages with seq < `before_seq` (all when None), ascending, as
+    /// `viewer` sees them (reactions with `me`).
     async fn messages_before(
         &self,
         room: RoomId,
         before_seq: Option<i64>,
         limit: u32,
+        viewer: UserId,
     ) -> Result<Vec<ChatMessage>, StoreError>;
+    /// Up to `limit` live messages with seq >= `from_seq`, ascending, as `viewer` sees them.
+    async fn messages_from(
+        &self,
+        room: RoomId,
+        from_seq: i64,
+        limit: u32,
+        viewer: UserId,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+    /// The room's pinned messages, newest pin first.
+    async fn pins(&self, room: RoomId, viewer: UserId) -> Result<Vec<Pin>, StoreError>;
+    /// Messages matching a search, best first, with their cursors; up to `limit + 1`.
+    async fn search(
+        &self,
+        query: &SearchQuery,
+    ) -> Result<Vec<(SearchHit, SearchCursor)>, StoreError>;
     /// Up to `limit` entries of the room's log with seq > `after_seq`, ascending; entries about
-    /// messages show them as they are now (a deleted one as a tombstone).
+    /// messages show them as they are now (a deleted one as a tombstone), without reactions or
+    /// pin state (the entries that follow add those).
     async fn events_after(
         &self,
         room: RoomId,
@@ -253,14 +373,14 @@ pub trait Store: Send + Sync + 'static {
     async fn last_seq(&self, room: RoomId) -> Result<i64, StoreError>;
     /// A message as it is now (a deleted one as a tombstone).
     async fn message(&self, id: MessageId) -> Result<Option<ChatMessage>, StoreError>;
-    /// The message and seq of the entry (other than a new message) the actor made with this
-    /// reference in the room.
+    /// The message (if it is about one) and seq of the entry (other than a new message) the
+    /// actor made with this reference in the room.
     async fn entry_by_ref(
         &self,
         room: RoomId,
         actor: UserId,
         reference: &ClientRef,
-    ) -> Result<Option<(MessageId, i64)>, StoreError>;
+    ) -> Result<Option<(Option<MessageId>, i64)>, StoreError>;
 
     // Uploads (see `crate::files`). Default bodies refuse, so a store written without them still
     // compiles; every store the server opens implements them.

@@ -2,10 +2,11 @@
 
 use super::sql::sql_store;
 use super::{
-    AppendOutcome, LogEntry, MemberRoom, NewUser, RefreshOutcome, RoomCursor, RoomQuery,
-    RoomRecord, StoreError, UserRecord,
+    AppendOutcome, LogEntry, MemberRecord, MemberRoom, NewUser, RefreshOutcome, RoomCursor,
+    RoomQuery, RoomRecord, StoreError, UserRecord,
 };
-use confab_shared::api::{Room, RoomScope};
+use confab_shared::api::{Ban, Pin, Receipt, Room, RoomScope, SearchHit};
+use confab_shared::conversation::{ReplyTo, RoomKind, RoomRole};
 use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
 use confab_shared::ids::{ClientMsgId, ClientRef, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{ChatMessage, UserPublic};
@@ -43,6 +44,46 @@ impl PgStore {
 sql_store!(PgStore, Postgres, PgRow);
 
 impl PgStore {
+    /// Messages matching a search (tsvector, ranked by ts_rank), as rows for `Store::search`.
+    async fn search_rows(&self, q: &super::SearchQuery) -> Result<Vec<PgRow>, StoreError> {
+        if !q.text.chars().any(char::is_alphanumeric) {
+            return Ok(Vec::new());
+        }
+        // plainto_tsquery reads no operators: every word typed is a literal term, all required.
+        let mut b: sqlx::QueryBuilder<Postgres> = sqlx::QueryBuilder::new(format!(
+            "SELECT * FROM (SELECT m.id, m.room_id, m.seq, m.author_id, u.username, m.created_at, \
+             r.name AS room_name, -ts_rank(m.body_tsv, q)::float8 AS rank, \
+             ts_headline('simple', m.body, q, 'StartSel={}, StopSel={}, MaxWords=24, MinWords=8, ShortWord=0') AS snippet \
+             FROM messages m CROSS JOIN plainto_tsquery('simple', ",
+            super::sql::HIT_START,
+            super::sql::HIT_END
+        ));
+        b.push_bind(q.text.clone());
+        b.push(
+            ") q JOIN users u ON u.id = m.author_id JOIN rooms r ON r.id = m.room_id \
+             JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = ",
+        );
+        b.push_bind(q.user.0);
+        b.push(" WHERE m.body_tsv @@ q AND m.deleted_at IS NULL");
+        if let Some(room) = q.room {
+            b.push(" AND m.room_id = ").push_bind(room.0);
+        }
+        b.push(") hits WHERE 1 = 1");
+        // The rank is negated so that ascending is best first, as with SQLite's bm25.
+        if let Some(after) = &q.after {
+            b.push(" AND (rank, room_id, seq) > (")
+                .push_bind(after.rank)
+                .push(", ")
+                .push_bind(after.room.0)
+                .push(", ")
+                .push_bind(after.seq)
+                .push(")");
+        }
+        b.push(" ORDER BY rank, room_id, seq LIMIT ")
+            .push_bind(i64::from(q.limit) + 1);
+        Ok(b.build().fetch_all(&self.pool).await?)
+    }
+
     /// A transaction that will write.
     async fn begin_write(
         pool: &PgPool,

@@ -213,6 +213,37 @@ impl Client {
             .unwrap()
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .put(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .patch(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.http.delete(self.url(path)).send().await.unwrap()
+    }
+
+    /// Creates a private room.
+    pub async fn create_private_room(&self, name: &str) -> Room {
+        let res = self
+            .post("/api/rooms", json!({"name": name, "visibility": "private"}))
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    }
+
     pub async fn create_room(&self, name: &str) -> Room {
         let res = self.post("/api/rooms", json!({"name": name})).await;
         assert_eq!(res.status(), 201);

@@ -15,14 +15,16 @@ import {
   Text,
   useDisclosure,
 } from '@chakra-ui/react';
-import type { Me, Room, ServerFrame } from '../generated/protocol';
+import type { Me, Room, SearchHit, ServerFrame } from '../generated/protocol';
 import { api, ApiError } from '../lib/api';
 import { Connection, type ConnectionState, type SessionCheck } from '../lib/connection';
+import { applyActivity, applyRoomEntry, markRoomRead, roomLabel, roomTitle, withoutRoom } from '../lib/rooms';
 import { ColorModeButton } from './ui/color-mode';
 import { Tooltip } from './ui/tooltip';
-import { BellIcon, MenuIcon } from './icons';
+import { BellIcon, MenuIcon, SearchIcon } from './icons';
 import { Sidebar } from './Sidebar';
-import { ChatView } from './ChatView';
+import { ChatView, type JumpRequest } from './ChatView';
+import { SearchPanel, type SearchScope } from './SearchPanel';
 import { ProfileDialog } from './ProfileDialog';
 import { UserAvatar } from './UserAvatar';
 import { notify, notificationsSupported } from '../lib/notify';
@@ -51,12 +53,14 @@ export function goToRoom(id: string | null): void {
   window.location.hash = id ? `#/rooms/${encodeURIComponent(id)}` : '#/';
 }
 
-export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }) {
+export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged: (me: Me) => void; onSignedOut: () => void }) {
   const conn = useMemo(
     () =>
       new Connection({
         url: wsUrl(),
         loadHistory: (room, beforeSeq) => api.messages(room, beforeSeq, 50),
+        loadAround: (room, seq) => api.messagesAround(room, seq, 50),
+        loadEvents: (room, afterSeq) => api.events(room, afterSeq, 500),
         checkSession,
         onSessionEnded: onSignedOut,
       }),
@@ -79,6 +83,9 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
   roomsRef.current = rooms;
   const drawer = useDisclosure();
   const profile = useDisclosure();
+  const search = useDisclosure();
+  const [searchScope, setSearchScope] = useState<SearchScope>('all');
+  const [jump, setJump] = useState<JumpRequest | null>(null);
   const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(
     notificationsSupported() ? Notification.permission : 'unsupported',
   );
@@ -110,26 +117,42 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
   useEffect(() => {
     if (!currentId || !currentJoined) return;
     void conn.openRoom(currentId);
-    setRooms((rs) => rs.map((r) => (r.id === currentId ? { ...r, unread: 0 } : r)));
+    setRooms((rs) => markRoomRead(rs, currentId));
+    // The list may be older than the room's settings and the user's role in it: read them again.
+    api
+      .room(currentId)
+      .then((r) =>
+        setRooms((rs) =>
+          rs.map((x) =>
+            x.id === r.id ? { ...x, name: r.name, topic: r.topic, role: r.role, visibility: r.visibility, dm_with: r.dm_with } : x,
+          ),
+        ),
+      )
+      .catch(() => {});
     return () => conn.closeRoom(currentId);
   }, [conn, currentId, currentJoined]);
 
-  // The tab title counts unread messages in other rooms.
+  // The tab title counts unread messages in other rooms (and says when some mention the user).
   const totalUnread = rooms.reduce((n, r) => n + (r.id === currentId ? 0 : r.unread), 0);
+  const totalMentions = rooms.reduce((n, r) => n + (r.id === currentId ? 0 : r.mentions), 0);
   useEffect(() => {
-    document.title = totalUnread > 0 ? `(${totalUnread}) Confab` : 'Confab';
-  }, [totalUnread]);
+    const count = totalUnread > 0 ? `(${totalUnread}${totalMentions > 0 ? ' @' : ''}) ` : '';
+    document.title = `${count}Confab`;
+  }, [totalUnread, totalMentions]);
 
   // Read markers: the room on screen is read up to its newest message while the tab is visible.
   const readSent = useRef(new Map<string, number>());
   const markRead = useCallback(() => {
     const room = currentRef.current;
     if (!room || document.visibilityState !== 'visible') return;
-    const seq = conn.timeline(room).lastSeq;
+    const tl = conn.timeline(room);
+    // A window far back (after a jump) is not where the room is read up to.
+    if (tl.hasNewer) return;
+    const seq = tl.lastSeq;
     if (seq > (readSent.current.get(room) ?? 0)) {
       readSent.current.set(room, seq);
       conn.markRead(room, seq);
-      setRooms((rs) => rs.map((r) => (r.id === room ? { ...r, unread: 0, last_read_seq: seq } : r)));
+      setRooms((rs) => markRoomRead(rs, room, seq));
     }
   }, [conn]);
   useEffect(() => {
@@ -153,24 +176,39 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
         switch (f.type) {
           case 'activity': {
             const known = roomsRef.current.find((r) => r.id === f.room);
+            const reading = f.room === currentRef.current && document.visibilityState === 'visible';
             if (!known) {
               void loadRooms();
             } else {
-              setRooms((rs) =>
-                rs.map((r) => (r.id === f.room ? { ...r, unread: f.unread, last_seq: Math.max(r.last_seq, f.seq) } : r)),
-              );
+              setRooms((rs) => applyActivity(rs, f, reading) ?? rs);
             }
             if (f.author.id !== me.id && (f.room !== currentRef.current || document.hidden)) {
-              notify(`${f.author.username} in ${known?.name ?? 'a room'}`, `${f.unread} unread`, f.room, () =>
-                goToRoom(f.room),
+              const where = known ? (known.kind === 'dm' ? 'a direct message' : `#${known.name}`) : 'a room';
+              notify(
+                f.mention ? `${f.author.username} mentioned you in ${where}` : `${f.author.username} in ${known ? roomLabel(known) : 'a room'}`,
+                `${f.unread} unread`,
+                f.room,
+                () => goToRoom(f.room),
               );
             }
             break;
           }
+          case 'room_updated':
+          case 'role_changed':
+            setRooms((rs) => applyRoomEntry(rs, f, me.id));
+            break;
+          case 'member_removed':
+            // Removed or banned: the room goes at once (the membership frame says so too).
+            if (f.user.id === me.id) {
+              setRooms((rs) => withoutRoom(rs, f.room));
+              if (f.room === currentRef.current) goToRoom(null);
+            }
+            break;
           case 'message': {
             // Not for a deleted message's tombstone (replayed after a reconnect).
             if (f.deleted_at == null && f.room === currentRef.current && document.hidden && f.author.id !== me.id) {
-              const name = roomsRef.current.find((r) => r.id === f.room)?.name ?? 'a room';
+              const known = roomsRef.current.find((r) => r.id === f.room);
+              const name = known ? roomLabel(known) : 'a room';
               notify(`${f.author.username} in ${name}`, f.body || (f.attachment ? f.attachment.name : ''), f.room, () =>
                 goToRoom(f.room),
               );
@@ -178,8 +216,11 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
             break;
           }
           case 'membership': {
+            if (!f.member) {
+              setRooms((rs) => withoutRoom(rs, f.room));
+              if (f.room === currentRef.current) goToRoom(null);
+            }
             void loadRooms();
-            if (!f.member && f.room === currentRef.current) goToRoom(null);
             break;
           }
           default:
@@ -208,8 +249,22 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
     if (!notificationsSupported()) return;
     setPermission(await Notification.requestPermission());
   };
+  const openSearch = (scope: SearchScope) => {
+    setSearchScope(scope);
+    search.onOpen();
+  };
+  const pickHit = (hit: SearchHit) => {
+    search.onClose();
+    setJump({ room: hit.room, seq: hit.seq, key: Date.now() });
+    goToRoom(hit.room);
+  };
+  const labelOf = (id: string, name: string) => {
+    const r = rooms.find((x) => x.id === id);
+    return r ? roomTitle(r) : name ? `# ${name}` : 'a direct conversation';
+  };
   const sidebar = (
     <Sidebar
+      me={me}
       rooms={rooms}
       currentId={currentId}
       onSelect={selectRoom}
@@ -245,6 +300,11 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
         </Heading>
         <ConnectionBadge state={connState} />
         <Box flex={1} />
+        <Tooltip content="Search messages">
+          <IconButton aria-label="Search messages" variant="ghost" size="sm" onClick={() => openSearch('all')}>
+            <SearchIcon />
+          </IconButton>
+        </Tooltip>
         {permission === 'default' && (
           <Tooltip content="Get notified about new messages in other rooms">
             <IconButton aria-label="Enable notifications" variant="ghost" size="sm" onClick={askPermission}>
@@ -311,10 +371,14 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
               conn={conn}
               room={current}
               me={me}
+              jump={jump}
               onLeft={() => {
                 goToRoom(null);
+                setRooms((rs) => withoutRoom(rs, current.id));
                 void loadRooms();
               }}
+              onRoomChanged={(room) => setRooms((rs) => rs.map((r) => (r.id === room.id ? { ...r, ...room, unread: r.unread, mentions: r.mentions } : r)))}
+              onSearch={() => openSearch('room')}
             />
           ) : (
             <Center h="100%" p={6}>
@@ -333,7 +397,15 @@ export function ChatApp({ me, onSignedOut }: { me: Me; onSignedOut: () => void }
           )}
         </Box>
       </Flex>
-      <ProfileDialog me={me} open={profile.open} onClose={profile.onClose} />
+      <ProfileDialog me={me} open={profile.open} onClose={profile.onClose} onMeChanged={onMeChanged} />
+      <SearchPanel
+        open={search.open}
+        onClose={search.onClose}
+        room={current ? { id: current.id, label: roomTitle(current) } : null}
+        initialScope={searchScope}
+        labelOf={labelOf}
+        onPick={pickHit}
+      />
     </Flex>
   );
 }

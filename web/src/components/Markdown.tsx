@@ -1,15 +1,19 @@
 // Message bodies as GitHub-flavoured Markdown. Raw HTML is never rendered: HTML in a message
 // is turned into plain text before rendering, links open in a new tab without an opener, and
 // Markdown images become links (no image is fetched unless someone follows the link).
-import { memo } from 'react';
+// `@name` mentions of the people the server says are mentioned are highlighted (the user's own
+// name more strongly); other `@words` and mentions in code stay plain.
+import { memo, useMemo } from 'react';
 import ReactMarkdown, { type Components } from 'react-markdown';
 import remarkGfm from 'remark-gfm';
 import { Box, Link } from '@chakra-ui/react';
+import { splitMentions } from '../lib/mentions';
 
 interface MdNode {
   type: string;
   value?: string;
   children?: MdNode[];
+  data?: unknown;
 }
 
 function htmlAsText() {
@@ -18,6 +22,38 @@ function htmlAsText() {
     node.children?.forEach(walk);
   };
   return (tree: MdNode) => walk(tree);
+}
+
+/** Turns `@name` in text (outside code and links) into highlighted spans. */
+function highlightMentions(names: ReadonlySet<string>, me: string | undefined) {
+  const walk = (node: MdNode) => {
+    if (!node.children || node.type === 'link' || node.type === 'linkReference') return;
+    const next: MdNode[] = [];
+    for (const child of node.children) {
+      if (child.type !== 'text' || !child.value?.includes('@')) {
+        walk(child);
+        next.push(child);
+        continue;
+      }
+      for (const part of splitMentions(child.value, names)) {
+        if (!part.mention) {
+          next.push({ type: 'text', value: part.text });
+          continue;
+        }
+        const mine = part.mention === me;
+        next.push({
+          type: 'mention',
+          children: [{ type: 'text', value: part.text }],
+          data: {
+            hName: 'span',
+            hProperties: { className: mine ? ['mention', 'mention-me'] : ['mention'], 'data-mention': part.mention },
+          },
+        } as MdNode);
+      }
+    }
+    node.children = next;
+  };
+  return () => (tree: MdNode) => walk(tree);
 }
 
 // Links leave the app: a new tab, no opener, no referrer, no search-engine credit.
@@ -36,7 +72,19 @@ const components: Components = {
   ),
 };
 
-export const Markdown = memo(function Markdown({ text }: { text: string }) {
+interface Props {
+  text: string;
+  /** The lowercase names mentioned (space-separated, so memo compares a string). */
+  mentioned?: string;
+  /** The user's own lowercase name, highlighted more. */
+  me?: string;
+}
+
+export const Markdown = memo(function Markdown({ text, mentioned = '', me }: Props) {
+  const plugins = useMemo(() => {
+    const names = new Set(mentioned.split(' ').filter(Boolean));
+    return names.size ? [remarkGfm, htmlAsText, highlightMentions(names, me)] : [remarkGfm, htmlAsText];
+  }, [mentioned, me]);
   return (
     <Box
       className="markdown"
@@ -60,9 +108,11 @@ export const Markdown = memo(function Markdown({ text }: { text: string }) {
         '& input[type=checkbox]': { me: 1 },
         '& li.task-list-item': { listStyleType: 'none', ms: -5 },
         '& hr': { my: 2 },
+        '& .mention': { color: 'brand.fg', bg: 'brand.subtle', fontWeight: 'semibold', borderRadius: 'sm', px: 0.5 },
+        '& .mention-me': { color: 'brand.contrast', bg: 'brand.solid' },
       }}
     >
-      <ReactMarkdown remarkPlugins={[remarkGfm, htmlAsText]} components={components}>
+      <ReactMarkdown remarkPlugins={plugins} components={components}>
         {text}
       </ReactMarkdown>
     </Box>

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { Button, CloseButton, DataList, Dialog, Heading, Portal, Stack } from '@chakra-ui/react';
+import { Button, CloseButton, DataList, Dialog, Heading, Portal, Stack, Switch, Text } from '@chakra-ui/react';
 import type { Me } from '../generated/protocol';
 import { api, ApiError } from '../lib/api';
 import { StatusAlert } from './StatusAlert';
@@ -9,9 +9,10 @@ interface Props {
   me: Me;
   open: boolean;
   onClose: () => void;
+  onMeChanged: (me: Me) => void;
 }
 
-export function ProfileDialog({ me, open, onClose }: Props) {
+export function ProfileDialog({ me, open, onClose, onMeChanged }: Props) {
   return (
     <Dialog.Root open={open} onOpenChange={(e) => !e.open && onClose()} lazyMount unmountOnExit>
       <Portal>
@@ -37,6 +38,10 @@ export function ProfileDialog({ me, open, onClose }: Props) {
                 </DataList.Item>
               </DataList.Root>
               <Heading as="h3" size="md" mb={3}>
+                Privacy
+              </Heading>
+              <ReceiptsSwitch me={me} onMeChanged={onMeChanged} />
+              <Heading as="h3" size="md" mb={3} mt={6}>
                 Change password
               </Heading>
               <PasswordForm username={me.username} />
@@ -48,6 +53,41 @@ export function ProfileDialog({ me, open, onClose }: Props) {
         </Dialog.Positioner>
       </Portal>
     </Dialog.Root>
+  );
+}
+
+/** Whether the other members see how far the user has read ("Seen by"). */
+function ReceiptsSwitch({ me, onMeChanged }: { me: Me; onMeChanged: (me: Me) => void }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const change = async (on: boolean) => {
+    setBusy(true);
+    setError(null);
+    try {
+      onMeChanged(await api.updateMe({ share_read_receipts: on }));
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : 'Could not change the setting.');
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Stack gap={1}>
+      <Switch.Root
+        checked={me.share_read_receipts}
+        disabled={busy}
+        onCheckedChange={(e) => void change(e.checked)}
+        colorPalette="brand"
+      >
+        <Switch.HiddenInput />
+        <Switch.Control />
+        <Switch.Label>Share read receipts</Switch.Label>
+      </Switch.Root>
+      <Text fontSize="xs" color="fg.muted">
+        When on, the people in your rooms see which messages you have read (“Seen by”).
+      </Text>
+      {error && <StatusAlert status="error">{error}</StatusAlert>}
+    </Stack>
   );
 }
 

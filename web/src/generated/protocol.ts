@@ -53,6 +53,50 @@ url: string,
  */
 inline: boolean, };
 
+export type Visibility = "public" | "private";
+
+export type RoomKind = "room" | "dm";
+
+export type RoomRole = "member" | "admin" | "owner";
+
+export type Emoji = string;
+
+export type ReplyTo = { 
+/**
+ * The message answered.
+ */
+id: MessageId, 
+/**
+ * Who wrote it.
+ */
+author: UserPublic, 
+/**
+ * The start of its text (empty once it is deleted).
+ */
+excerpt: string, 
+/**
+ * Whether it has been deleted since.
+ */
+deleted: boolean, };
+
+export type ReactionCount = { 
+/**
+ * The emoji.
+ */
+emoji: Emoji, 
+/**
+ * How many people reacted with it.
+ */
+count: number, 
+/**
+ * Whether you did.
+ */
+me: boolean, 
+/**
+ * Who did, in the order they reacted (so `reaction` entries can be applied exactly).
+ */
+users: Array<UserId>, };
+
 export type ChatMessage = { 
 /**
  * Unique message id.
@@ -95,9 +139,25 @@ edited_at: number | null,
  * Set only on a deleted message's tombstone (a replayed log entry of a message deleted
  * since): when it was deleted. Its body is then empty and it has no attachment.
  */
-deleted_at?: number, };
+deleted_at?: number, 
+/**
+ * The message this one answers, as that message is now.
+ */
+reply_to?: ReplyTo, 
+/**
+ * The members `@mentioned` in the text.
+ */
+mentions?: Array<UserId>, 
+/**
+ * Its reactions as they are now (history pages only; see `RoomEvent`).
+ */
+reactions?: Array<ReactionCount>, 
+/**
+ * Whether it is pinned to the room.
+ */
+pinned?: boolean, };
 
-export type RoomEvent = { "type": "message" } & ChatMessage | { "type": "edited" } & MessageEdited | { "type": "deleted" } & MessageDeleted;
+export type RoomEvent = { "type": "message" } & ChatMessage | { "type": "edited" } & MessageEdited | { "type": "deleted" } & MessageDeleted | { "type": "reaction" } & ReactionChanged | { "type": "pinned" } & PinChanged | { "type": "unpinned" } & PinChanged | { "type": "member_added" } & MemberAdded | { "type": "member_removed" } & MemberRemoved | { "type": "role_changed" } & RoleChanged | { "type": "room_updated" } & RoomUpdated;
 
 export type MessageEdited = { 
 /**
@@ -135,6 +195,138 @@ seq: number,
  */
 id: MessageId, };
 
+export type ReactionChanged = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * This entry's position in the room's log.
+ */
+seq: number, 
+/**
+ * The message reacted to.
+ */
+message: MessageId, 
+/**
+ * The emoji.
+ */
+emoji: Emoji, 
+/**
+ * Who reacted.
+ */
+user: UserPublic, 
+/**
+ * True when added, false when taken back.
+ */
+on: boolean, };
+
+export type PinChanged = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * This entry's position in the room's log.
+ */
+seq: number, 
+/**
+ * The message.
+ */
+message: MessageId, 
+/**
+ * Who pinned or unpinned it.
+ */
+by: UserPublic, };
+
+export type MemberAdded = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * This entry's position in the room's log.
+ */
+seq: number, 
+/**
+ * The new member.
+ */
+user: UserPublic, 
+/**
+ * Their role.
+ */
+role: RoomRole, 
+/**
+ * Who added them (themselves when they joined).
+ */
+by: UserPublic, };
+
+export type MemberRemoved = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * This entry's position in the room's log.
+ */
+seq: number, 
+/**
+ * The former member.
+ */
+user: UserPublic, 
+/**
+ * Who removed them (themselves when they left).
+ */
+by: UserPublic, 
+/**
+ * Whether they were banned (they cannot come back until unbanned).
+ */
+banned: boolean, };
+
+export type RoleChanged = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * This entry's position in the room's log.
+ */
+seq: number, 
+/**
+ * The member.
+ */
+user: UserPublic, 
+/**
+ * Their role now.
+ */
+role: RoomRole, 
+/**
+ * Who changed it.
+ */
+by: UserPublic, };
+
+export type RoomUpdated = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * This entry's position in the room's log.
+ */
+seq: number, 
+/**
+ * The room's name now.
+ */
+name: string, 
+/**
+ * Its topic now (null: none).
+ */
+topic: string | null, 
+/**
+ * Who changed it.
+ */
+by: UserPublic, };
+
 export type ClientFrame = { "type": "subscribe", 
 /**
  * The room (you must be a member).
@@ -163,7 +355,31 @@ body: string,
 /**
  * An uploaded file to attach (the `id` of the upload's `Attachment`).
  */
-attachment?: AttachmentRef, } | { "type": "edit", 
+attachment?: AttachmentRef, 
+/**
+ * The message (of the same room) this one answers.
+ */
+reply_to?: MessageId, } | { "type": "react", 
+/**
+ * The message's room (you must be a member).
+ */
+room: RoomId, 
+/**
+ * The message.
+ */
+message: MessageId, 
+/**
+ * One emoji.
+ */
+emoji: string, 
+/**
+ * Add or take back.
+ */
+on: boolean, 
+/**
+ * Your id for this request; a retry with the same one is applied once.
+ */
+ref: ClientRef, } | { "type": "edit", 
 /**
  * The message's room (you must be a member).
  */
@@ -285,7 +501,23 @@ unread: number,
 /**
  * Who wrote it (for a notification; no content is sent).
  */
-author: UserPublic, } | { "type": "resync", 
+author: UserPublic, 
+/**
+ * Whether it `@mentions` you.
+ */
+mention: boolean, } | { "type": "read", 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * Who.
+ */
+user: UserPublic, 
+/**
+ * The highest seq they have read.
+ */
+seq: number, } | { "type": "resync", 
 /**
  * The room.
  */
@@ -383,13 +615,69 @@ email: string,
 /**
  * Registration time, milliseconds since the Unix epoch.
  */
-created_at: number, };
+created_at: number, 
+/**
+ * Whether the other members of your rooms see how far you have read.
+ */
+share_read_receipts: boolean, };
+
+export type UpdateMeRequest = { 
+/**
+ * Whether others see your read receipts (you always see your own unread counts).
+ */
+share_read_receipts?: boolean, };
 
 export type CreateRoomRequest = { 
 /**
  * 1-64 printable characters, unique regardless of case.
  */
-name: string, };
+name: string, 
+/**
+ * `public` (the default: listed, anyone may join) or `private` (members are added).
+ */
+visibility?: Visibility, 
+/**
+ * Up to 250 characters on one line.
+ */
+topic?: string, };
+
+export type UpdateRoomRequest = { 
+/**
+ * The new name.
+ */
+name?: string, 
+/**
+ * The new topic.
+ */
+topic?: string, };
+
+export type UserRequest = { 
+/**
+ * The user to add or ban.
+ */
+user: UserId, };
+
+export type RoleRequest = { 
+/**
+ * The member's new role.
+ */
+role: RoomRole, };
+
+export type CreateDmRequest = { 
+/**
+ * 1 to 8 other people.
+ */
+users: Array<UserId>, };
+
+export type UserPage = { 
+/**
+ * The people.
+ */
+users: Array<UserPublic>, 
+/**
+ * Pass as `cursor` for the next page; null on the last page.
+ */
+next_cursor: string | null, };
 
 export type RoomScope = "joined" | "discover" | "all";
 
@@ -399,9 +687,29 @@ export type Room = {
  */
 id: RoomId, 
 /**
- * Name.
+ * Name (empty for a direct conversation: show `dm_with`).
  */
 name: string, 
+/**
+ * `room` or `dm`.
+ */
+kind: RoomKind, 
+/**
+ * `public` or `private` (direct conversations are private).
+ */
+visibility: Visibility, 
+/**
+ * The topic, if any.
+ */
+topic: string | null, 
+/**
+ * Your role (null when you are not a member).
+ */
+role: RoomRole | null, 
+/**
+ * For a direct conversation: the other people in it.
+ */
+dm_with: Array<UserPublic>, 
 /**
  * Who created it.
  */
@@ -419,7 +727,7 @@ member_count: number,
  */
 joined: boolean, 
 /**
- * The seq of the latest persisted message (0 when none).
+ * The seq of the room's latest persisted log entry (0 when none).
  */
 last_seq: number, 
 /**
@@ -429,7 +737,11 @@ last_read_seq: number,
 /**
  * Messages by others after your read marker (0 when not a member).
  */
-unread: number, };
+unread: number, 
+/**
+ * Of those, the ones that `@mention` you.
+ */
+mentions: number, };
 
 export type RoomPage = { 
 /**
@@ -447,6 +759,10 @@ export type Member = {
  */
 user: UserPublic, 
 /**
+ * Their role.
+ */
+role: RoomRole, 
+/**
  * Whether they are in the room now (a connection subscribed to it).
  */
 online: boolean, 
@@ -463,7 +779,99 @@ messages: Array<ChatMessage>,
 /**
  * Whether older messages exist (ask again with `before_seq` = the first seq here).
  */
-has_more: boolean, };
+has_more: boolean, 
+/**
+ * For `around_seq`: whether newer messages exist (the live room has them all).
+ */
+has_newer: boolean, };
+
+export type Ban = { 
+/**
+ * Who.
+ */
+user: UserPublic, 
+/**
+ * Who banned them.
+ */
+by: UserPublic, 
+/**
+ * When, milliseconds since the Unix epoch.
+ */
+at: number, };
+
+export type Pin = { 
+/**
+ * The message, as it is now.
+ */
+message: ChatMessage, 
+/**
+ * Who pinned it.
+ */
+by: UserPublic, 
+/**
+ * When, milliseconds since the Unix epoch.
+ */
+at: number, };
+
+export type Receipt = { 
+/**
+ * Who.
+ */
+user: UserPublic, 
+/**
+ * The highest seq they have read.
+ */
+seq: number, };
+
+export type ExcerptPart = { 
+/**
+ * Plain text (never markup).
+ */
+text: string, 
+/**
+ * Whether this piece matched the search.
+ */
+hit: boolean, };
+
+export type SearchHit = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * Its name (empty for a direct conversation).
+ */
+room_name: string, 
+/**
+ * The message's seq (jump there with `GET /api/rooms/{room}/messages?around_seq=`).
+ */
+seq: number, 
+/**
+ * The message.
+ */
+id: MessageId, 
+/**
+ * Who wrote it.
+ */
+author: UserPublic, 
+/**
+ * When, milliseconds since the Unix epoch.
+ */
+created_at: number, 
+/**
+ * The part of the text around the matches.
+ */
+excerpt: Array<ExcerptPart>, };
+
+export type SearchPage = { 
+/**
+ * The matches.
+ */
+results: Array<SearchHit>, 
+/**
+ * Pass as `cursor` for the next page; null on the last page.
+ */
+next_cursor: string | null, };
 
 export type EditMessageRequest = { 
 /**

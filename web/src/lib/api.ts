@@ -2,19 +2,30 @@
 // and one retry; if that fails too, `onSessionLost` tells the app to show the login screen.
 import type {
   Attachment,
+  Ban,
+  ChangeAck,
   ChangePasswordRequest,
+  CreateRoomRequest,
   ErrorBody,
   ErrorCode,
+  EventPage,
   LinkPreview,
   LoginRequest,
   Me,
   Member,
   MessagePage,
+  Pin,
+  Receipt,
   RegisterRequest,
   RegistrationPending,
   Room,
   RoomPage,
+  RoomRole,
   RoomScope,
+  SearchPage,
+  UpdateMeRequest,
+  UpdateRoomRequest,
+  UserPage,
 } from '../generated/protocol';
 
 /** An error answered by the server (or a network failure, with code `network`). */
@@ -123,14 +134,36 @@ export const api = {
   },
   rooms: (scope: RoomScope, q = '', cursor?: string, limit = 50) =>
     request<RoomPage>('GET', `/api/rooms${qs({ scope, q, cursor, limit })}`),
+  updateMe: (req: UpdateMeRequest) => request<Me>('PATCH', '/api/me', req),
   room: (id: string) => request<Room>('GET', `/api/rooms/${id}`),
-  createRoom: (name: string) => request<Room>('POST', '/api/rooms', { name }),
+  createRoom: (req: CreateRoomRequest) => request<Room>('POST', '/api/rooms', req),
+  updateRoom: (id: string, req: UpdateRoomRequest) => request<Room>('PATCH', `/api/rooms/${id}`, req),
   joinRoom: (id: string) => request<Room>('POST', `/api/rooms/${id}/join`),
   leaveRoom: (id: string) => request<void>('POST', `/api/rooms/${id}/leave`),
   members: (id: string) => request<Member[]>('GET', `/api/rooms/${id}/members`),
+  addMember: (id: string, user: string) => request<Member>('POST', `/api/rooms/${id}/members`, { user }),
+  removeMember: (id: string, user: string) =>
+    request<void>('DELETE', `/api/rooms/${id}/members/${encodeURIComponent(user)}`),
+  setRole: (id: string, user: string, role: RoomRole) =>
+    request<Member>('PATCH', `/api/rooms/${id}/members/${encodeURIComponent(user)}`, { role }),
+  bans: (id: string) => request<Ban[]>('GET', `/api/rooms/${id}/bans`),
+  ban: (id: string, user: string) => request<void>('POST', `/api/rooms/${id}/bans`, { user }),
+  unban: (id: string, user: string) => request<void>('DELETE', `/api/rooms/${id}/bans/${encodeURIComponent(user)}`),
+  createDm: (users: string[]) => request<Room>('POST', '/api/dms', { users }),
+  users: (q: string, cursor?: string, limit = 20) => request<UserPage>('GET', `/api/users${qs({ q, cursor, limit })}`),
   messages: (id: string, beforeSeq?: number, limit = 50) =>
     request<MessagePage>('GET', `/api/rooms/${id}/messages${qs({ before_seq: beforeSeq, limit })}`),
+  messagesAround: (id: string, seq: number, limit = 50) =>
+    request<MessagePage>('GET', `/api/rooms/${id}/messages${qs({ around_seq: seq, limit })}`),
+  events: (id: string, afterSeq: number, limit = 500) =>
+    request<EventPage>('GET', `/api/rooms/${id}/events${qs({ after_seq: afterSeq, limit })}`),
   markRead: (id: string, seq: number) => request<void>('POST', `/api/rooms/${id}/read`, { seq }),
+  receipts: (id: string) => request<Receipt[]>('GET', `/api/rooms/${id}/receipts`),
+  pins: (id: string) => request<Pin[]>('GET', `/api/rooms/${id}/pins`),
+  setPinned: (message: string, pinned: boolean) =>
+    request<ChangeAck>(pinned ? 'PUT' : 'DELETE', `/api/messages/${message}/pin`),
+  search: (q: string, room?: string, cursor?: string, limit = 20) =>
+    request<SearchPage>('GET', `/api/search${qs({ q, room, cursor, limit })}`),
   preview: (url: string) => request<LinkPreview>('GET', `/api/preview${qs({ url })}`),
 };
 

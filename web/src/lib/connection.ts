@@ -6,8 +6,8 @@
 //   that closed before `ready` (an expired access token looks like that in a browser), it first
 //   checks the session over HTTP (which refreshes the token once); if the session is over it
 //   stops and calls `onSessionEnded`.
-// - A room's timeline follows the room's log (`message`, `edited`, `deleted` entries in seq
-//   order). Every open room is resubscribed with `after_seq` = the highest seq applied, so every
+// - A room's timeline follows the room's log (messages, edits, deletions, reactions, pins,
+//   membership and room changes, in seq order). Every open room is resubscribed with `after_seq` = the highest seq applied, so every
 //   entry missed (edits and deletions included) is replayed; when the server says
 //   `recovered: false`, the room's history is reloaded over HTTP.
 // - A room that goes off screen is unsubscribed but its timeline is kept (its newest
@@ -16,18 +16,22 @@
 // - Applying an entry twice changes nothing (replays, acks and live frames can overlap):
 //   messages are deduplicated by id and seq, an edit no newer than the one shown is ignored, and
 //   deleted messages (tombstones included) are never shown.
-// - Sent messages, edits and deletions stay pending until acked; after a reconnect, or a
-//   retryable error (`rate_limited`, `unavailable`), they are sent again with the SAME
+// - Sent messages, edits, deletions and reactions stay pending until acked; after a reconnect,
+//   or a retryable error (`rate_limited`, `unavailable`), they are sent again with the SAME
 //   `client_msg_id` or `ref`, which the server answers with the original ack instead of applying
-//   them twice.
+//   them twice. A reaction refused for good is taken back and reported to `onRequestFailed`.
+// - A jump to a message far back (`jumpTo`, for search results and reply quotes) shows the page
+//   around it; `loadNewer` pages forward and `showLatest` goes back to the live end.
 import type {
   Attachment,
   ClientFrame,
   MessagePage,
+  ReplyTo,
+  RoomEvent,
   ServerFrame,
   UserPublic,
 } from '../generated/protocol';
-import { RoomTimeline, type PendingMessage, type PendingOp } from './timeline';
+import { RoomTimeline, type PendingMessage, type PendingOp, type PendingReaction } from './timeline';
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
@@ -49,6 +53,13 @@ export interface ConnectionOptions {
   url: string;
   /** Loads a history page (newest when `beforeSeq` is undefined). */
   loadHistory: (room: string, beforeSeq?: number) => Promise<MessagePage>;
+  /** Loads the page of messages around a seq (`around_seq`), for jumps. */
+  loadAround?: (room: string, seq: number) => Promise<MessagePage>;
+  /**
+   * Loads the room's log after a seq (`GET /api/rooms/{id}/events`), for the membership and room
+   * changes between the messages of a history page.
+   */
+  loadEvents?: (room: string, afterSeq: number) => Promise<{ events: RoomEvent[] }>;
   /** Checks (and if needed refreshes) the session over HTTP. */
   checkSession: () => Promise<SessionCheck>;
   /** Called once when the session is over; the app shows the login screen. */
@@ -66,6 +77,14 @@ export interface ConnectionOptions {
 }
 
 type Listener<T> = (value: T) => void;
+
+/** A request the server refused for good that has no place in the timeline to say so. */
+export interface RequestFailure {
+  room: string;
+  kind: 'react';
+  code: string;
+  message: string;
+}
 
 const OPEN = 1;
 
@@ -89,8 +108,8 @@ export class Connection {
   /** Who we are, from `ready`. */
   user: UserPublic | null = null;
 
-  private readonly opts: Required<Omit<ConnectionOptions, 'onSessionEnded'>> &
-    Pick<ConnectionOptions, 'onSessionEnded'>;
+  private readonly opts: Required<Omit<ConnectionOptions, 'onSessionEnded' | 'loadAround' | 'loadEvents'>> &
+    Pick<ConnectionOptions, 'onSessionEnded' | 'loadAround' | 'loadEvents'>;
   private socket: SocketLike | null = null;
   /** Whether the current socket said `ready`; whether any socket ever did. */
   private gotReady = false;
@@ -103,13 +122,19 @@ export class Connection {
   private idleTimeoutMs = 60_000;
   private readonly timelines = new Map<string, RoomTimeline>();
   private readonly open = new Set<string>();
+  /** Open rooms subscribed to on the current socket. */
+  private readonly subscribed = new Set<string>();
+  /** Per room, how many jumps were applied (a newest page read before one must not undo it). */
+  private readonly jumps = new Map<string, number>();
   /** Rooms off screen whose timeline is kept, least recently closed first. */
   private readonly kept = new Set<string>();
-  private readonly loading = new Set<string>();
+  /** History loads in flight, so a jump waits for the first load instead of racing it. */
+  private readonly loading = new Map<string, Promise<void>>();
   private readonly loadingOlder = new Set<string>();
   private readonly stateListeners = new Set<Listener<ConnectionState>>();
   private readonly frameListeners = new Set<Listener<ServerFrame>>();
   private readonly timelineListeners = new Set<Listener<string>>();
+  private readonly failureListeners = new Set<Listener<RequestFailure>>();
 
   constructor(options: ConnectionOptions) {
     this.opts = {
@@ -178,6 +203,7 @@ export class Connection {
 
   private onClosed(code: number): void {
     this.clearTimers();
+    this.subscribed.clear();
     if (this.stopped) return;
     this.setState('reconnecting');
     if (code === 1008 || !this.gotReady) {
@@ -239,15 +265,14 @@ export class Connection {
         this.idleTimeoutMs = frame.idle_timeout_ms || 60_000;
         this.startPing();
         this.setState('live');
-        for (const room of this.open) {
-          const tl = this.timelines.get(room);
-          if (tl?.loaded) this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
-        }
+        this.subscribed.clear();
+        for (const room of this.open) this.subscribe(room);
         // Pending messages, edits and deletions go again with the same client_msg_id or ref;
         // the server applies each once.
         for (const tl of this.timelines.values()) {
           for (const p of tl.pending) if (p.status === 'sending') this.sendPending(p);
           for (const o of tl.ops) if (o.status === 'sending') this.sendOp(o);
+          for (const r of tl.reactionOps) this.sendReaction(r);
         }
         break;
       }
@@ -258,7 +283,14 @@ export class Connection {
       }
       case 'message':
       case 'edited':
-      case 'deleted': {
+      case 'deleted':
+      case 'reaction':
+      case 'pinned':
+      case 'unpinned':
+      case 'member_added':
+      case 'member_removed':
+      case 'role_changed':
+      case 'room_updated': {
         // Entries of the room's log. A room off screen is not subscribed: entries still in
         // flight are left to the replay when it is shown again.
         const tl = this.timelines.get(frame.room);
@@ -270,7 +302,11 @@ export class Connection {
         if (!tl) break;
         const p = tl.findPending(frame.client_msg_id ?? frame.ref);
         const op = p ? undefined : tl.findOp(frame.ref);
-        if (op) {
+        const reaction = p || op ? undefined : tl.findReactionOp(frame.ref);
+        if (reaction) {
+          tl.settleReaction(reaction, frame.seq);
+          this.changed(frame.room);
+        } else if (op) {
           tl.settleOp(op, frame.seq, Date.now());
           this.changed(frame.room);
         } else if (p) {
@@ -285,6 +321,7 @@ export class Connection {
               attachment: p.attachment,
               created_at: p.created_at,
               edited_at: null,
+              ...(p.reply_to ? { reply_to: p.reply_to } : {}),
             });
           } else {
             tl.dropPending(p.client_msg_id);
@@ -308,11 +345,10 @@ export class Connection {
         // No longer a member: nothing kept of the room (a rejoin loads it afresh).
         if (!frame.member) {
           this.kept.delete(frame.room);
-          if (!this.open.has(frame.room)) this.timelines.delete(frame.room);
-          else {
-            const tl = this.timelines.get(frame.room);
-            if (tl) tl.loaded = false;
-          }
+          this.subscribed.delete(frame.room);
+          // Shown or not, its timeline goes (what it showed is no longer the user's to see);
+          // entries still in flight find no timeline to apply to.
+          this.timelines.delete(frame.room);
         }
         break;
       }
@@ -335,6 +371,20 @@ export class Connection {
           p.error = message;
           tl.touch();
           this.changed(tl.room);
+        }
+        return;
+      }
+      const reaction = tl.findReactionOp(ref);
+      if (reaction) {
+        if (RETRYABLE.has(code)) {
+          setTimeout(() => {
+            if (tl.findReactionOp(ref)) this.sendReaction(reaction);
+          }, this.opts.retryDelayMs);
+        } else {
+          // Taken back (the chip shows as it was) and said elsewhere.
+          tl.dropReactionOp(ref);
+          this.changed(tl.room);
+          for (const l of this.failureListeners) l({ room: tl.room, kind: 'react', code, message });
         }
         return;
       }
@@ -401,7 +451,7 @@ export class Connection {
     this.kept.delete(room);
     const tl = this.timeline(room);
     if (tl.loaded) {
-      this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
+      this.subscribe(room);
       return;
     }
     await this.reload(room);
@@ -414,11 +464,22 @@ export class Connection {
   closeRoom(room: string): void {
     if (!this.open.delete(room)) return;
     this.write({ type: 'unsubscribe', room });
+    this.subscribed.delete(room);
     const tl = this.timelines.get(room);
     if (!tl) return;
-    if (!tl.loaded && tl.pending.length === 0 && tl.ops.length === 0) {
+    const busy = tl.pending.length > 0 || tl.ops.length > 0 || tl.reactionOps.length > 0;
+    if (!tl.loaded && !busy) {
       this.timelines.delete(room); // nothing worth keeping
       return;
+    }
+    if (tl.hasNewer) {
+      // A window far back: shown again, the room opens at its live end.
+      if (!busy) {
+        this.timelines.delete(room);
+        return;
+      }
+      tl.loaded = false;
+      tl.hasNewer = false;
     }
     tl.trim(this.opts.keptMessages);
     this.kept.add(room);
@@ -432,7 +493,12 @@ export class Connection {
       if (excess <= 0) break;
       const tl = this.timelines.get(room);
       // One still waiting for acks stays until they come (its sends must not be lost).
-      if (tl && (tl.pending.some((p) => p.status === 'sending') || tl.ops.some((o) => o.status === 'sending'))) continue;
+      if (
+        tl &&
+        (tl.pending.some((p) => p.status === 'sending') || tl.ops.some((o) => o.status === 'sending') || tl.reactionOps.length)
+      ) {
+        continue;
+      }
       this.kept.delete(room);
       this.timelines.delete(room);
       excess--;
@@ -448,18 +514,28 @@ export class Connection {
     return this.open.has(room);
   }
 
-  private async reload(room: string): Promise<void> {
-    if (this.loading.has(room)) return;
-    this.loading.add(room);
+  private reload(room: string): Promise<void> {
+    const inFlight = this.loading.get(room);
+    if (inFlight) return inFlight;
+    const p = this.load(room).finally(() => this.loading.delete(room));
+    this.loading.set(room, p);
+    return p;
+  }
+
+  private async load(room: string): Promise<void> {
     const tl = this.timeline(room);
+    const jumps = this.jumps.get(room);
     try {
       const page = await this.opts.loadHistory(room);
       if (!this.open.has(room)) return;
-      const wasLoaded = tl.loaded;
-      tl.reset(page.messages, page.has_more);
-      this.changed(room);
+      // A jump applied meanwhile shows what the user asked for; this page is not needed.
+      if (this.jumps.get(room) === jumps) {
+        tl.reset(page.messages, page.has_more);
+        this.changed(room);
+        void this.loadNotices(room, tl);
+      }
       // A first load subscribes now; a reload after `recovered: false` is already subscribed.
-      if (!wasLoaded) this.write({ type: 'subscribe', room, after_seq: tl.maxSeq });
+      this.subscribe(room);
     } catch (e) {
       // Not a member (any more) or no such room: nothing to retry. Otherwise try again shortly
       // while the room is still shown.
@@ -468,9 +544,28 @@ export class Connection {
       setTimeout(() => {
         if (this.open.has(room) && !tl.loaded) void this.reload(room);
       }, 2_000);
-    } finally {
-      this.loading.delete(room);
     }
+  }
+
+  /** The membership and room changes among the messages held (best effort). */
+  private async loadNotices(room: string, tl: RoomTimeline, before?: number): Promise<void> {
+    const first = tl.firstSeq;
+    if (!this.opts.loadEvents) return;
+    try {
+      // From the oldest message held, or from the start when that is the room's first (or none).
+      const page = await this.opts.loadEvents(room, tl.hasMore && first !== undefined ? first - 1 : 0);
+      const events = before === undefined ? page.events : page.events.filter((e) => e.seq < before);
+      if (this.timelines.get(room) === tl && tl.addNotices(events)) this.changed(room);
+    } catch {
+      // Only the notices are missing; the messages are all there.
+    }
+  }
+
+  /** Subscribes to an open room with a timeline, from the highest seq applied, once per socket. */
+  private subscribe(room: string): void {
+    const tl = this.timelines.get(room);
+    if (!tl?.loaded || !this.open.has(room) || this.subscribed.has(room)) return;
+    if (this.write({ type: 'subscribe', room, after_seq: tl.maxSeq })) this.subscribed.add(room);
   }
 
   /** Loads the page before the oldest message held; resolves false when there is none. */
@@ -479,19 +574,63 @@ export class Connection {
     if (!tl.loaded || !tl.hasMore || this.loadingOlder.has(room)) return false;
     this.loadingOlder.add(room);
     try {
-      const page = await this.opts.loadHistory(room, tl.firstSeq);
+      const before = tl.firstSeq;
+      const page = await this.opts.loadHistory(room, before);
       tl.prepend(page.messages, page.has_more);
       this.changed(room);
+      if (page.messages.length) void this.loadNotices(room, tl, before);
       return page.messages.length > 0;
     } finally {
       this.loadingOlder.delete(room);
     }
   }
 
+  /**
+   * Shows the message with this seq and the messages around it: from the timeline when held,
+   * else the page around it (see `RoomTimeline.showAround`). Resolves whether it is now held.
+   */
+  async jumpTo(room: string, seq: number): Promise<boolean> {
+    await this.loading.get(room)?.catch(() => {});
+    const tl = this.timeline(room);
+    if (tl.messages.some((m) => m.seq === seq)) return true;
+    if (!this.opts.loadAround) return false;
+    const page = await this.opts.loadAround(room, seq);
+    if (this.timelines.get(room) !== tl) return false;
+    tl.showAround(page.messages, page.has_more, page.has_newer);
+    this.jumps.set(room, (this.jumps.get(room) ?? 0) + 1);
+    this.subscribe(room);
+    this.changed(room);
+    void this.loadNotices(room, tl);
+    return tl.messages.some((m) => m.seq === seq);
+  }
+
+  /** After a jump: loads the messages after the newest held; resolves false when there is none. */
+  async loadNewer(room: string): Promise<boolean> {
+    const tl = this.timeline(room);
+    if (!tl.hasNewer || !this.opts.loadAround || this.loadingOlder.has(room)) return false;
+    this.loadingOlder.add(room);
+    try {
+      const last = tl.lastSeq;
+      const page = await this.opts.loadAround(room, last);
+      tl.showAround(page.messages, tl.hasMore, page.has_newer);
+      this.changed(room);
+      return tl.lastSeq > last;
+    } finally {
+      this.loadingOlder.delete(room);
+    }
+  }
+
+  /** After a jump: back to the room's newest messages (and the live log). */
+  async showLatest(room: string): Promise<void> {
+    const tl = this.timeline(room);
+    if (!tl.hasNewer) return;
+    await this.reload(room);
+  }
+
   // ---- sending --------------------------------------------------------------------------------
 
   /** Sends a message; it stays pending until acked. Returns its client_msg_id. */
-  send(room: string, body: string, attachment: Attachment | null = null): string {
+  send(room: string, body: string, attachment: Attachment | null = null, replyTo?: ReplyTo): string {
     const p: PendingMessage = {
       client_msg_id: this.opts.newId(),
       room,
@@ -500,6 +639,7 @@ export class Connection {
       status: 'sending',
       created_at: Date.now(),
     };
+    if (replyTo) p.reply_to = replyTo;
     // Refused here rather than by the server: a frame over its size limit closes the socket,
     // and resending it after every reconnect would loop.
     if ([...body].length > MAX_BODY_CHARS) {
@@ -537,7 +677,24 @@ export class Connection {
       body: p.body,
     };
     if (p.attachment) frame.attachment = p.attachment.id;
+    if (p.reply_to) frame.reply_to = p.reply_to.id;
     this.write(frame);
+  }
+
+  /**
+   * Adds (`on`) or takes back one of the user's reactions; shown at once, pending until acked.
+   * Returns the request's ref.
+   */
+  react(room: string, message: string, emoji: string, on: boolean): string {
+    const op: PendingReaction = { ref: this.opts.newId(), room, message, emoji, on };
+    this.timeline(room).addReactionOp(op);
+    this.changed(room);
+    this.sendReaction(op);
+    return op.ref;
+  }
+
+  private sendReaction(op: PendingReaction): void {
+    this.write({ type: 'react', room: op.room, message: op.message, emoji: op.emoji, on: op.on, ref: op.ref });
   }
 
   /** Edits one of the user's messages; pending until acked. Returns the request's ref. */
@@ -606,6 +763,12 @@ export class Connection {
   onFrame(l: Listener<ServerFrame>): () => void {
     this.frameListeners.add(l);
     return () => this.frameListeners.delete(l);
+  }
+
+  /** A reaction (or another request with no place on screen) was refused for good. */
+  onRequestFailed(l: Listener<RequestFailure>): () => void {
+    this.failureListeners.add(l);
+    return () => this.failureListeners.delete(l);
   }
 
   /** A room's timeline changed. */

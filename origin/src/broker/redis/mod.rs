@@ -27,6 +27,7 @@ use super::{Accepted, Broker, BrokerError, Change, ChangeKind, Hub, Recovery, Us
 use crate::store::DynStore;
 use crate::time::now_ms;
 use async_trait::async_trait;
+use confab_shared::conversation::ReplyTo;
 use confab_shared::events::RoomEvent;
 use confab_shared::ids::{ClientRef, MessageId, RoomId, UserId};
 use confab_shared::protocol::{ChatMessage, ServerFrame, UserPublic};
@@ -67,11 +68,20 @@ fn unavailable(e: &redis::RedisError) -> BrokerError {
     BrokerError::Unavailable("message broker unavailable: retry shortly")
 }
 
+/// An answer's message id as the script stores it (`-` for entries about no message).
+fn answer_id(id: Option<MessageId>) -> String {
+    id.map_or_else(|| "-".to_owned(), |id| id.to_string())
+}
+
 /// Reads a script's `MESSAGE_ID:SEQ` answer.
 fn parse_answer(answer: &str) -> Option<Accepted> {
     let (id, seq) = answer.split_once(':')?;
+    let id = match id {
+        "-" => None,
+        id => Some(MessageId(id.parse().ok()?)),
+    };
     Some(Accepted {
-        id: MessageId(id.parse().ok()?),
+        id,
         seq: seq.parse().ok()?,
     })
 }
@@ -179,7 +189,7 @@ impl RedisBroker {
             .key(answer_key)
             .key(keys::recent(room))
             .key(keys::PERSIST_STREAM)
-            .arg(event.message_id().to_string())
+            .arg(answer_id(event.message_id()))
             .arg(before)
             .arg(after)
             .arg(RECENT_PER_ROOM)
@@ -204,6 +214,43 @@ impl RedisBroker {
                 _ => Err(unavailable(&e)),
             },
         }
+    }
+}
+
+impl RedisBroker {
+    /// Replies quote their parent as it is now: the recent history holds each reply as it was
+    /// posted, so a parent edited or deleted since is looked up again (from the same replay
+    /// when it is in it).
+    async fn refresh_replies(
+        &self,
+        room: RoomId,
+        events: &mut [RoomEvent],
+    ) -> Result<(), BrokerError> {
+        let mut parents: std::collections::HashMap<MessageId, Option<ChatMessage>> = events
+            .iter()
+            .filter_map(|e| match e {
+                RoomEvent::Message(m) => Some((m.id, Some(m.clone()))),
+                _ => None,
+            })
+            .collect();
+        for event in events.iter_mut() {
+            let RoomEvent::Message(m) = event else {
+                continue;
+            };
+            let Some(reply) = &mut m.reply_to else {
+                continue;
+            };
+            let parent = match parents.entry(reply.id) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(unknown) => {
+                    unknown.insert(self.message(room, reply.id).await?)
+                }
+            };
+            if let Some(parent) = parent {
+                *reply = ReplyTo::of(parent);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -320,7 +367,8 @@ impl Broker for RedisBroker {
                 by_seq.entry(e.seq()).or_insert(e);
             }
         }
-        let events = by_seq.into_values().take(limit as usize + 1).collect();
+        let mut events: Vec<RoomEvent> = by_seq.into_values().take(limit as usize + 1).collect();
+        self.refresh_replies(room, &mut events).await?;
         Ok(Recovery::from_page(events, limit))
     }
 

@@ -4,7 +4,8 @@
 //! A room channel's payload is a one-line header, a newline, and the frame every recipient
 //! gets, unchanged:
 //!
-//! - `m SEQ AUTHOR_ID AUTHOR_NAME ACCEPTED_MS` — a new message (entry `SEQ` of the log);
+//! - `m SEQ AUTHOR_ID AUTHOR_NAME ACCEPTED_MS MENTIONED_IDS` — a new message (entry `SEQ` of
+//!   the log; the ids comma-separated, `-` for none);
 //! - `l SEQ` — any other log entry;
 //! - `e FROM` — an ephemeral event (`FROM` is the user it reports on, or `-`).
 //!
@@ -37,10 +38,24 @@ pub fn split_at_seq(json: &str) -> Option<(&str, &str)> {
 /// The pub/sub header of an entry, split around its seq like the entry.
 pub fn entry_header(event: &RoomEvent, accepted_at: i64) -> (&'static str, String) {
     match event {
-        RoomEvent::Message(m) => (
-            "m ",
-            format!(" {} {} {accepted_at}", m.author.id, m.author.username),
-        ),
+        RoomEvent::Message(m) => {
+            let mentions = if m.mentions.is_empty() {
+                "-".to_owned()
+            } else {
+                m.mentions
+                    .iter()
+                    .map(UserId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            (
+                "m ",
+                format!(
+                    " {} {} {accepted_at} {mentions}",
+                    m.author.id, m.author.username
+                ),
+            )
+        }
         _ => ("l ", String::new()),
     }
 }
@@ -66,9 +81,17 @@ pub fn parse_room_payload(payload: &[u8]) -> Option<Arc<Delivery>> {
             if let Some(accepted) = parts.next().and_then(|c| c.parse().ok()) {
                 crate::metrics::since_accepted("confab_fanout_seconds", accepted);
             }
+            let mentions = match parts.next() {
+                None | Some("-") => Vec::new(),
+                Some(ids) => ids
+                    .split(',')
+                    .filter_map(|u| u.parse().ok().map(UserId))
+                    .collect(),
+            };
             DeliveryKind::Message {
                 seq,
                 author: UserPublic { id, username },
+                mentions,
             }
         }
         "l" => DeliveryKind::Entry {
@@ -139,6 +162,10 @@ mod tests {
             created_at: 5,
             edited_at: None,
             deleted_at: None,
+            reply_to: None,
+            mentions: Vec::new(),
+            reactions: Vec::new(),
+            pinned: false,
         });
         let json = message.to_json();
         let (a, b) = split_at_seq(&json).unwrap();
@@ -150,7 +177,9 @@ mod tests {
         let (head, tail) = entry_header(&RoomEvent::Message(m), 5);
         let payload = format!("{head}42{tail}\n{spliced}");
         let d = parse_room_payload(payload.as_bytes()).unwrap();
-        assert!(matches!(&d.kind, DeliveryKind::Message { seq: 42, author: a } if *a == author));
+        assert!(
+            matches!(&d.kind, DeliveryKind::Message { seq: 42, author: a, mentions } if *a == author && mentions.is_empty())
+        );
         assert_eq!(d.frame.bytes().as_ref(), spliced.as_bytes());
 
         let edited = RoomEvent::Edited(MessageEdited {

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 pub const RECOVERY_LIMIT: u32 = 500;
 /// At most one `typing` per room per this long is relayed.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// At most one read receipt per room per this long is published (the last one is kept and
+/// published when the time comes).
+pub const RECEIPT_EVERY: Duration = Duration::from_secs(2);
 
 impl<T: Transport> Session<T> {
     pub(super) async fn on_frame(&mut self, frame: ClientFrame) -> Step {
@@ -29,7 +32,18 @@ impl<T: Transport> Session<T> {
                 client_msg_id,
                 body,
                 attachment,
-            } => self.post(room, client_msg_id, body, attachment).await,
+                reply_to,
+            } => {
+                self.post(room, client_msg_id, body, attachment, reply_to)
+                    .await
+            }
+            ClientFrame::React {
+                room,
+                message,
+                emoji,
+                on,
+                reference,
+            } => self.react(room, message, emoji, on, reference).await,
             ClientFrame::Edit {
                 room,
                 id,
@@ -112,6 +126,7 @@ impl<T: Transport> Session<T> {
         client_msg_id: ClientMsgId,
         body: String,
         attachment: Option<AttachmentRef>,
+        reply_to: Option<MessageId>,
     ) -> Step {
         let reference = ClientRef::from(client_msg_id.clone());
         if let Err(e) = self.require_member(room).await {
@@ -121,17 +136,19 @@ impl<T: Transport> Session<T> {
             return self.rate_limited(Some(reference.to_string())).await;
         }
         let started = Instant::now();
-        let posted = crate::chat::post(
-            &self.state,
-            &self.user,
-            room,
-            client_msg_id.clone(),
-            &body,
-            attachment.as_ref(),
-        )
-        .await;
+        let post = crate::chat::Post {
+            client_msg_id: client_msg_id.clone(),
+            body: &body,
+            attachment: attachment.as_ref(),
+            reply_to,
+        };
+        let posted = crate::chat::post(&self.state, &self.user, room, post).await;
         metrics::histogram!("confab_broker_publish_seconds")
             .record(started.elapsed().as_secs_f64());
+        let posted = posted.and_then(|a| match a.id {
+            Some(id) => Ok((a, id)),
+            None => Err(ApiError::Unavailable("unexpected broker answer")),
+        });
         let answer = self
             .answer(room, reference, Some(client_msg_id), posted)
             .await;
@@ -158,29 +175,66 @@ impl<T: Transport> Session<T> {
             Some(body) => crate::chat::edit(state, user, room, id, &body, reference.clone()).await,
             None => crate::chat::delete(state, user, room, id, reference.clone()).await,
         };
-        self.answer(room, reference, None, changed).await
+        self.answer(room, reference, None, changed.map(|a| (a, id)))
+            .await
     }
 
-    /// Acknowledges an accepted change, or reports why it was refused.
+    /// `react`: sets the user's reaction on a message.
+    async fn react(
+        &mut self,
+        room: RoomId,
+        message: MessageId,
+        emoji: String,
+        on: bool,
+        reference: ClientRef,
+    ) -> Step {
+        if let Err(e) = self.require_member(room).await {
+            return self.reply_error(e, Some(reference.to_string())).await;
+        }
+        if !self.reader.allow_change() {
+            return self.rate_limited(Some(reference.to_string())).await;
+        }
+        let reacted = crate::chat::react(
+            &self.state,
+            &self.user,
+            room,
+            message,
+            &emoji,
+            on,
+            reference.clone(),
+        )
+        .await;
+        self.answer(room, reference, None, reacted.map(|a| (a, message)))
+            .await
+    }
+
+    /// Acknowledges an accepted change (of the message `id`), or reports why it was refused.
     async fn answer(
         &mut self,
         room: RoomId,
         reference: ClientRef,
         client_msg_id: Option<ClientMsgId>,
-        result: Result<Accepted, ApiError>,
+        result: Result<(Accepted, MessageId), ApiError>,
     ) -> Step {
         match result {
-            Ok(accepted) => {
+            Ok((accepted, id)) => {
                 self.reply(&ServerFrame::Ack {
                     room,
                     reference,
                     client_msg_id,
-                    id: accepted.id,
+                    id: accepted.id.unwrap_or(id),
                     seq: accepted.seq,
                 })
                 .await
             }
             Err(e) => self.reply_error(e, Some(reference.to_string())).await,
+        }
+    }
+
+    /// Publishes the read receipts that are due (see [`RECEIPT_EVERY`]).
+    pub(super) async fn publish_receipts(&mut self) {
+        for (room, seq) in self.rooms.due_receipts(Instant::now(), RECEIPT_EVERY) {
+            crate::chat::publish_receipt(&self.state, &self.user, room, seq).await;
         }
     }
 
@@ -226,9 +280,20 @@ impl<T: Transport> Session<T> {
             Err(e) => return self.reply_error(e.into(), reference).await,
         };
         let unread = store.unread(room, self.user.id).await.unwrap_or(0);
-        if let Some(view) = self.rooms.get_mut(&room) {
-            view.last_read = marker;
-            view.unread = unread;
+        let moved = match self.rooms.get_mut(&room) {
+            Some(view) => {
+                let moved = marker > view.last_read;
+                view.last_read = marker;
+                view.unread = unread;
+                if moved {
+                    view.receipt_pending = Some(marker);
+                }
+                moved
+            }
+            None => false,
+        };
+        if moved {
+            self.publish_receipts().await;
         }
         let event = UserEvent::ReadMarker { room, seq: marker };
         if let Err(e) = self

@@ -59,7 +59,7 @@ impl<T: Transport> Session<T> {
         };
         match (&delivery.kind, view.subscribed) {
             (DeliveryKind::Resync, Some(_)) => self.resync(room).await,
-            (DeliveryKind::Message { seq, author }, Some(high)) => {
+            (DeliveryKind::Message { seq, author, .. }, Some(high)) => {
                 if *seq <= high {
                     return Ok(());
                 }
@@ -82,7 +82,14 @@ impl<T: Transport> Session<T> {
                 }
                 self.out.shared(&mut self.io, &delivery.frame).await
             }
-            (DeliveryKind::Message { seq, author }, None) => {
+            (
+                DeliveryKind::Message {
+                    seq,
+                    author,
+                    mentions,
+                },
+                None,
+            ) => {
                 if author.id == me {
                     return Ok(());
                 }
@@ -92,6 +99,7 @@ impl<T: Transport> Session<T> {
                     seq: *seq,
                     unread: view.unread,
                     author: author.clone(),
+                    mention: mentions.contains(&me),
                 };
                 self.reply(&frame).await
             }

@@ -176,6 +176,7 @@ impl<T: Transport> Session<T> {
                 Wakeup::Inbound(inbound) => self.on_inbound(inbound).await?,
                 Wakeup::Tick => {
                     self.out.report();
+                    self.publish_receipts().await;
                     let now = Instant::now();
                     if now.duration_since(self.reader.last_inbound) > idle {
                         return Err(Stop::Close(close::NORMAL, "idle timeout"));

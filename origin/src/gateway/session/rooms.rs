@@ -19,6 +19,10 @@ pub struct RoomView {
     pub unread: i64,
     /// When this connection last relayed `typing` here.
     pub last_typing: Option<Instant>,
+    /// When this connection last published the user's read receipt here, and the marker
+    /// waiting to be published (receipts go out at most every couple of seconds).
+    pub receipt_sent: Option<Instant>,
+    pub receipt_pending: Option<i64>,
 }
 
 /// The member rooms of a connection.
@@ -36,6 +40,22 @@ impl Rooms {
 
     pub fn contains(&self, room: &RoomId) -> bool {
         self.0.contains_key(room)
+    }
+
+    /// The read receipts due now: held back ones whose room's last receipt is old enough.
+    pub fn due_receipts(&mut self, now: Instant, every: std::time::Duration) -> Vec<(RoomId, i64)> {
+        let mut due = Vec::new();
+        for (room, view) in &mut self.0 {
+            let ready = view
+                .receipt_sent
+                .is_none_or(|t| now.duration_since(t) >= every);
+            if let (true, Some(seq)) = (ready, view.receipt_pending) {
+                view.receipt_pending = None;
+                view.receipt_sent = Some(now);
+                due.push((*room, seq));
+            }
+        }
+        due
     }
 }
 
@@ -65,6 +85,8 @@ impl<T: Transport> Session<T> {
                 last_read,
                 unread,
                 last_typing: None,
+                receipt_sent: None,
+                receipt_pending: None,
             },
         );
     }
