@@ -31,9 +31,14 @@ pub struct Config {
     #[arg(long, env = "CONFAB_REDIS_URL")]
     pub redis_url: Option<String>,
 
-    /// Most messages waiting in the Redis persistence stream before sends get `unavailable`.
+    /// Most messages waiting in the Redis persistence stream (each shard's, on a Redis Cluster)
+    /// before sends get `unavailable`.
     #[arg(long, env = "CONFAB_STREAM_MAX", default_value_t = 100_000)]
     pub stream_max: i64,
+
+    /// Redis Cluster, and acks that wait for Redis replicas.
+    #[command(flatten)]
+    pub redis_cluster: RedisClusterConfig,
 
     /// The URL people use to reach this server (cookies are `Secure` when it is https).
     /// Default: http://LISTEN.
@@ -241,6 +246,7 @@ impl Config {
             database_max_connections: 10,
             redis_url: None,
             stream_max: 100_000,
+            redis_cluster: RedisClusterConfig::default(),
             public_url: None,
             allowed_origins: Vec::new(),
             jwt_private_key_file: None,
@@ -287,7 +293,9 @@ impl Config {
     /// Whether this is the embedded single-node shape (no external services), where development
     /// conveniences such as a generated signing key are allowed.
     pub fn is_embedded(&self) -> bool {
-        self.database_url().starts_with("sqlite:") && self.redis_url.is_none()
+        self.database_url().starts_with("sqlite:")
+            && self.redis_url.is_none()
+            && self.redis_cluster.nodes.is_empty()
     }
 
     /// Whether every connection comes through a proxy that names the client (a trusted
@@ -315,9 +323,13 @@ pub struct WorkerConfig {
     #[arg(long, env = "CONFAB_DATABASE_URL")]
     pub database_url: String,
 
-    /// Redis URL.
+    /// Redis URL (one Redis); or set CONFAB_REDIS_CLUSTER.
     #[arg(long, env = "CONFAB_REDIS_URL")]
-    pub redis_url: String,
+    pub redis_url: Option<String>,
+
+    /// Redis Cluster, and persisting only what is on enough Redis replicas.
+    #[command(flatten)]
+    pub redis_cluster: RedisClusterConfig,
 
     /// Most database connections this process opens.
     #[arg(long, env = "CONFAB_DATABASE_MAX_CONNECTIONS", default_value_t = 4)]
@@ -339,4 +351,61 @@ pub struct WorkerConfig {
     /// Milliseconds after which another consumer's unacknowledged entries are taken over.
     #[arg(long, env = "CONFAB_WORKER_CLAIM_IDLE_MS", default_value_t = 15_000)]
     pub claim_idle_ms: u64,
+}
+
+/// Redis Cluster, and acks that wait for Redis replicas: the settings `confab serve` and
+/// `confab worker` share.
+#[derive(Debug, Clone, Args)]
+pub struct RedisClusterConfig {
+    /// Redis Cluster nodes, comma-separated `host:port` (a few are enough; the rest are
+    /// discovered). Use instead of CONFAB_REDIS_URL: rooms are spread over the cluster's
+    /// masters by shard, with sharded pub/sub (Redis 7).
+    #[arg(
+        long = "redis-cluster",
+        env = "CONFAB_REDIS_CLUSTER",
+        value_delimiter = ','
+    )]
+    pub nodes: Vec<String>,
+
+    /// Shards rooms are spread over on a Redis Cluster, each with its own persistence stream
+    /// (a power of two). Every instance and worker of a deployment must use the same number.
+    #[arg(long = "redis-shards", env = "CONFAB_REDIS_SHARDS", default_value_t = 64,
+          value_parser = power_of_two)]
+    pub shards: u32,
+
+    /// Acknowledge a change only once it is on this many Redis replicas (`WAIT`), so an ack
+    /// survives a master failover; workers likewise persist only entries that are. 0: do not
+    /// wait (an ack survives what the master's own persistence covers).
+    #[arg(
+        long = "redis-wait-replicas",
+        env = "CONFAB_REDIS_WAIT_REPLICAS",
+        default_value_t = 0
+    )]
+    pub wait_replicas: u32,
+
+    /// Milliseconds to wait for those replicas before answering a retryable `unavailable`.
+    #[arg(
+        long = "redis-wait-timeout-ms",
+        env = "CONFAB_REDIS_WAIT_TIMEOUT_MS",
+        default_value_t = 500
+    )]
+    pub wait_timeout_ms: u64,
+}
+
+impl Default for RedisClusterConfig {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            shards: 64,
+            wait_replicas: 0,
+            wait_timeout_ms: 500,
+        }
+    }
+}
+
+fn power_of_two(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n <= 16384 => Ok(n),
+        _ => Err(format!("{s} is not a power of two between 1 and 16384")),
+    }
 }

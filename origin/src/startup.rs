@@ -5,6 +5,7 @@
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::conn::RedisTarget;
 use crate::broker::redis::{RedisBroker, RedisSettings};
 use crate::broker::{DynBroker, Hub};
 use crate::config::Config;
@@ -155,14 +156,19 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
         tracing::info!(filled, "look-alike keys filled in for older names");
     }
     let hub = Arc::new(Hub::new(config.room_buffer));
-    let broker: DynBroker = match &config.redis_url {
-        Some(url) => Arc::new(
+    let redis =
+        RedisTarget::from_settings(config.redis_url.as_deref(), &config.redis_cluster.nodes)?;
+    let broker: DynBroker = match &redis {
+        Some(target) => Arc::new(
             RedisBroker::start(
-                url,
+                target,
                 hub.clone(),
                 store.clone(),
                 RedisSettings {
                     stream_max: config.stream_max,
+                    shards: config.redis_cluster.shards,
+                    wait_replicas: config.redis_cluster.wait_replicas,
+                    wait_timeout_ms: config.redis_cluster.wait_timeout_ms,
                 },
             )
             .await

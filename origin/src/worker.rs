@@ -1,28 +1,43 @@
-//! `confab worker`: moves accepted log entries from the Redis persistence stream into the
+//! `confab worker`: moves accepted log entries from the Redis persistence streams into the
 //! database.
 //!
-//! Entries are read in batches through a consumer group, appended in ONE transaction per batch
-//! (an entry already stored is skipped by its unique (room, actor, reference); see
-//! [`Store::append`](crate::store::Store::append) for entries that arrive out of order),
-//! and acknowledged (and deleted from the stream) only after the commit. A worker restarted
-//! under the same name first takes up its own unacknowledged entries; entries left by a worker
-//! that died for good are claimed by the others after `claim_idle_ms`.
+//! One Redis has one stream; a Redis Cluster has one per shard (see
+//! [`keys`](crate::broker::redis::keys)), and every worker reads every shard's stream through
+//! the same consumer group, so the entries spread over the workers and a dead worker's are
+//! taken over by the others. Entries are read in rounds: each round reads every stream (own
+//! unacknowledged entries first where a worker may have left some, other consumers' stale
+//! entries every few seconds), appends what came in ONE transaction per `batch` entries (an
+//! entry already stored is skipped by its unique (room, actor, reference); see
+//! [`Store::append`](crate::store::Store::append) for entries that arrive out of order), and
+//! acknowledges (and deletes) the entries only after the commit. One stream is read with a
+//! blocking read; many are polled, back to back while they are busy and less often as they go
+//! quiet (a blocking read per stream would need a connection per stream: a blocked command
+//! holds up everything behind it on its connection).
+//!
+//! With `CONFAB_REDIS_WAIT_REPLICAS`, a worker persists only entries that are on that many
+//! replicas (it `WAIT`s after reading them), so nothing a failover takes back is ever in the
+//! database.
 
-use crate::broker::redis::keys::{PERSIST_GROUP, PERSIST_STREAM};
-use crate::broker::redis::{manager_config, wire};
+use crate::broker::redis::conn::{RedisConn, RedisTarget};
+use crate::broker::redis::keys::{KeySpace, Shard, PERSIST_GROUP};
+use crate::broker::redis::scripts::REPLICAS;
+use crate::broker::redis::wire;
 use crate::config::WorkerConfig;
 use crate::store::DynStore;
 use anyhow::Context;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
 use std::future::Future;
 use std::time::Duration;
 
-/// How long one read blocks waiting for new entries.
+/// How long one read blocks waiting for new entries (one stream only).
 const BLOCK_MS: usize = 1000;
 /// How often other consumers' stale entries are claimed and lag is logged.
 const CLAIM_EVERY: Duration = Duration::from_secs(5);
+/// Between rounds over many streams: after a round that found entries but filled no batch,
+/// and the longest pause once they are all quiet.
+const BUSY_PAUSE: Duration = Duration::from_millis(50);
+const IDLE_PAUSE: Duration = Duration::from_millis(200);
 
 fn consumer_name(config: &WorkerConfig) -> String {
     config.worker_name.clone().unwrap_or_else(|| {
@@ -33,10 +48,10 @@ fn consumer_name(config: &WorkerConfig) -> String {
     })
 }
 
-/// Creates the consumer group (reading from the start of the stream) unless it exists.
-pub async fn ensure_group(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+/// Creates the consumer group on `stream` (reading from its start) unless it exists.
+pub async fn ensure_group(conn: &mut RedisConn, stream: &str) -> redis::RedisResult<()> {
     let created: redis::RedisResult<()> = conn
-        .xgroup_create_mkstream(PERSIST_STREAM, PERSIST_GROUP, "0")
+        .xgroup_create_mkstream(stream, PERSIST_GROUP, "0")
         .await;
     match created {
         Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
@@ -44,138 +59,334 @@ pub async fn ensure_group(conn: &mut ConnectionManager) -> redis::RedisResult<()
     }
 }
 
+/// What one stream gave in a round.
+struct Read {
+    shard: Shard,
+    entries: Vec<StreamId>,
+    /// Read from the worker's own unacknowledged entries, and there are no more of them.
+    own_done: bool,
+}
+
 /// One worker: a store, a Redis connection and a consumer name.
 pub struct Worker {
     store: DynStore,
-    conn: ConnectionManager,
+    conn: RedisConn,
+    /// With `wait_replicas`: the connection the `WAIT`s go on (a `WAIT` blocks its connection,
+    /// and the reads of every other stream go on `conn`).
+    wait_conn: Option<RedisConn>,
+    keys: KeySpace,
     name: String,
     batch: usize,
     claim_idle_ms: u64,
+    wait_replicas: u32,
+    wait_timeout_ms: u64,
+    /// Per shard: whether this consumer may have unacknowledged entries to read first (at
+    /// start, and after a batch that was not written or not yet replicated).
+    own_pending: Vec<bool>,
 }
 
 impl Worker {
     /// Connects to both ends.
     pub async fn connect(config: &WorkerConfig) -> anyhow::Result<Self> {
+        let target =
+            RedisTarget::from_settings(config.redis_url.as_deref(), &config.redis_cluster.nodes)?
+                .context("set CONFAB_REDIS_URL or CONFAB_REDIS_CLUSTER")?;
         let store =
             crate::store::open(&config.database_url, config.database_max_connections).await?;
-        let client = redis::Client::open(config.redis_url.as_str())?;
-        let mut conn = ConnectionManager::new_with_config(client, manager_config())
+        let keys = target.key_space(config.redis_cluster.shards);
+        let mut conn = RedisConn::connect(&target)
             .await
             .context("connecting to Redis")?;
-        ensure_group(&mut conn).await?;
+        for shard in keys.shards() {
+            ensure_group(&mut conn, &shard.persist_stream()).await?;
+        }
+        let wait_conn = if config.redis_cluster.wait_replicas > 0 {
+            let wait = Duration::from_millis(config.redis_cluster.wait_timeout_ms);
+            Some(RedisConn::connect_waiting(&target, wait).await?)
+        } else {
+            None
+        };
         Ok(Self {
             store,
             conn,
+            wait_conn,
+            keys,
             name: consumer_name(config),
             batch: config.batch.max(1),
             claim_idle_ms: config.claim_idle_ms,
+            wait_replicas: config.redis_cluster.wait_replicas,
+            wait_timeout_ms: config.redis_cluster.wait_timeout_ms,
+            own_pending: vec![true; keys.shard_count() as usize],
         })
     }
 
-    /// Writes a batch, then acknowledges it. Entries that cannot be decoded are logged and
-    /// dropped (acknowledged), so they never block the stream.
-    async fn persist(&mut self, entries: &[StreamId]) -> anyhow::Result<usize> {
-        if entries.is_empty() {
-            return Ok(0);
+    /// Reads one shard's stream for this round.
+    async fn read_shard(&self, shard: Shard, claim: bool, block: bool) -> anyhow::Result<Read> {
+        let stream = shard.persist_stream();
+        let mut conn = self.conn.clone();
+        let mut own_done = false;
+        if self.own_pending[shard.index() as usize] {
+            let entries = self.read(&mut conn, &stream, "0", false).await?;
+            if !entries.is_empty() {
+                return Ok(Read {
+                    shard,
+                    entries,
+                    own_done,
+                });
+            }
+            own_done = true;
         }
-        let mut batch = Vec::with_capacity(entries.len());
-        for e in entries {
-            match wire::decode_stream_entry(e) {
-                Some(entry) => batch.push(entry),
-                None => tracing::error!(id = %e.id, "dropping an unreadable stream entry"),
+        if claim {
+            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(&stream)
+                .arg(PERSIST_GROUP)
+                .arg(&self.name)
+                .arg(self.claim_idle_ms)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(self.batch)
+                .query_async(&mut conn)
+                .await?;
+            if !reply.claimed.is_empty() {
+                tracing::info!(
+                    entries = reply.claimed.len(),
+                    stream,
+                    "claimed entries of a stalled worker"
+                );
+                return Ok(Read {
+                    shard,
+                    entries: reply.claimed,
+                    own_done,
+                });
             }
         }
-        metrics::histogram!("confab_persist_batch_size").record(batch.len() as f64);
-        crate::metrics::db("append", self.store.append(&batch))
-            .await
-            .context("writing a batch")?;
-        for entry in &batch {
-            crate::metrics::since_accepted("confab_persist_lag_seconds", entry.at);
-        }
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let _acked: i64 = self.conn.xack(PERSIST_STREAM, PERSIST_GROUP, &ids).await?;
-        let _deleted: i64 = self.conn.xdel(PERSIST_STREAM, &ids).await?;
-        Ok(batch.len())
+        let entries = self.read(&mut conn, &stream, ">", block).await?;
+        Ok(Read {
+            shard,
+            entries,
+            own_done,
+        })
     }
 
     /// Reads from `start` ("0" = own pending entries, ">" = new ones).
-    async fn read(&mut self, start: &str, block: bool) -> anyhow::Result<Vec<StreamId>> {
+    async fn read(
+        &self,
+        conn: &mut RedisConn,
+        stream: &str,
+        start: &str,
+        block: bool,
+    ) -> anyhow::Result<Vec<StreamId>> {
         let mut opts = StreamReadOptions::default()
             .group(PERSIST_GROUP, &self.name)
             .count(self.batch);
         if block {
             opts = opts.block(BLOCK_MS);
         }
-        let reply: Option<StreamReadReply> = self
-            .conn
-            .xread_options(&[PERSIST_STREAM], &[start], &opts)
-            .await?;
+        let reply: Option<StreamReadReply> = conn.xread_options(&[stream], &[start], &opts).await?;
         Ok(reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
             .unwrap_or_default())
     }
 
-    async fn claim_stale(&mut self) -> anyhow::Result<Vec<StreamId>> {
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(PERSIST_STREAM)
+    /// Whether the entries just read are on enough replicas. The `XCLAIM` (of entries already
+    /// ours) is a write on this connection that comes after the entries in the replication
+    /// stream, so the `WAIT` behind it covers them however they were read.
+    async fn replicated(&self, shard: Shard, entries: &[StreamId]) -> anyhow::Result<bool> {
+        let Some(wait_conn) = &self.wait_conn else {
+            return Ok(true);
+        };
+        // A master without replicas in sync would only make the WAIT time out.
+        let in_sync: u32 = REPLICAS
+            .call()
+            .key(shard.persist_stream())
+            .invoke(&mut self.conn.clone())
+            .await?;
+        if in_sync < self.wait_replicas {
+            return Ok(false);
+        }
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let mut conn = wait_conn.clone();
+        let (_claimed, replicas): (redis::Value, u32) = redis::pipe()
+            .cmd("XCLAIM")
+            .arg(shard.persist_stream())
             .arg(PERSIST_GROUP)
             .arg(&self.name)
-            .arg(self.claim_idle_ms)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(self.batch)
-            .query_async(&mut self.conn)
+            .arg(0)
+            .arg(&ids)
+            .arg("JUSTID")
+            .cmd("WAIT")
+            .arg(self.wait_replicas)
+            .arg(self.wait_timeout_ms)
+            .query_async(&mut conn)
             .await?;
-        Ok(reply.claimed)
+        Ok(replicas >= self.wait_replicas)
+    }
+
+    /// Acknowledges and deletes a shard's persisted entries.
+    async fn ack(&self, shard: Shard, entries: &[StreamId]) -> anyhow::Result<()> {
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let stream = shard.persist_stream();
+        let mut conn = self.conn.clone();
+        let (_acked, _deleted): (i64, i64) = redis::pipe()
+            .cmd("XACK")
+            .arg(&stream)
+            .arg(PERSIST_GROUP)
+            .arg(&ids)
+            .cmd("XDEL")
+            .arg(&stream)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// One round over every stream. Returns how many entries were written and whether some
+    /// stream filled a whole batch (more is waiting).
+    async fn round(&mut self, claim: bool) -> anyhow::Result<(usize, bool)> {
+        let block = self.keys.shard_count() == 1;
+        let reads = futures::future::join_all(
+            self.keys
+                .shards()
+                .map(|shard| self.read_shard(shard, claim, block)),
+        )
+        .await;
+        let mut got = Vec::new();
+        let mut failed = 0;
+        for (shard, read) in self.keys.shards().zip(reads) {
+            match read {
+                Ok(read) => {
+                    if read.own_done {
+                        self.own_pending[shard.index() as usize] = false;
+                    }
+                    if !read.entries.is_empty() {
+                        got.push(read);
+                    }
+                }
+                // That shard's master may be failing over: the others go on.
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        stream = shard.persist_stream(),
+                        "reading failed; retrying"
+                    );
+                }
+            }
+        }
+        if got.is_empty() && failed > 0 {
+            anyhow::bail!("{failed} persistence streams could not be read");
+        }
+        let full = got.iter().any(|r| r.entries.len() >= self.batch);
+        let checks =
+            futures::future::join_all(got.iter().map(|r| self.replicated(r.shard, &r.entries)))
+                .await;
+        let mut ready = Vec::with_capacity(got.len());
+        for (read, check) in got.into_iter().zip(checks) {
+            match check {
+                Ok(true) => ready.push(read),
+                outcome => {
+                    if let Err(e) = outcome {
+                        tracing::warn!(error = format!("{e:#}"), "waiting for replicas failed");
+                    } else {
+                        tracing::warn!(
+                            stream = read.shard.persist_stream(),
+                            "entries not on enough replicas yet; not persisting them"
+                        );
+                    }
+                    // Left unacknowledged: read again from our own pending entries.
+                    self.own_pending[read.shard.index() as usize] = true;
+                }
+            }
+        }
+        if ready.is_empty() {
+            return Ok((0, full));
+        }
+        let written = match self.persist(&ready).await {
+            Ok(n) => n,
+            Err(e) => {
+                for read in &ready {
+                    self.own_pending[read.shard.index() as usize] = true;
+                }
+                return Err(e);
+            }
+        };
+        let acks =
+            futures::future::join_all(ready.iter().map(|r| self.ack(r.shard, &r.entries))).await;
+        for (read, ack) in ready.iter().zip(acks) {
+            if let Err(e) = ack {
+                // Written but not acknowledged: read again, skipped as already stored.
+                tracing::warn!(error = format!("{e:#}"), "acknowledging failed");
+                self.own_pending[read.shard.index() as usize] = true;
+            }
+        }
+        Ok((written, full))
+    }
+
+    /// Writes what a round read, `batch` entries per transaction. Entries that cannot be
+    /// decoded are logged and dropped (acknowledged), so they never block a stream.
+    async fn persist(&self, reads: &[Read]) -> anyhow::Result<usize> {
+        let mut entries = Vec::new();
+        for e in reads.iter().flat_map(|r| &r.entries) {
+            match wire::decode_stream_entry(e) {
+                Some(entry) => entries.push(entry),
+                None => tracing::error!(id = %e.id, "dropping an unreadable stream entry"),
+            }
+        }
+        for batch in entries.chunks(self.batch) {
+            metrics::histogram!("confab_persist_batch_size").record(batch.len() as f64);
+            crate::metrics::db("append", self.store.append(batch))
+                .await
+                .context("writing a batch")?;
+        }
+        for entry in &entries {
+            crate::metrics::since_accepted("confab_persist_lag_seconds", entry.at);
+        }
+        Ok(entries.len())
     }
 
     async fn log_lag(&mut self) {
-        let len: redis::RedisResult<i64> = self.conn.xlen(PERSIST_STREAM).await;
-        if let Ok(len) = len {
+        if let Ok(len) = crate::broker::redis::presence::backlog(&mut self.conn, self.keys).await {
             tracing::info!(backlog = len, "persistence stream backlog");
         }
     }
 
-    /// Runs until `stop` resolves, then finishes the batch in hand.
+    /// Runs until `stop` resolves, then finishes the round in hand.
     pub async fn run(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(stop);
-        tracing::info!(consumer = %self.name, "worker started");
-        // Our own entries from before a crash come first.
-        let mut own_pending = true;
+        tracing::info!(consumer = %self.name, streams = self.keys.shard_count(), "worker started");
+        let many = self.keys.shard_count() > 1;
         let mut last_claim = tokio::time::Instant::now();
+        let mut pause = BUSY_PAUSE;
         loop {
-            let step = async {
-                if own_pending {
-                    let entries = self.read("0", false).await?;
-                    if entries.is_empty() {
-                        own_pending = false;
-                    }
-                    return self.persist(&entries).await;
-                }
-                if last_claim.elapsed() >= CLAIM_EVERY {
-                    last_claim = tokio::time::Instant::now();
-                    self.log_lag().await;
-                    let claimed = self.claim_stale().await?;
-                    if !claimed.is_empty() {
-                        tracing::info!(
-                            entries = claimed.len(),
-                            "claimed entries of a stalled worker"
-                        );
-                        return self.persist(&claimed).await;
-                    }
-                }
-                let entries = self.read(">", true).await?;
-                self.persist(&entries).await
-            };
-            tokio::select! {
+            let claim = last_claim.elapsed() >= CLAIM_EVERY;
+            if claim {
+                last_claim = tokio::time::Instant::now();
+                self.log_lag().await;
+            }
+            let wait = tokio::select! {
                 _ = &mut stop => break,
-                result = step => {
-                    if let Err(e) = result {
+                result = self.round(claim) => match result {
+                    Ok((_, true)) => Duration::ZERO,
+                    Ok((0, false)) if many => {
+                        pause = (pause * 2).min(IDLE_PAUSE);
+                        pause
+                    }
+                    Ok(_) if many => {
+                        pause = BUSY_PAUSE;
+                        pause
+                    }
+                    Ok(_) => Duration::ZERO,
+                    Err(e) => {
                         // Nothing was acknowledged: the entries stay pending and are read again.
                         tracing::warn!(error = format!("{e:#}"), "persisting failed; retrying");
-                        own_pending = true;
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Duration::from_millis(500)
                     }
+                },
+            };
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         }

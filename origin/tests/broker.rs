@@ -1,9 +1,13 @@
-//! One broker test suite, run against the in-process broker and the Redis broker (local Redis
-//! at CONFAB_TEST_REDIS_URL, default redis://127.0.0.1:6379), plus Redis-only tests with two
-//! brokers standing for two instances.
+//! One broker test suite, run against the in-process broker, the Redis broker on one Redis
+//! (local Redis at CONFAB_TEST_REDIS_URL, default redis://127.0.0.1:6379), and the Redis broker
+//! on a Redis Cluster (3 masters, 3 replicas, started here on free loopback ports), with and
+//! without acks that wait for a replica; plus tests with two brokers standing for two
+//! instances, and cluster-only ones (traffic stays on the room's shard).
 #![allow(clippy::unwrap_used)]
 
 use confab_origin::broker::memory::MemoryBroker;
+use confab_origin::broker::redis::conn::RedisTarget;
+use confab_origin::broker::redis::keys::KeySpace;
 use confab_origin::broker::redis::{RedisBroker, RedisSettings};
 use confab_origin::broker::{Broker, BrokerError, Change, DynBroker, Hub, UserEvent};
 use confab_origin::fanout::{Batch, Delivery, DeliveryKind, Mail, Mailbox};
@@ -69,15 +73,28 @@ async fn store_with_room() -> (DynStore, RoomId, UserPublic, tempfile::TempDir) 
 async fn redis_broker(hub: Arc<Hub>, store: DynStore) -> DynBroker {
     Arc::new(
         RedisBroker::start(
-            &redis_url(),
+            &RedisTarget::Single(redis_url()),
             hub,
             store,
-            RedisSettings {
-                stream_max: 1_000_000,
-            },
+            RedisSettings::with_stream_max(1_000_000),
         )
         .await
         .unwrap(),
+    )
+}
+
+/// A broker on the shared test cluster; `wait_replicas` > 0 makes acks wait for replicas.
+async fn cluster_broker(hub: Arc<Hub>, store: DynStore, wait_replicas: u32) -> DynBroker {
+    let settings = RedisSettings {
+        wait_replicas,
+        // Generous: a loaded test machine can be slow to replicate.
+        wait_timeout_ms: 2000,
+        ..RedisSettings::with_stream_max(1_000_000)
+    };
+    Arc::new(
+        RedisBroker::start(&shared_cluster().target(), hub, store, settings)
+            .await
+            .unwrap(),
     )
 }
 
@@ -100,6 +117,20 @@ impl Fixture {
         let (store, room, ann, dir) = store_with_room().await;
         let hub = Arc::new(Hub::new(64));
         let broker = redis_broker(hub.clone(), store.clone()).await;
+        Self {
+            hub,
+            broker,
+            store,
+            room,
+            ann,
+            _dir: dir,
+        }
+    }
+
+    async fn cluster(wait_replicas: u32) -> Self {
+        let (store, room, ann, dir) = store_with_room().await;
+        let hub = Arc::new(Hub::new(64));
+        let broker = cluster_broker(hub.clone(), store.clone(), wait_replicas).await;
         Self {
             hub,
             broker,
@@ -442,6 +473,22 @@ macro_rules! suite {
                 }
             )*
         }
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Fixture::cluster(0).await).await;
+                }
+            )*
+        }
+        mod redis_cluster_replica_acks {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Fixture::cluster(1).await).await;
+                }
+            )*
+        }
     };
 }
 
@@ -459,6 +506,22 @@ async fn redis_instances_share_seq_idempotency_and_presence() {
     let f = Fixture::redis().await;
     let hub2 = Arc::new(Hub::new(64));
     let other = redis_broker(hub2.clone(), f.store.clone()).await;
+    instances_share_seq_idempotency_and_presence(f, hub2, other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_instances_share_seq_idempotency_and_presence() {
+    let f = Fixture::cluster(0).await;
+    let hub2 = Arc::new(Hub::new(64));
+    let other = cluster_broker(hub2.clone(), f.store.clone(), 0).await;
+    instances_share_seq_idempotency_and_presence(f, hub2, other).await;
+}
+
+async fn instances_share_seq_idempotency_and_presence(
+    f: Fixture,
+    hub2: Arc<Hub>,
+    other: DynBroker,
+) {
     let mut rx1 = f.listen().await;
     let mut rx2 = Rx::listen(&hub2, f.room);
     other.await_subscribed(f.room).await.unwrap();
@@ -496,8 +559,18 @@ async fn redis_instances_share_seq_idempotency_and_presence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_instances_users_drop_out_of_presence() {
     let f = Fixture::redis().await;
-    let hub2 = Arc::new(Hub::new(64));
-    let doomed = redis_broker(hub2, f.store.clone()).await;
+    let doomed = redis_broker(Arc::new(Hub::new(64)), f.store.clone()).await;
+    a_dead_instances_users_drop_out(f, doomed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_instances_users_drop_out_of_presence_on_a_cluster() {
+    let f = Fixture::cluster(0).await;
+    let doomed = cluster_broker(Arc::new(Hub::new(64)), f.store.clone(), 0).await;
+    a_dead_instances_users_drop_out(f, doomed).await;
+}
+
+async fn a_dead_instances_users_drop_out(f: Fixture, doomed: DynBroker) {
     let mut rx = f.listen().await;
     doomed.set_presence(f.room, &f.ann, true).await.unwrap();
     assert!(frame_text(&*next(&mut rx).await).contains("\"online\":true"));
@@ -583,10 +656,10 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
     let hub = Arc::new(Hub::new(64));
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let broker = RedisBroker::start(
-        &url,
+        &RedisTarget::Single(url),
         hub.clone(),
         store.clone(),
-        RedisSettings { stream_max: 1000 },
+        RedisSettings::with_stream_max(1000),
     )
     .await
     .unwrap();
@@ -627,4 +700,494 @@ async fn a_redis_restart_gives_retryable_errors_then_recovers() {
         DeliveryKind::Message { .. }
     ));
     broker.shutdown().await;
+}
+
+/// A Redis Cluster on loopback: 3 masters and 3 replicas of redis-server in a temporary
+/// directory, without persistence. Each node runs under a small shell that kills it once this
+/// test process is gone, so the cluster shared by the suite never outlives the test binary.
+struct LocalCluster {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+}
+
+/// The cluster the suite's tests share (each uses rooms of its own).
+fn shared_cluster() -> &'static LocalCluster {
+    static SHARED: std::sync::OnceLock<LocalCluster> = std::sync::OnceLock::new();
+    SHARED.get_or_init(LocalCluster::start)
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A port whose cluster bus port (+10000) is free too.
+fn cluster_port(taken: &[u16]) -> u16 {
+    loop {
+        let p = 20000 + (rand_u16() % 20000);
+        if taken.contains(&p) {
+            continue;
+        }
+        let a = std::net::TcpListener::bind(("127.0.0.1", p));
+        let b = std::net::TcpListener::bind(("127.0.0.1", p + 10000));
+        if a.is_ok() && b.is_ok() {
+            return p;
+        }
+    }
+}
+
+fn rand_u16() -> u16 {
+    (Uuid::new_v4().as_u128() & 0xffff) as u16
+}
+
+impl LocalCluster {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ports = Vec::new();
+        for _ in 0..6 {
+            let p = cluster_port(&ports);
+            ports.push(p);
+        }
+        for p in &ports {
+            Self::spawn_node(dir.path(), *p);
+        }
+        for p in &ports {
+            Self::wait_pong(*p);
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = Self { dir, ports };
+        cluster.wait_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Starts the node on port `p` (again, after a kill: it keeps its cluster config and
+    /// rejoins).
+    fn spawn_node(dir: &std::path::Path, p: u16) {
+        let me = std::process::id();
+        let d = dir.display();
+        let node = format!(
+            "redis-server --port {p} --bind 127.0.0.1 --cluster-enabled yes \
+             --cluster-config-file {d}/nodes-{p}.conf --cluster-node-timeout 2000 \
+             --cluster-require-full-coverage no --repl-diskless-sync-delay 0 \
+             --dir {d} --save '' --appendonly no --logfile {d}/{p}.log & r=$!; \
+             while kill -0 {me} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; \
+             kill -9 $r 2>/dev/null"
+        );
+        let mut watchdog = std::process::Command::new("sh")
+            .args(["-c", &node])
+            .spawn()
+            .unwrap();
+        // Reaped when the node ends.
+        std::thread::spawn(move || watchdog.wait());
+    }
+
+    fn wait_pong(p: u16) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while redis_cli(p, &["ping"]).trim() != "PONG" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {p} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `kill -9` of the node on port `p`.
+    fn kill(&self, p: u16) {
+        let info = redis_cli(p, &["info", "server"]);
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        assert!(std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Waits until every live node sees the cluster up, with 3 masters each with a replica.
+    fn wait_ok(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let ok = self.ports.iter().all(|p| {
+                let info = redis_cli(*p, &["cluster", "info"]);
+                info.contains("cluster_state:ok") || info.is_empty()
+            }) && self.masters().len() == 3
+                && self.ports.iter().all(|p| {
+                    let info = redis_cli(*p, &["info", "replication"]);
+                    !info.contains("role:master") || info.contains("state=online")
+                });
+            if ok {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn target(&self) -> RedisTarget {
+        RedisTarget::Cluster(
+            self.ports
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect(),
+        )
+    }
+
+    /// The masters: (port, first slot, last slot) of each slot range they own.
+    fn masters(&self) -> Vec<(u16, u16, u16)> {
+        let nodes = self
+            .ports
+            .iter()
+            .map(|p| redis_cli(*p, &["cluster", "nodes"]))
+            .find(|n| !n.is_empty())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for line in nodes.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 9 || !f[2].contains("master") || f[2].contains("fail") {
+                continue;
+            }
+            let port: u16 = f[1]
+                .split('@')
+                .next()
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            for range in &f[8..] {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
+                    out.push((port, a, b));
+                }
+            }
+        }
+        out
+    }
+
+    /// The master that owns a key's slot.
+    fn master_of(&self, key: &str) -> u16 {
+        self.owner_of(key).unwrap()
+    }
+
+    /// The live master that owns a key's slot, if one does now.
+    fn owner_of(&self, key: &str) -> Option<u16> {
+        let slot: u16 = self
+            .ports
+            .iter()
+            .find_map(|p| {
+                redis_cli(*p, &["cluster", "keyslot", key])
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap();
+        self.masters()
+            .into_iter()
+            .find(|(_, a, b)| (*a..=*b).contains(&slot))
+            .map(|(p, _, _)| p)
+    }
+
+    /// How many times a master ran `command` (its `INFO commandstats`, scripts' calls included).
+    fn calls(&self, port: u16, command: &str) -> u64 {
+        let stats = redis_cli(port, &["info", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for p in &self.ports {
+            redis_cli(*p, &["shutdown", "nosave"]);
+        }
+        let _ = self.dir.path();
+    }
+}
+
+/// On a cluster a room's traffic stays on its shard: its publishes run only on the master that
+/// owns the room's slot, and only the instance with a listener for the room is subscribed to
+/// its channel (instances without one receive none of its events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_traffic_stays_on_the_rooms_master_and_listening_instances() {
+    let cluster = tokio::task::spawn_blocking(LocalCluster::start)
+        .await
+        .unwrap();
+    let (store, room, ann, _dir) = store_with_room().await;
+    let settings = RedisSettings::with_stream_max(1_000_000);
+    let (hub_a, hub_b) = (Arc::new(Hub::new(64)), Arc::new(Hub::new(64)));
+    let a = RedisBroker::start(
+        &cluster.target(),
+        hub_a.clone(),
+        store.clone(),
+        settings.clone(),
+    )
+    .await
+    .unwrap();
+    let b = RedisBroker::start(&cluster.target(), hub_b.clone(), store.clone(), settings)
+        .await
+        .unwrap();
+    let keys = KeySpace::cluster(64);
+    let channel = keys.room_channel(room);
+    let owner = cluster.master_of(&channel);
+    assert_eq!(
+        owner,
+        cluster.master_of(&keys.persist_stream(room)),
+        "one shard, one slot"
+    );
+
+    let mut rx = Rx::listen(&hub_a, room);
+    a.await_subscribed(room).await.unwrap();
+    let masters: Vec<u16> = {
+        let mut m: Vec<u16> = cluster.masters().into_iter().map(|(p, _, _)| p).collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    };
+    assert_eq!(masters.len(), 3);
+    let before: Vec<u64> = masters
+        .iter()
+        .map(|m| cluster.calls(*m, "spublish"))
+        .collect();
+    const N: i64 = 20;
+    for i in 0..N {
+        // Sent through the instance that does not listen: the event still reaches the other.
+        b.append(post(room, &ann, &format!("t{i}"), "traffic"))
+            .await
+            .unwrap();
+    }
+    for want in 1..=N {
+        assert!(
+            matches!(next(&mut rx).await.kind, DeliveryKind::Message { seq, .. } if seq == want)
+        );
+    }
+    for (m, before) in masters.iter().zip(before) {
+        let published = cluster.calls(*m, "spublish") - before;
+        if *m == owner {
+            assert_eq!(
+                published, N as u64,
+                "the room's master published every entry"
+            );
+        } else {
+            assert_eq!(
+                published, 0,
+                "master {m} carried none of the room's traffic"
+            );
+        }
+        println!("master 127.0.0.1:{m}: {published} SPUBLISH for the room");
+    }
+    // One subscriber to the room's channel in the whole cluster: instance A's, on the owner.
+    for p in &cluster.ports {
+        let reply = redis_cli(*p, &["pubsub", "shardnumsub", &channel]);
+        let count: u64 = reply
+            .lines()
+            .nth(1)
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        assert_eq!(count, u64::from(*p == owner), "node {p}: {reply:?}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// `kill -9` of the master owning a room's shard while four senders append, with acks waiting
+/// for a replica: appends fail with a retryable error (never a false ack) until the replica is
+/// promoted and has a replica again (the killed node, restarted, rejoins as one), then succeed;
+/// every acknowledged entry is in the room's log once, at the seq it was acked with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_master_failover_with_replica_acks_loses_no_acked_entry() {
+    let lost = master_failover(1, true).await;
+    assert_eq!(lost, 0);
+}
+
+/// Without replica acks, and with the killed node left dead: appends succeed again as soon as
+/// the replica is promoted (the broker's cluster connection reads the new slot map). What an
+/// ack covers then is what had reached the replica: the losses are printed, not asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_master_failover_without_replica_acks_resumes_once_the_replica_is_promoted() {
+    let lost = master_failover(0, false).await;
+    println!("without replica acks: {lost} acknowledged entries lost");
+}
+
+/// Runs the failover; returns how many acknowledged entries the log lost.
+async fn master_failover(wait_replicas: u32, restart: bool) -> usize {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let cluster = Arc::new(
+        tokio::task::spawn_blocking(LocalCluster::start)
+            .await
+            .unwrap(),
+    );
+    let (store, room, ann, _dir) = store_with_room().await;
+    let hub = Arc::new(Hub::new(1024));
+    let settings = RedisSettings {
+        wait_replicas,
+        wait_timeout_ms: 500,
+        ..RedisSettings::with_stream_max(1_000_000)
+    };
+    let broker: DynBroker = Arc::new(
+        RedisBroker::start(&cluster.target(), hub.clone(), store.clone(), settings)
+            .await
+            .unwrap(),
+    );
+    let keys = KeySpace::cluster(64);
+    let master = cluster.master_of(&keys.room_channel(room));
+    let started = std::time::Instant::now();
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut senders = Vec::new();
+    for t in 0..4 {
+        let (broker, ann, acked, errors) =
+            (broker.clone(), ann.clone(), acked.clone(), errors.clone());
+        senders.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let cmid = format!("s{t}-{i}");
+                loop {
+                    match broker.append(post(room, &ann, &cmid, &cmid)).await {
+                        Ok(a) => {
+                            acked.lock().unwrap().push((
+                                cmid.clone(),
+                                a,
+                                std::time::Instant::now(),
+                            ));
+                            break;
+                        }
+                        Err(BrokerError::Unavailable(_)) => {
+                            errors.lock().unwrap().push(std::time::Instant::now());
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 30 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.kill(master);
+    let killed = std::time::Instant::now();
+    let watcher = {
+        let cluster = cluster.clone();
+        let channel = keys.room_channel(room);
+        tokio::task::spawn_blocking(move || {
+            while cluster.owner_of(&channel).is_none_or(|p| p == master) {
+                assert!(killed.elapsed() < Duration::from_secs(30), "no promotion");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let promoted = killed.elapsed();
+            if restart {
+                LocalCluster::spawn_node(cluster.dir.path(), master);
+            }
+            (promoted, killed.elapsed())
+        })
+    };
+    for s in senders {
+        tokio::time::timeout(Duration::from_secs(120), s)
+            .await
+            .expect("the senders finished")
+            .unwrap();
+    }
+    let (promoted, restarted) = watcher.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let errors = errors.lock().unwrap().clone();
+    let first_error = errors.iter().filter(|t| **t >= killed).min().copied();
+    let resumed =
+        first_error.and_then(|e| acked.iter().map(|(_, _, t)| *t).filter(|t| *t > e).min());
+    println!(
+        "broker, kill -9 of the room's master, wait_replicas={wait_replicas}: {} acks, {} \
+         retryable errors; promoted {promoted:?}, node restarted ({restart}) {restarted:?}, acks \
+         again {:?} after the kill (test ran {:?})",
+        acked.len(),
+        errors.len(),
+        resumed.map(|r| r - killed),
+        started.elapsed()
+    );
+    assert_eq!(acked.len(), 160);
+    assert!(
+        first_error.is_some(),
+        "appends failed while the shard had no master"
+    );
+    assert!(
+        resumed.is_some_and(|r| r - killed < Duration::from_secs(10)),
+        "service resumed within 10 s"
+    );
+    let log = broker.recover(room, 0, 500).await.unwrap();
+    assert!(log.complete);
+    let by_seq: std::collections::BTreeMap<i64, (MessageId, String)> = log
+        .events
+        .iter()
+        .map(|e| match e {
+            RoomEvent::Message(m) => (m.seq, (m.id, m.client_msg_id.as_str().to_owned())),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let lost = acked
+        .iter()
+        .filter(|(cmid, a, _)| by_seq.get(&a.seq) != a.id.map(|id| (id, cmid.clone())).as_ref())
+        .count();
+    assert_eq!(by_seq.len(), log.events.len(), "one entry per seq");
+    if wait_replicas > 0 {
+        let cmids: std::collections::HashSet<&String> = by_seq.values().map(|(_, c)| c).collect();
+        assert_eq!(cmids.len(), by_seq.len(), "no message twice");
+    }
+    broker.shutdown().await;
+    lost
+}
+
+/// What waiting for a replica costs one append, measured on the test cluster: 2000 appends one
+/// after another to one room, with and without `CONFAB_REDIS_WAIT_REPLICAS=1`. Run by hand:
+/// `cargo test --release -p confab-origin --test broker -- --ignored --nocapture replica_wait_cost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn replica_wait_cost() {
+    for wait_replicas in [0, 1, 0, 1] {
+        let f = Fixture::cluster(wait_replicas).await;
+        let mut took = Vec::with_capacity(2000);
+        for i in 0..2000 {
+            let started = std::time::Instant::now();
+            f.broker
+                .append(f.outgoing(&format!("w{i}"), "cost"))
+                .await
+                .unwrap();
+            took.push(started.elapsed());
+        }
+        took.sort_unstable();
+        let at = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
+        println!(
+            "append, wait_replicas={wait_replicas}: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            took[took.len() - 1]
+        );
+        f.broker.shutdown().await;
+    }
 }

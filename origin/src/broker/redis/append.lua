@@ -1,24 +1,44 @@
 -- Appends one entry to a room's log in one atomic step: the request's idempotency, the room's
 -- next seq, the recent history (kept true to edits and deletions), the persistence stream and
--- the publish to every instance.
+-- the publish to every instance (or, when acks wait for replicas, the room's outbox, published
+-- by publish.lua once the entry is on them).
 --
 -- KEYS: 1 the room's seq counter, 2 the request's answer key, 3 the room's recent history
---       (entries scored by seq), 4 the persistence stream
+--       (entries scored by seq), 4 the persistence stream, 5 the room's outbox (payloads
+--       scored by seq), 6 the node that last moved the seq counter
 -- ARGV: 1 the answer's message id, 2 the entry's JSON before its seq, 3 after it,
 --       4 how many recent entries to keep, 5 the most entries the stream may hold,
 --       6 how long the answer is remembered (s), 7 the room's channel,
 --       8 the pub/sub header before the seq, 9 after it,
 --       10 the actor's id, 11 the request's reference, 12 when it was accepted (ms),
 --       13 the seq of the message the entry changes ('' for a new message),
---       14 that message's new JSON, 15 its id when its edits lose their text (a deletion)
+--       14 that message's new JSON, 15 its id when its edits lose their text (a deletion),
+--       16 how to publish: 'PUBLISH', 'SPUBLISH' (a cluster's sharded channel) or 'DEFER'
+--       (into the outbox), 17 '1' on a cluster: jump the seq past a failover,
+--       18 by how much it jumps
 -- Returns "MESSAGE_ID:SEQ", the first answer again for a resend.
+local defer = ARGV[16] == 'DEFER'
 local prev = redis.call('GET', KEYS[2])
-if prev then return prev end
+if prev then
+  -- A write, so that a WAIT after this call also covers the first attempt's writes.
+  if defer then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
+  return prev
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOSEQ the room has no seq counter')
 end
 if redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[5]) then
   return redis.error_reply('FULL the persistence stream is full')
+end
+if ARGV[17] == '1' then
+  -- Another node moved this counter last: this one is a replica promoted since (or the slot
+  -- moved). Seqs the old master handed out may not have reached it, and clients or workers
+  -- may hold them: jump past them rather than reuse one.
+  local me = redis.call('CLUSTER', 'MYID')
+  if redis.call('GET', KEYS[6]) ~= me then
+    redis.call('INCRBY', KEYS[1], ARGV[18])
+    redis.call('SET', KEYS[6], me)
+  end
 end
 local seq = redis.call('INCR', KEYS[1])
 local entry = ARGV[2] .. seq .. ARGV[3]
@@ -54,5 +74,11 @@ end
 redis.call('ZADD', KEYS[3], seq, entry)
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[4]) + 1))
 redis.call('XADD', KEYS[4], '*', 'f', entry, 'a', ARGV[10], 'r', ARGV[11], 't', ARGV[12])
-redis.call('PUBLISH', ARGV[7], ARGV[8] .. seq .. ARGV[9] .. '\n' .. entry)
+local payload = ARGV[8] .. seq .. ARGV[9] .. '\n' .. entry
+if defer then
+  redis.call('ZADD', KEYS[5], seq, payload)
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(tonumber(ARGV[4]) + 1))
+else
+  redis.call(ARGV[16], ARGV[7], payload)
+end
 return answer

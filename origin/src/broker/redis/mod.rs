@@ -13,13 +13,31 @@
 //!   instance heartbeats, and reaping of dead instances.
 //! - [`keys`] names every key and channel; [`wire`] is the format of what is stored and
 //!   published.
-//! - **Outages**: commands go through a reconnecting connection manager, so changes during an
-//!   outage fail with a retryable `unavailable` (never a false ack). The pub/sub task
-//!   reconnects by itself, resubscribes, and tells every subscribed connection to resync.
+//! - **Outages**: commands go through a reconnecting connection, so changes during an outage
+//!   fail with a retryable `unavailable` (never a false ack). The pub/sub task reconnects by
+//!   itself, resubscribes, and tells every subscribed connection to resync.
+//!
+//! **Redis Cluster** ([`conn::RedisTarget::Cluster`]): the same broker over the `redis`
+//! crate's cluster connection. Every key of a room carries its shard's hash tag ([`keys`]), so
+//! the append script still runs in one round trip on the master owning the shard; it publishes
+//! with `SPUBLISH` on the room's sharded channel, and [`sharded`] subscribes only the rooms
+//! (and users) with local connections, on the nodes that own them. After a failover the
+//! promoted replica may lack the last seqs the dead master handed out; the script notices
+//! (the counter's last writer is another node) and jumps the counter past them.
+//!
+//! **Acks that wait for replicas** (`CONFAB_REDIS_WAIT_REPLICAS=N`): once the shard's master
+//! is known to have N replicas in sync ([`scripts::REPLICAS`]), the script puts the entry's
+//! payload in the room's outbox instead of publishing it, and is followed, in the same
+//! pipeline, by `WAIT N`. Only when N replicas have the entry is the outbox published (in seq
+//! order, [`scripts::PUBLISH`]) and the sender acked; otherwise the sender gets `unavailable`
+//! and its resend (same reference: the first answer) waits again. So no one is told of, or
+//! shown, an entry that a master failover could still lose.
 
+pub mod conn;
 pub mod keys;
 pub mod presence;
 pub mod scripts;
+pub mod sharded;
 pub mod subscriber;
 pub mod wire;
 
@@ -31,8 +49,9 @@ use confab_shared::conversation::ReplyTo;
 use confab_shared::events::RoomEvent;
 use confab_shared::ids::{ClientRef, MessageId, RoomId, UserId};
 use confab_shared::protocol::{ChatMessage, ServerFrame, UserPublic};
-use redis::aio::ConnectionManager;
-use scripts::{errors, APPEND, FIND_MESSAGE};
+use conn::{RedisConn, RedisTarget};
+use keys::KeySpace;
+use scripts::{errors, APPEND, FIND_MESSAGE, INIT_SEQ, PUBLISH, REPLICAS};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,18 +68,20 @@ const ANSWER_TTL_SECS: i64 = 24 * 3600;
 /// When Redis has lost a room's seq counter but the database has entries, restart the count
 /// this far ahead, so seqs handed out but lost with Redis are never reused.
 const SEQ_REINIT_GAP: i64 = 1000;
+/// Connections appends that wait for replicas are spread over (see [`conn::WaitLanes`]).
+const WAIT_LANES: usize = 4;
 /// How long `subscribe` waits for the room's channel subscription.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(3);
 
-/// Reconnect quickly and give up quickly: during an outage a change must fail fast with a
-/// retryable error rather than hang, and the next one tries again.
-pub fn manager_config() -> redis::aio::ConnectionManagerConfig {
-    redis::aio::ConnectionManagerConfig::new()
-        .set_number_of_retries(2)
-        .set_factor(100)
-        .set_max_delay(500)
-        .set_connection_timeout(Duration::from_secs(1))
-        .set_response_timeout(Duration::from_secs(2))
+pub use conn::manager_config;
+
+/// The publish command of the layout: sharded channels on a cluster.
+pub fn publish_command(keys: KeySpace) -> &'static str {
+    if keys.is_cluster() {
+        "SPUBLISH"
+    } else {
+        "PUBLISH"
+    }
 }
 
 fn unavailable(e: &redis::RedisError) -> BrokerError {
@@ -89,14 +110,38 @@ fn parse_answer(answer: &str) -> Option<Accepted> {
 /// Settings of the Redis broker.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// Most entries waiting in the persistence stream before changes are refused.
+    /// Most entries waiting in a persistence stream (each shard's, on a cluster) before
+    /// changes are refused.
     pub stream_max: i64,
+    /// Shards of a cluster's key space (a power of two); ignored on one Redis.
+    pub shards: u32,
+    /// Replicas an entry must reach before it is published and acknowledged (0: none).
+    pub wait_replicas: u32,
+    /// How long to wait for them before answering `unavailable`.
+    pub wait_timeout_ms: u64,
+}
+
+impl RedisSettings {
+    /// The defaults of `confab serve`, with this stream limit.
+    pub fn with_stream_max(stream_max: i64) -> Self {
+        Self {
+            stream_max,
+            shards: 64,
+            wait_replicas: 0,
+            wait_timeout_ms: 500,
+        }
+    }
 }
 
 /// The Redis broker.
 pub struct RedisBroker {
     store: DynStore,
-    conn: ConnectionManager,
+    conn: RedisConn,
+    /// With acks waiting for replicas: the connections the appends and their `WAIT`s go on, so
+    /// that a `WAIT` held up by a lagging replica never delays other commands (a connection's
+    /// commands run in order, and `WAIT` blocks the connection it is sent on).
+    wait_lanes: Option<conn::WaitLanes>,
+    keys: KeySpace,
     instance: String,
     subs: Arc<Subscriptions>,
     settings: RedisSettings,
@@ -108,29 +153,59 @@ impl RedisBroker {
     /// Connects (failing when Redis cannot be reached now) and starts the pub/sub and heartbeat
     /// tasks.
     pub async fn start(
-        url: &str,
+        target: &RedisTarget,
         hub: Arc<Hub>,
         store: DynStore,
         settings: RedisSettings,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let mut conn = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
+        let keys = target.key_space(settings.shards);
+        let mut conn = RedisConn::connect(target).await?;
+        let wait_lanes = if settings.wait_replicas > 0 {
+            Some(
+                conn::WaitLanes::connect(
+                    target,
+                    WAIT_LANES,
+                    Duration::from_millis(settings.wait_timeout_ms),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let instance = Uuid::new_v4().simple().to_string();
         // Registered before anything can write presence for it: an instance that dies at any
         // moment after this is reaped by the others.
-        presence::beat(&mut conn, &instance).await?;
+        presence::beat(&mut conn, keys, &instance).await?;
         let subs = Arc::new(Subscriptions::default());
         let stop = CancellationToken::new();
-        let fanout = tokio::spawn(subscriber::run(client, hub, subs.clone(), stop.clone()));
+        let fanout = match target {
+            RedisTarget::Single(url) => tokio::spawn(subscriber::run(
+                redis::Client::open(url.as_str())?,
+                keys,
+                hub,
+                subs.clone(),
+                stop.clone(),
+            )),
+            RedisTarget::Cluster(nodes) => tokio::spawn(sharded::run(
+                nodes.clone(),
+                keys,
+                hub,
+                subs.clone(),
+                stop.clone(),
+            )),
+        };
         let heartbeat = tokio::spawn(presence::heartbeat(
             conn.clone(),
+            keys,
             instance.clone(),
             stop.clone(),
         ));
-        tracing::info!(%instance, "connected to Redis");
+        tracing::info!(%instance, cluster = keys.is_cluster(), shards = keys.shard_count(), wait_replicas = settings.wait_replicas, "connected to Redis");
         Ok(Self {
             store,
             conn,
+            wait_lanes,
+            keys,
             instance,
             subs,
             settings,
@@ -144,17 +219,80 @@ impl RedisBroker {
         let last = self.store.last_seq(room).await?;
         let start = if last == 0 { 0 } else { last + SEQ_REINIT_GAP };
         let mut conn = self.conn.clone();
-        let (_set, now): (Option<String>, Option<i64>) = redis::pipe()
-            .cmd("SET")
-            .arg(keys::seq(room))
+        INIT_SEQ
+            .call()
+            .key(self.keys.seq(room))
+            .key(self.keys.seq_writer(room))
             .arg(start)
-            .arg("NX")
-            .cmd("GET")
-            .arg(keys::seq(room))
-            .query_async(&mut conn)
+            .arg(if self.keys.is_cluster() { "1" } else { "" })
+            .invoke(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// Whether acks wait for replicas (entries are then published from the outbox).
+    fn waits(&self) -> bool {
+        self.settings.wait_replicas > 0
+    }
+
+    /// Whether the master of the room's shard has enough replicas in sync to wait for.
+    async fn replicas_in_sync(&self, room: RoomId) -> Result<bool, BrokerError> {
+        let mut conn = self.conn.clone();
+        let n: u32 = REPLICAS
+            .call()
+            .key(self.keys.seq(room))
+            .invoke(&mut conn)
             .await
             .map_err(|e| unavailable(&e))?;
-        Ok(now.unwrap_or(start))
+        if n < self.settings.wait_replicas {
+            tracing::warn!(%room, replicas = n, "the shard's master has too few replicas in sync");
+        }
+        Ok(n >= self.settings.wait_replicas)
+    }
+
+    /// Makes sure an earlier answer (its entry `accepted`, its answer key `key`) is on enough
+    /// replicas and published before it is given again: a write on a wait connection (the
+    /// answer key's TTL renewed), `WAIT` behind it, then the outbox up to its seq.
+    async fn settle(&self, room: RoomId, key: &str, accepted: Accepted) -> Result<(), BrokerError> {
+        let Some(lanes) = &self.wait_lanes else {
+            return Ok(());
+        };
+        if !self.replicas_in_sync(room).await? {
+            return Err(BrokerError::Unavailable(
+                "message broker replicas unavailable: retry shortly",
+            ));
+        }
+        let (_renewed, replicas): (i64, u32) = redis::pipe()
+            .cmd("EXPIRE")
+            .arg(key)
+            .arg(ANSWER_TTL_SECS)
+            .cmd("WAIT")
+            .arg(self.settings.wait_replicas)
+            .arg(self.settings.wait_timeout_ms)
+            .query_async(&mut lanes.pick())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if replicas < self.settings.wait_replicas {
+            return Err(BrokerError::Unavailable(
+                "message broker replicas lagging: retry shortly",
+            ));
+        }
+        self.publish_outbox(room, accepted.seq).await
+    }
+
+    /// Publishes the room's outbox up to `seq`, now that it is on enough replicas.
+    async fn publish_outbox(&self, room: RoomId, seq: i64) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        let _published: i64 = PUBLISH
+            .call()
+            .key(self.keys.outbox(room))
+            .arg(seq)
+            .arg(self.keys.room_channel(room))
+            .arg(publish_command(self.keys))
+            .invoke(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
     }
 
     /// One call of the append script for `change`; `Ok(None)` when the room's seq counter is
@@ -170,9 +308,10 @@ impl RedisBroker {
             .ok_or(BrokerError::Unavailable("could not encode the change"))?;
         let (head, tail) = wire::entry_header(event, accepted_at);
         let (room, actor) = (change.room, change.actor.id);
+        let keys = self.keys;
         let answer_key = match &change.kind {
-            ChangeKind::Post { client_msg_id, .. } => keys::posted(room, actor, client_msg_id),
-            _ => keys::changed(room, actor, &change.reference),
+            ChangeKind::Post { client_msg_id, .. } => keys.posted(room, actor, client_msg_id),
+            _ => keys.changed(room, actor, &change.reference),
         };
         let target = change.target_after(accepted_at);
         let (target_seq, target_json) = match &target {
@@ -183,19 +322,26 @@ impl RedisBroker {
             ChangeKind::Delete { message } => message.id.to_string(),
             _ => String::new(),
         };
-        let mut conn = self.conn.clone();
-        let answer: redis::RedisResult<String> = APPEND
-            .key(keys::seq(room))
+        let publish = if self.waits() {
+            "DEFER"
+        } else {
+            publish_command(keys)
+        };
+        let call = APPEND
+            .call()
+            .key(keys.seq(room))
             .key(answer_key)
-            .key(keys::recent(room))
-            .key(keys::PERSIST_STREAM)
+            .key(keys.recent(room))
+            .key(keys.persist_stream(room))
+            .key(keys.outbox(room))
+            .key(keys.seq_writer(room))
             .arg(answer_id(event.message_id()))
             .arg(before)
             .arg(after)
             .arg(RECENT_PER_ROOM)
             .arg(self.settings.stream_max)
             .arg(ANSWER_TTL_SECS)
-            .arg(keys::room_channel(room))
+            .arg(keys.room_channel(room))
             .arg(head)
             .arg(tail)
             .arg(actor.to_string())
@@ -204,8 +350,41 @@ impl RedisBroker {
             .arg(target_seq)
             .arg(target_json)
             .arg(redact)
-            .invoke_async(&mut conn)
-            .await;
+            .arg(publish)
+            .arg(if keys.is_cluster() { "1" } else { "" })
+            .arg(SEQ_REINIT_GAP);
+        let answer: redis::RedisResult<String> = if let Some(lanes) = &self.wait_lanes {
+            if !self.replicas_in_sync(room).await? {
+                // Refused before anything is written: waiting could only time out.
+                metrics::counter!("confab_replica_wait_timeouts_total").increment(1);
+                return Err(BrokerError::Unavailable(
+                    "message broker replicas unavailable: retry shortly",
+                ));
+            }
+            let mut conn = lanes.pick();
+            match call
+                .invoke_and_wait::<String>(
+                    &mut conn,
+                    self.settings.wait_replicas,
+                    self.settings.wait_timeout_ms,
+                )
+                .await
+            {
+                Ok((answer, replicas)) if replicas >= self.settings.wait_replicas => Ok(answer),
+                Ok((_, replicas)) => {
+                    // Accepted by the master but not yet on enough replicas: not published,
+                    // not acked. The resend gets this answer and waits again.
+                    tracing::warn!(%room, replicas, wanted = self.settings.wait_replicas, "entry not on enough replicas in time");
+                    metrics::counter!("confab_replica_wait_timeouts_total").increment(1);
+                    return Err(BrokerError::Unavailable(
+                        "message broker replicas lagging: retry shortly",
+                    ));
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            call.invoke(&mut self.conn.clone()).await
+        };
         match answer {
             Ok(answer) => Ok(Some(answer)),
             Err(e) => match e.code() {
@@ -267,7 +446,12 @@ impl Broker for RedisBroker {
         let answer = answer.ok_or(BrokerError::Unavailable(
             "message broker unavailable: retry shortly",
         ))?;
-        parse_answer(&answer).ok_or(BrokerError::Unavailable("unexpected broker answer"))
+        let accepted =
+            parse_answer(&answer).ok_or(BrokerError::Unavailable("unexpected broker answer"))?;
+        if self.waits() {
+            self.publish_outbox(change.room, accepted.seq).await?;
+        }
+        Ok(accepted)
     }
 
     async fn answered(
@@ -278,11 +462,17 @@ impl Broker for RedisBroker {
     ) -> Result<Option<Accepted>, BrokerError> {
         let mut conn = self.conn.clone();
         let answer: Option<String> = redis::cmd("GET")
-            .arg(keys::changed(room, actor, reference))
+            .arg(self.keys.changed(room, actor, reference))
             .query_async(&mut conn)
             .await
             .map_err(|e| unavailable(&e))?;
         if let Some(accepted) = answer.as_deref().and_then(parse_answer) {
+            if self.waits() {
+                // The first attempt may have timed out waiting for replicas: wait as `append`
+                // would before answering the resend with it.
+                self.settle(room, &self.keys.changed(room, actor, reference), accepted)
+                    .await?;
+            }
             return Ok(Some(accepted));
         }
         super::stored_answer(&self.store, room, actor, reference).await
@@ -296,9 +486,10 @@ impl Broker for RedisBroker {
         // The recent history is ahead of the database (workers lag behind the script).
         let mut conn = self.conn.clone();
         let recent: Option<String> = FIND_MESSAGE
-            .key(keys::recent(room))
+            .call()
+            .key(self.keys.recent(room))
             .arg(format!(r#"{{"type":"message","id":"{id}","#))
-            .invoke_async(&mut conn)
+            .invoke(&mut conn)
             .await
             .map_err(|e| unavailable(&e))?;
         if let Some(RoomEvent::Message(m)) = recent.as_deref().and_then(wire::parse_entry) {
@@ -309,8 +500,8 @@ impl Broker for RedisBroker {
 
     async fn publish_event(&self, room: RoomId, frame: ServerFrame) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
-        let _receivers: i64 = redis::cmd("PUBLISH")
-            .arg(keys::room_channel(room))
+        let _receivers: i64 = redis::cmd(publish_command(self.keys))
+            .arg(self.keys.room_channel(room))
             .arg(wire::event_payload(&frame))
             .query_async(&mut conn)
             .await
@@ -322,8 +513,8 @@ impl Broker for RedisBroker {
         let payload = wire::user_payload(&event)
             .ok_or(BrokerError::Unavailable("could not encode the event"))?;
         let mut conn = self.conn.clone();
-        let _receivers: i64 = redis::cmd("PUBLISH")
-            .arg(keys::user_channel(user))
+        let _receivers: i64 = redis::cmd(publish_command(self.keys))
+            .arg(self.keys.user_channel(user))
             .arg(payload)
             .query_async(&mut conn)
             .await
@@ -340,14 +531,14 @@ impl Broker for RedisBroker {
         let mut conn = self.conn.clone();
         let (recent, lowest): (Vec<String>, Vec<(String, i64)>) = redis::pipe()
             .cmd("ZRANGEBYSCORE")
-            .arg(keys::recent(room))
+            .arg(self.keys.recent(room))
             .arg(format!("({after_seq}"))
             .arg("+inf")
             .arg("LIMIT")
             .arg(0)
             .arg(i64::from(limit) + 1)
             .cmd("ZRANGE")
-            .arg(keys::recent(room))
+            .arg(self.keys.recent(room))
             .arg(0)
             .arg(0)
             .arg("WITHSCORES")
@@ -375,7 +566,7 @@ impl Broker for RedisBroker {
     async fn last_seq(&self, room: RoomId) -> Result<i64, BrokerError> {
         let mut conn = self.conn.clone();
         let seq: Option<i64> = redis::cmd("GET")
-            .arg(keys::seq(room))
+            .arg(self.keys.seq(room))
             .query_async(&mut conn)
             .await
             .map_err(|e| unavailable(&e))?;
@@ -392,7 +583,7 @@ impl Broker for RedisBroker {
         online: bool,
     ) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
-        presence::set(&mut conn, &self.instance, room, user, online)
+        presence::set(&mut conn, self.keys, &self.instance, room, user, online)
             .await
             .map_err(|e| unavailable(&e))
     }
@@ -400,7 +591,7 @@ impl Broker for RedisBroker {
     async fn await_subscribed(&self, room: RoomId) -> Result<(), BrokerError> {
         if self
             .subs
-            .wait_for(&keys::room_channel(room), SUBSCRIBE_WAIT)
+            .wait_for(&self.keys.room_channel(room), SUBSCRIBE_WAIT)
             .await
         {
             Ok(())
@@ -413,7 +604,7 @@ impl Broker for RedisBroker {
 
     async fn online(&self, room: RoomId) -> Result<Vec<UserPublic>, BrokerError> {
         let mut conn = self.conn.clone();
-        presence::online(&mut conn, room)
+        presence::online(&mut conn, self.keys, room)
             .await
             .map_err(|e| unavailable(&e))
     }
@@ -426,7 +617,7 @@ impl Broker for RedisBroker {
             }
         }
         let mut conn = self.conn.clone();
-        if let Err(e) = presence::deregister(&mut conn, &self.instance).await {
+        if let Err(e) = presence::deregister(&mut conn, self.keys, &self.instance).await {
             tracing::warn!(error = %e, "could not deregister the instance");
         }
     }

@@ -1,10 +1,11 @@
-//! The one pub/sub connection of an instance: it follows the hub's live rooms and users
-//! (subscribing a room's channel while some local connection listens to the room, a user's
-//! while the user has a connection here), hands what arrives to the hub unchanged (serialized
-//! once by the publisher, for every recipient everywhere), and reconnects by itself, telling
-//! every subscribed connection to resync since events may have been missed meanwhile.
+//! The one pub/sub connection of an instance on one Redis: it follows the hub's live rooms and
+//! users (subscribing a room's channel while some local connection listens to the room, a
+//! user's while the user has a connection here), hands what arrives to the hub unchanged
+//! (serialized once by the publisher, for every recipient everywhere), and reconnects by
+//! itself, telling every subscribed connection to resync since events may have been missed
+//! meanwhile. On a cluster, [`super::sharded`] does the same with sharded channels.
 
-use super::keys::{self, Channel};
+use super::keys::{Channel, KeySpace};
 use super::wire;
 use crate::broker::Hub;
 use futures::StreamExt;
@@ -18,6 +19,49 @@ use tokio_util::sync::CancellationToken;
 pub struct Subscriptions {
     channels: Mutex<HashSet<String>>,
     changed: watch::Sender<u64>,
+}
+
+impl Subscriptions {
+    /// Records confirmed subscriptions; returns which of them were not confirmed before.
+    pub(super) fn confirm<'a>(&self, channels: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let fresh: Vec<String> = {
+            let mut have = self.channels();
+            channels
+                .into_iter()
+                .filter(|c| have.insert((*c).to_owned()))
+                .map(str::to_owned)
+                .collect()
+        };
+        if !fresh.is_empty() {
+            self.changed.send_modify(|n| *n += 1);
+        }
+        fresh
+    }
+
+    /// Forgets subscriptions (ended, or lost with a connection); returns those that were held.
+    pub(super) fn drop_channels<'a>(
+        &self,
+        channels: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let mut have = self.channels();
+        channels
+            .into_iter()
+            .filter(|c| have.remove(*c))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Forgets every subscription; returns them.
+    pub(super) fn drop_all(&self) -> Vec<String> {
+        let dropped: Vec<String> = self.channels().drain().collect();
+        self.changed.send_modify(|n| *n += 1);
+        dropped
+    }
+
+    /// The channels subscribed now.
+    pub(super) fn held(&self) -> HashSet<String> {
+        self.channels().clone()
+    }
 }
 
 impl Default for Subscriptions {
@@ -55,6 +99,7 @@ impl Subscriptions {
 /// hands received events to the hub, and reconnects by itself.
 pub async fn run(
     client: redis::Client,
+    keys: KeySpace,
     hub: Arc<Hub>,
     subs: Arc<Subscriptions>,
     stop: CancellationToken,
@@ -77,7 +122,7 @@ pub async fn run(
         };
         backoff = Duration::from_millis(100);
         subs.channels().clear();
-        if reconcile(&hub, &subs, &mut sink).await.is_err() {
+        if reconcile(keys, &hub, &subs, &mut sink).await.is_err() {
             continue;
         }
         if connected_before {
@@ -91,14 +136,14 @@ pub async fn run(
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = hub.changed() => {
-                    if reconcile(&hub, &subs, &mut sink).await.is_err() { break; }
+                    if reconcile(keys, &hub, &subs, &mut sink).await.is_err() { break; }
                 }
                 _ = sweep.tick() => {
-                    if reconcile(&hub, &subs, &mut sink).await.is_err() { break; }
+                    if reconcile(keys, &hub, &subs, &mut sink).await.is_err() { break; }
                 }
                 msg = stream.next() => {
                     let Some(msg) = msg else { break };
-                    dispatch(&hub, msg.get_channel_name(), msg.get_payload_bytes());
+                    dispatch(keys, &hub, msg.get_channel_name(), msg.get_payload_bytes());
                 }
             }
         }
@@ -110,16 +155,12 @@ pub async fn run(
 
 /// Subscribes what the hub has live and unsubscribes what it no longer has.
 async fn reconcile(
+    keys: KeySpace,
     hub: &Hub,
     subs: &Subscriptions,
     sink: &mut redis::aio::PubSubSink,
 ) -> redis::RedisResult<()> {
-    let desired: HashSet<String> = hub
-        .live_rooms()
-        .into_iter()
-        .map(keys::room_channel)
-        .chain(hub.live_users().into_iter().map(keys::user_channel))
-        .collect();
+    let desired = desired_channels(keys, hub);
     let (add, remove): (Vec<String>, Vec<String>) = {
         let have = subs.channels();
         (
@@ -146,8 +187,18 @@ async fn reconcile(
     Ok(())
 }
 
-fn dispatch(hub: &Hub, channel: &str, payload: &[u8]) {
-    match Channel::parse(channel) {
+/// The channels this instance should hear: its live rooms' and users'.
+pub(super) fn desired_channels(keys: KeySpace, hub: &Hub) -> HashSet<String> {
+    hub.live_rooms()
+        .into_iter()
+        .map(|r| keys.room_channel(r))
+        .chain(hub.live_users().into_iter().map(|u| keys.user_channel(u)))
+        .collect()
+}
+
+/// Hands a received payload to the hub.
+pub(super) fn dispatch(keys: KeySpace, hub: &Hub, channel: &str, payload: &[u8]) {
+    match keys.parse_channel(channel) {
         Some(Channel::Room(room)) => match wire::parse_room_payload(payload) {
             Some(delivery) => {
                 hub.deliver(room, delivery);
