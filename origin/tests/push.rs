@@ -572,3 +572,109 @@ async fn metrics_count_pushes() {
     }
     server.stop().await;
 }
+
+/// A loopback SMTP server that accepts every message; gives the raw messages it received.
+async fn smtp_sink() -> (SocketAddr, mpsc::Receiver<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = sock.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 sink\r\n",
+                        "DATA" => {
+                            write.write_all(b"354 go on\r\n").await.unwrap();
+                            let mut message = String::new();
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                if l == "." {
+                                    break;
+                                }
+                                message.push_str(&l);
+                                message.push('\n');
+                            }
+                            tx.send(message).await.unwrap();
+                            b"250 queued\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.unwrap();
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A quoted-printable body with its soft breaks joined.
+fn unfold(message: &str) -> String {
+    message.replace("=\n", "").replace("=3D", "=")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_digest_for_two_unread_mentions_and_none_for_a_read_one() {
+    // The accounts first, without mail (with SMTP, registration goes by confirmation).
+    let first = TestServer::start().await;
+    let dir = first.dir.clone();
+    let ann = first.register("ann").await;
+    first.register("bob").await;
+    first.register("carl").await;
+    let room = ann.create_room("general").await;
+    Client::login_at(&first.base, "bob").await.join(&room).await;
+    Client::login_at(&first.base, "carl").await.join(&room).await;
+    first.stop().await;
+
+    let (smtp, mut mails) = smtp_sink().await;
+    let server = TestServer::start_in(dir, |c| {
+        c.smtp_url = Some(format!("smtp://{smtp}"));
+        c.digest_delay_secs = 1;
+    })
+    .await;
+    let ann = Client::login_at(&server.base, "ann").await;
+    let bob = Client::login_at(&server.base, "bob").await;
+    let carl = Client::login_at(&server.base, "carl").await;
+    let mut ws = ann.ws().await;
+    ws.say(&room, "m1", "@bob first question").await;
+    ws.say(&room, "m2", "@bob second question").await;
+    let (_, seq) = ws.say(&room, "m3", "@carl read this soon").await;
+    // Carl reads it at once, well before the delay: it is never mailed.
+    let res = carl
+        .post(&format!("/api/rooms/{}/read", room.id), json!({"seq": seq}))
+        .await;
+    assert_eq!(res.status(), 204);
+
+    let mail = unfold(
+        &tokio::time::timeout(WAIT, mails.recv())
+            .await
+            .expect("a digest arrives")
+            .unwrap(),
+    );
+    assert!(mail.contains("To: bob@example.com"), "{mail}");
+    assert!(mail.contains("first question") && mail.contains("second question"), "{mail}");
+    assert!(!mail.contains("read this soon"), "{mail}");
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.contains("/api/notifications/email/off?token="))
+        .expect("a one-click link to stop these e-mails")
+        .to_owned();
+    // Rounds run every second: two more pass with nothing for carl, nor again for bob.
+    if let Ok(Some(more)) = tokio::time::timeout(Duration::from_millis(2500), mails.recv()).await {
+        panic!("one digest only, none for what was read: {more}");
+    }
+    let res = reqwest::get(&link).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let me: serde_json::Value = bob.get("/api/me").await.json().await.unwrap();
+    assert_eq!(me["email_notifications"], false);
+    server.stop().await;
+}
