@@ -259,6 +259,11 @@ pub struct PushConfig {
     /// are dropped (and counted).
     #[arg(long, env = "CONFAB_PUSH_QUEUE_CAPACITY", default_value_t = 4096)]
     pub queue_capacity: usize,
+
+    /// The Redis stream of notification jobs (instances add, workers read); one per deployment
+    /// sharing a Redis.
+    #[arg(long, env = "CONFAB_PUSH_STREAM", default_value = "confab:notify")]
+    pub stream: String,
 }
 
 impl Default for PushConfig {
@@ -273,6 +278,7 @@ impl Default for PushConfig {
             attempts: 4,
             backoff_ms: 500,
             queue_capacity: 4096,
+            stream: "confab:notify".into(),
         }
     }
 }

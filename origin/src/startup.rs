@@ -305,7 +305,7 @@ async fn start_notifications(
     )?);
     let mut tasks = Vec::new();
     let queue = match &config.redis_url {
-        Some(url) => JobQueue::redis(url, config.push.queue_capacity as i64)
+        Some(url) => JobQueue::redis(url, &config.push.stream, config.push.queue_capacity as i64)
             .await
             .context("connecting the push queue to Redis")?,
         None => {

@@ -41,6 +41,8 @@ struct Fixture {
     keys: Arc<Mutex<std::collections::HashMap<String, Arc<BrowserKeys>>>>,
     /// Subscriptions whose pushes the fixture answers with 410.
     gone: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Subscriptions whose pushes the fixture never answers (it reports `hung:NAME`).
+    hang: Arc<Mutex<std::collections::HashSet<String>>>,
     /// The server's VAPID public key (base64url), once known.
     vapid: Arc<Mutex<Option<String>>>,
     origin: String,
@@ -55,6 +57,7 @@ async fn push_service() -> (Fixture, mpsc::Receiver<Received>) {
     let fixture = Fixture {
         keys: Arc::default(),
         gone: Arc::default(),
+        hang: Arc::default(),
         vapid: Arc::default(),
         origin: format!("http://{addr}"),
         out: tx,
@@ -116,6 +119,22 @@ async fn receive(
     );
     assert_eq!(header("content-encoding").as_deref(), Some("aes128gcm"));
 
+    if f.hang.lock().await.contains(&name) {
+        let _ = f
+            .out
+            .send(Received {
+                name: format!("hung:{name}"),
+                payload: PushPayload::Close {
+                    id: "hung".into(),
+                    tag: "hung".into(),
+                    room: confab_shared::ids::RoomId(uuid::Uuid::nil()),
+                },
+                ttl: None,
+                urgency: None,
+            })
+            .await;
+        std::future::pending::<()>().await;
+    }
     if f.gone.lock().await.contains(&name) {
         let _ = f
             .out
@@ -587,7 +606,11 @@ async fn smtp_sink() -> (SocketAddr, mpsc::Receiver<String>) {
                 let mut lines = BufReader::new(read).lines();
                 write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    let verb = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                    let verb = line
+                        .split(' ')
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_uppercase();
                     let reply: &[u8] = match verb.as_str() {
                         "EHLO" | "HELO" => b"250 sink\r\n",
                         "DATA" => {
@@ -632,7 +655,10 @@ async fn one_digest_for_two_unread_mentions_and_none_for_a_read_one() {
     first.register("carl").await;
     let room = ann.create_room("general").await;
     Client::login_at(&first.base, "bob").await.join(&room).await;
-    Client::login_at(&first.base, "carl").await.join(&room).await;
+    Client::login_at(&first.base, "carl")
+        .await
+        .join(&room)
+        .await;
     first.stop().await;
 
     let (smtp, mut mails) = smtp_sink().await;
@@ -661,7 +687,10 @@ async fn one_digest_for_two_unread_mentions_and_none_for_a_read_one() {
             .unwrap(),
     );
     assert!(mail.contains("To: bob@example.com"), "{mail}");
-    assert!(mail.contains("first question") && mail.contains("second question"), "{mail}");
+    assert!(
+        mail.contains("first question") && mail.contains("second question"),
+        "{mail}"
+    );
     assert!(!mail.contains("read this soon"), "{mail}");
     let link = mail
         .split_whitespace()
@@ -677,4 +706,149 @@ async fn one_digest_for_two_unread_mentions_and_none_for_a_read_one() {
     let me: serde_json::Value = bob.get("/api/me").await.json().await.unwrap();
     assert_eq!(me["email_notifications"], false);
     server.stop().await;
+}
+
+// ---- The scaled-out shape: two instances, Redis, PostgreSQL, `confab worker` processes ----
+
+fn redis_url() -> String {
+    std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("CONFAB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("confab_push_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+struct Scaled {
+    db: String,
+    dir: tempfile::TempDir,
+    stream: String,
+    allow: String,
+}
+
+impl Scaled {
+    async fn new(fixture: &Fixture) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("jwt.pem"),
+            confab_origin::auth::tokens::generate_pem().unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("vapid.pem"),
+            confab_origin::notify::vapid::generate_pem().unwrap(),
+        )
+        .unwrap();
+        Self {
+            db: fresh_postgres().await,
+            stream: format!("confab:test-notify:{}", uuid::Uuid::new_v4().simple()),
+            allow: fixture.host_port(),
+            dir,
+        }
+    }
+
+    async fn instance(&self) -> TestServer {
+        let (db, dir, stream, allow) = (
+            self.db.clone(),
+            self.dir.path().to_owned(),
+            self.stream.clone(),
+            self.allow.clone(),
+        );
+        TestServer::start_with(move |c| {
+            c.database_url = Some(db);
+            c.redis_url = Some(redis_url());
+            c.jwt_private_key_file = Some(dir.join("jwt.pem"));
+            c.push.vapid_private_key_file = Some(dir.join("vapid.pem"));
+            c.push.allowlist = allow;
+            c.push.stream = stream;
+        })
+        .await
+    }
+
+    /// A real `confab worker` process.
+    fn worker(&self, name: &str) -> tokio::process::Child {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+            .arg("worker")
+            .env("CONFAB_DATABASE_URL", &self.db)
+            .env("CONFAB_REDIS_URL", redis_url())
+            .env("CONFAB_WORKER_NAME", name)
+            .env("CONFAB_WORKER_CLAIM_IDLE_MS", "1000")
+            .env(
+                "CONFAB_VAPID_PRIVATE_KEY_FILE",
+                self.dir.path().join("vapid.pem"),
+            )
+            .env("CONFAB_PUSH_ALLOWLIST", &self.allow)
+            .env("CONFAB_PUSH_STREAM", &self.stream)
+            .env("CONFAB_PUSH_COALESCE_MS", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_instances_with_workers_and_a_worker_killed_mid_send() {
+    let (fixture, mut pushes) = push_service().await;
+    let scaled = Scaled::new(&fixture).await;
+    let a = scaled.instance().await;
+    let b = scaled.instance().await;
+    let mut w1 = scaled.worker("push-w1");
+    let ann = a.register("ann").await;
+    let bob = b.register("bob").await;
+    let carl = a.register("carl").await;
+    fixture.subscribe(&bob, "bob").await;
+    fixture.subscribe(&carl, "carl").await;
+    let room = ann.create_room("plans").await;
+    bob.join(&room).await;
+    carl.join(&room).await;
+
+    // Bob looks at the room on instance B: a mention posted on A is not pushed to him.
+    let mut bob_ws = bob.ws().await;
+    bob_ws.subscribe(&room, None).await;
+    let mut ws = ann.ws().await;
+    ws.say(&room, "m1", "@bob are you there").await;
+    settle(&mut ws, &room, &mut pushes, 1).await;
+    bob_ws
+        .send(json!({"type": "visibility", "visible": false}))
+        .await;
+    bob_ws.send(json!({"type": "ping"})).await;
+    bob_ws
+        .expect(|f| matches!(f, confab_shared::protocol::ServerFrame::Pong))
+        .await;
+    ws.say(&room, "m2", "@bob hidden now").await;
+    let push = next_push(&mut pushes).await;
+    assert_eq!(
+        (push.name.as_str(), message(&push).1),
+        ("bob", Some("@bob hidden now"))
+    );
+
+    // The worker is killed (SIGKILL) while its push hangs at the push service; another
+    // worker takes the entry over and sends it: nothing queued is lost.
+    fixture.hang.lock().await.insert("bob".into());
+    let (_, _) = ws.say(&room, "m3", "@bob survive this").await;
+    let hung = next_push(&mut pushes).await;
+    assert_eq!(hung.name, "hung:bob");
+    w1.kill().await.unwrap();
+    fixture.hang.lock().await.clear();
+    let _w2 = scaled.worker("push-w2");
+    let push = next_push(&mut pushes).await;
+    assert_eq!(
+        (push.name.as_str(), message(&push).1),
+        ("bob", Some("@bob survive this"))
+    );
+    drop(bob_ws);
+    a.stop().await;
+    b.stop().await;
 }

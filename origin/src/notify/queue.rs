@@ -1,5 +1,5 @@
 //! The way from a request to the dispatcher, off the request path. Embedded: a bounded
-//! in-process queue drained by one task. Scaled out: a Redis stream (`confab:notify`, capped)
+//! in-process queue drained by one task. Scaled out: a Redis stream (`CONFAB_PUSH_STREAM`, capped)
 //! read by `confab worker` processes through a consumer group; an entry is acknowledged only
 //! once every push it caused is done (or merged into a later one that is), and entries a dead
 //! worker left pending are claimed by another one, so a killed worker loses nothing (pushes
@@ -8,8 +8,6 @@
 use super::Job;
 use tokio::sync::mpsc;
 
-/// The stream of notification jobs.
-pub const STREAM: &str = "confab:notify";
 /// The consumer group of the workers.
 pub const GROUP: &str = "notify";
 
@@ -20,6 +18,7 @@ pub enum JobQueue {
     /// A Redis stream, capped at about `max` entries.
     Redis {
         conn: redis::aio::ConnectionManager,
+        stream: String,
         max: i64,
     },
 }
@@ -32,14 +31,18 @@ impl JobQueue {
     }
 
     /// The Redis stream at `url`.
-    pub async fn redis(url: &str, max: i64) -> anyhow::Result<Self> {
+    pub async fn redis(url: &str, stream: &str, max: i64) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let conn = redis::aio::ConnectionManager::new_with_config(
             client,
             crate::broker::redis::manager_config(),
         )
         .await?;
-        Ok(Self::Redis { conn, max })
+        Ok(Self::Redis {
+            conn,
+            stream: stream.to_owned(),
+            max,
+        })
     }
 
     /// Queues a job; a full queue or a Redis error drops it (counted and logged): a
@@ -47,14 +50,14 @@ impl JobQueue {
     pub async fn push(&self, job: Job) {
         let ok = match self {
             Self::Local(tx) => tx.try_send(job).is_ok(),
-            Self::Redis { conn, max } => {
+            Self::Redis { conn, stream, max } => {
                 let payload = match serde_json::to_string(&job) {
                     Ok(p) => p,
                     Err(_) => return,
                 };
                 let mut c = conn.clone();
                 let added: redis::RedisResult<String> = redis::cmd("XADD")
-                    .arg(STREAM)
+                    .arg(stream)
                     .arg("MAXLEN")
                     .arg("~")
                     .arg(*max)

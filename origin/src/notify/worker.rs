@@ -6,7 +6,7 @@
 //! killed mid-send loses nothing: its entries are sent again by another (at least once).
 
 use super::dispatch::{AckGuard, Dispatcher};
-use super::queue::{GROUP, STREAM};
+use super::queue::GROUP;
 use super::Job;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
@@ -27,6 +27,7 @@ const ACKS: usize = 4096;
 /// Reads and dispatches until `stop`, then waits for the pushes in flight.
 pub async fn run(
     url: &str,
+    stream: &str,
     consumer: String,
     claim_idle_ms: u64,
     dispatcher: Arc<Dispatcher>,
@@ -38,7 +39,7 @@ pub async fn run(
         crate::broker::redis::manager_config(),
     )
     .await?;
-    let created: redis::RedisResult<()> = conn.xgroup_create_mkstream(STREAM, GROUP, "0").await;
+    let created: redis::RedisResult<()> = conn.xgroup_create_mkstream(stream, GROUP, "0").await;
     match created {
         Err(e) if e.code() != Some("BUSYGROUP") => return Err(e.into()),
         _ => {}
@@ -46,6 +47,7 @@ pub async fn run(
     let (acks, mut ack_rx) = mpsc::channel::<String>(ACKS);
     let acker = {
         let mut conn = conn.clone();
+        let stream = stream.to_owned();
         tokio::spawn(async move {
             while let Some(id) = ack_rx.recv().await {
                 let mut ids = vec![id];
@@ -53,9 +55,9 @@ pub async fn run(
                     ids.push(more);
                 }
                 let done: redis::RedisResult<()> = redis::pipe()
-                    .xack(STREAM, GROUP, &ids)
+                    .xack(&stream, GROUP, &ids)
                     .ignore()
-                    .xdel(STREAM, &ids)
+                    .xdel(&stream, &ids)
                     .ignore()
                     .query_async(&mut conn)
                     .await;
@@ -77,7 +79,7 @@ pub async fn run(
         if last_claim.elapsed() >= CLAIM_EVERY {
             last_claim = tokio::time::Instant::now();
             let claimed: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
-                .arg(STREAM)
+                .arg(stream)
                 .arg(GROUP)
                 .arg(&consumer)
                 .arg(claim_idle_ms)
@@ -90,7 +92,7 @@ pub async fn run(
                 Ok(reply) => entries.extend(reply.claimed),
                 Err(e) => tracing::warn!(error = %e, "claiming notification jobs failed"),
             }
-            let backlog: redis::RedisResult<i64> = conn.xlen(STREAM).await;
+            let backlog: redis::RedisResult<i64> = conn.xlen(stream).await;
             if let Ok(n) = backlog {
                 metrics::gauge!("confab_push_queue_backlog").set(n as f64);
             }
@@ -102,7 +104,7 @@ pub async fn run(
         if !own {
             options = options.block(BLOCK_MS);
         }
-        let (streams, ids) = ([STREAM], [from]);
+        let (streams, ids) = ([stream], [from]);
         let read = tokio::select! {
             _ = stop.cancelled() => break,
             r = conn.xread_options::<_, _, StreamReadReply>(&streams, &ids, &options) => r,
@@ -178,8 +180,9 @@ pub async fn start(
         format!("worker-{host}")
     });
     let claim = config.claim_idle_ms;
+    let stream = config.push.stream.clone();
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = run(&url, consumer, claim, dispatcher, stop).await {
+        if let Err(e) = run(&url, &stream, consumer, claim, dispatcher, stop).await {
             tracing::error!(error = format!("{e:#}"), "the notification worker failed");
         }
     })))
