@@ -51,7 +51,7 @@ export function NotificationSettingsDialog({ me, open, onClose, onMeChanged }: P
       <Portal>
         <Dialog.Backdrop />
         <Dialog.Positioner px={3}>
-          <Dialog.Content aria-label="Notification settings">
+          <Dialog.Content>
             <Dialog.Header>
               <Dialog.Title>Notifications</Dialog.Title>
             </Dialog.Header>
@@ -92,7 +92,7 @@ export function NotificationSettingsDialog({ me, open, onClose, onMeChanged }: P
                 </Stack>
                 <Stack gap={1}>
                   <Switch.Root
-                    checked={me.email_notifications}
+                    checked={(settings?.email_available ?? false) && me.email_notifications}
                     disabled={busy || !(settings?.email_available ?? false)}
                     onCheckedChange={(e) => void setMe({ email_notifications: e.checked })}
                     colorPalette="brand"
