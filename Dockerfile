@@ -13,7 +13,7 @@ RUN if [ -f package.json ]; then npm ci --no-audit --no-fund && npm run build; e
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/confab --create-home confab
 COPY --from=build /src/target/release/confab /usr/local/bin/confab

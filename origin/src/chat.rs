@@ -68,6 +68,7 @@ pub async fn post(
             .map(|u| u.id)
             .collect()
     };
+    let text = body.as_str().to_owned();
     let mut change = Change::post(room, author.clone(), post.client_msg_id, body, attachment);
     if let ChangeKind::Post {
         reply_to: r,
@@ -76,9 +77,23 @@ pub async fn post(
     } = &mut change.kind
     {
         *r = reply_to;
-        *m = mentions;
+        *m = mentions.clone();
     }
-    Ok(state.broker.append(change).await?)
+    let accepted = state.broker.append(change).await?;
+    if let Some(id) = accepted.id {
+        state
+            .notifier
+            .posted(crate::notify::Posted {
+                room,
+                seq: accepted.seq,
+                message: id,
+                author,
+                body: &text,
+                mentions: &mentions,
+            })
+            .await;
+    }
+    Ok(accepted)
 }
 
 /// A live (not deleted) message of the room, as it is now; `not_found` otherwise.

@@ -202,6 +202,115 @@ pub struct Config {
     /// the same as unset.
     #[arg(long, env = "CONFAB_EDGE_SECRET", hide_env_values = true, value_parser = EdgeSecret::parse)]
     pub edge_secret: Option<EdgeSecret>,
+
+    /// Web Push and the e-mail digest.
+    #[command(flatten)]
+    pub push: PushConfig,
+
+    /// Seconds an unread mention or direct message waits before it goes into an e-mail digest
+    /// (with CONFAB_SMTP_URL; each user can turn e-mail off).
+    #[arg(long, env = "CONFAB_DIGEST_DELAY_SECS", default_value_t = 600)]
+    pub digest_delay_secs: u64,
+}
+
+/// Web Push: the settings `confab serve` and `confab worker` share (in the scaled-out shape
+/// the workers send the pushes).
+#[derive(Debug, Clone, Args)]
+pub struct PushConfig {
+    /// Whether Web Push is on. Outside the embedded default it needs
+    /// CONFAB_VAPID_PRIVATE_KEY_FILE (start-up fails without it).
+    #[arg(id = "push_enabled", long = "push", value_name = "BOOL", env = "CONFAB_PUSH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+
+    /// PEM file holding the P-256 key that signs pushes (VAPID). Required outside the embedded
+    /// default, the same file for every instance and worker; there it is generated into
+    /// DATA_DIR/vapid-p256.pem when missing. `confab keygen --vapid` prints a new one.
+    #[arg(long = "vapid-private-key-file", env = "CONFAB_VAPID_PRIVATE_KEY_FILE")]
+    pub vapid_private_key_file: Option<PathBuf>,
+
+    /// How push services can reach the operator (the VAPID `sub`): `mailto:` or an https URL.
+    /// Default: mailto:confab@HOST with the public URL's host.
+    #[arg(long = "vapid-subject", env = "CONFAB_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+
+    /// `host:port` pairs push endpoints may name despite the push-service list and the address
+    /// policy. **Tests only.**
+    #[arg(
+        long = "push-allowlist",
+        env = "CONFAB_PUSH_ALLOWLIST",
+        default_value = ""
+    )]
+    pub allowlist: String,
+
+    /// Milliseconds between two pushes for one user and room; messages in between are merged
+    /// into one push at the end of the window.
+    #[arg(
+        long = "push-coalesce-ms",
+        env = "CONFAB_PUSH_COALESCE_MS",
+        default_value_t = 5000
+    )]
+    pub coalesce_ms: u64,
+
+    /// Seconds a push service keeps a push for a browser that is offline.
+    #[arg(
+        long = "push-ttl-secs",
+        env = "CONFAB_PUSH_TTL_SECS",
+        default_value_t = 86_400
+    )]
+    pub ttl_secs: u32,
+
+    /// Tries per push (network errors, 429 and 5xx are retried, with doubling backoff).
+    #[arg(
+        long = "push-attempts",
+        env = "CONFAB_PUSH_ATTEMPTS",
+        default_value_t = 4
+    )]
+    pub attempts: u32,
+
+    /// Milliseconds before the first retry of a push.
+    #[arg(
+        long = "push-backoff-ms",
+        env = "CONFAB_PUSH_BACKOFF_MS",
+        default_value_t = 500
+    )]
+    pub backoff_ms: u64,
+
+    /// Notification jobs waiting in process (embedded) / in the Redis stream, at most; more
+    /// are dropped (and counted).
+    #[arg(
+        id = "push_queue_capacity",
+        long = "push-queue-capacity",
+        value_name = "JOBS",
+        env = "CONFAB_PUSH_QUEUE_CAPACITY",
+        default_value_t = 4096
+    )]
+    pub queue_capacity: usize,
+
+    /// The Redis stream of notification jobs (instances add, workers read); one per deployment
+    /// sharing a Redis.
+    #[arg(
+        long = "push-stream",
+        env = "CONFAB_PUSH_STREAM",
+        default_value = "confab:notify"
+    )]
+    pub stream: String,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            vapid_private_key_file: None,
+            vapid_subject: None,
+            allowlist: String::new(),
+            coalesce_ms: 5000,
+            ttl_secs: 86_400,
+            attempts: 4,
+            backoff_ms: 500,
+            queue_capacity: 4096,
+            stream: "confab:notify".into(),
+        }
+    }
 }
 
 /// The secret shared with the edge worker. Its `Debug` does not show it.
@@ -279,6 +388,8 @@ impl Config {
             smtp_url: None,
             mail_from: None,
             edge_secret: None,
+            push: PushConfig::default(),
+            digest_delay_secs: 600,
         }
     }
 
@@ -351,6 +462,10 @@ pub struct WorkerConfig {
     /// Milliseconds after which another consumer's unacknowledged entries are taken over.
     #[arg(long, env = "CONFAB_WORKER_CLAIM_IDLE_MS", default_value_t = 15_000)]
     pub claim_idle_ms: u64,
+
+    /// Web Push: workers send the pushes queued by the instances.
+    #[command(flatten)]
+    pub push: PushConfig,
 }
 
 /// Redis Cluster, and acks that wait for Redis replicas: the settings `confab serve` and

@@ -28,6 +28,8 @@
 //!   [`store::postgres`] the scaled one (the same SQL for both, in `store::sql`).
 //! - [`worker`]: `confab worker`, which moves log entries from the Redis stream into the
 //!   database.
+//! - [`notify`]: notifications for people with no tab open: Web Push (VAPID, endpoint policy,
+//!   who gets what, coalescing, the queue and its dispatcher) and the e-mail digest.
 //! - [`files`]: uploaded files (local disk or S3/R2), upload checks, attachment resolution.
 //! - [`preview`]: the SSRF-safe link-preview fetcher with its bounded cache.
 //!
@@ -54,6 +56,7 @@ pub mod limits;
 pub mod mail;
 pub mod membership;
 pub mod metrics;
+pub mod notify;
 pub mod peer;
 pub mod preview;
 pub mod server;

@@ -22,8 +22,13 @@ enum Command {
     Migrate(Box<Config>),
     /// Move accepted messages from the Redis stream into the database (scaled-out shape).
     Worker(Box<WorkerConfig>),
-    /// Print a new Ed25519 token-signing key (PKCS#8 PEM) for CONFAB_JWT_PRIVATE_KEY_FILE.
-    Keygen,
+    /// Print a new Ed25519 token-signing key (PKCS#8 PEM) for CONFAB_JWT_PRIVATE_KEY_FILE,
+    /// or with --vapid a P-256 key for CONFAB_VAPID_PRIVATE_KEY_FILE (Web Push).
+    Keygen {
+        /// Print a VAPID (P-256) key instead.
+        #[arg(long)]
+        vapid: bool,
+    },
 }
 
 #[tokio::main]
@@ -78,10 +83,23 @@ async fn main() -> anyhow::Result<()> {
                     Err(e) => return Err(e),
                 }
             };
-            worker.run(shutdown_signal()).await
+            let stop = tokio_util::sync::CancellationToken::new();
+            let notify = confab_origin::notify::worker::start(&config, stop.clone()).await?;
+            let result = worker.run(shutdown_signal()).await;
+            stop.cancel();
+            if let Some(task) = notify {
+                if let Err(e) = task.await {
+                    tracing::warn!(error = ?e, "the notification worker failed");
+                }
+            }
+            result
         }
-        Command::Keygen => {
+        Command::Keygen { vapid: false } => {
             print!("{}", confab_origin::auth::tokens::generate_pem()?);
+            Ok(())
+        }
+        Command::Keygen { vapid: true } => {
+            print!("{}", confab_origin::notify::vapid::generate_pem()?);
             Ok(())
         }
     }

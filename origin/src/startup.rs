@@ -28,6 +28,8 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     /// The task sending mail, when SMTP is configured; it stops with the shutdown token.
     mail_task: Option<tokio::task::JoinHandle<()>>,
+    /// The push dispatcher and the digest, when they run here; they stop with the token.
+    notify_tasks: Vec<tokio::task::JoinHandle<()>>,
     settings: crate::server::ServerSettings,
     state: AppState,
     public_url: String,
@@ -124,6 +126,9 @@ fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
 pub struct Built {
     pub state: AppState,
     pub mail_task: Option<tokio::task::JoinHandle<()>>,
+    /// The in-process push dispatcher and the e-mail digest, when they run here; they stop
+    /// with the shutdown token.
+    pub notify_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Builds every component of a server whose public URL is `public_url`: the data directory
@@ -217,7 +222,25 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
         }
         None => (None, None),
     };
+    let (notifier, notify_tasks) = start_notifications(
+        &config,
+        &store,
+        parsed.host_str().unwrap_or("localhost"),
+        &shutdown,
+    )
+    .await?;
+    let mut notify_tasks = notify_tasks;
+    if let Some(mailer) = &mailer {
+        notify_tasks.push(tokio::spawn(crate::notify::digest::run(
+            store.clone(),
+            mailer.clone(),
+            public_url.to_owned(),
+            Duration::from_secs(config.digest_delay_secs),
+            shutdown.clone(),
+        )));
+    }
     let state = AppState {
+        notifier,
         mailer,
         socket_limits: Arc::new(crate::limits::SocketLimits::new(
             config.max_sockets_per_user,
@@ -237,7 +260,75 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
         sessions: TaskTracker::new(),
         uploads,
     };
-    Ok(Built { state, mail_task })
+    Ok(Built {
+        state,
+        mail_task,
+        notify_tasks,
+    })
+}
+
+/// Web Push: with one Redis, jobs go to its stream and `confab worker` sends them, and who
+/// looks at what is kept there; otherwise (embedded, or a Redis Cluster) a dispatcher runs in
+/// this process with an in-process queue.
+async fn start_notifications(
+    config: &Config,
+    store: &DynStore,
+    host: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(
+    Arc<crate::notify::Notifier>,
+    Vec<tokio::task::JoinHandle<()>>,
+)> {
+    use crate::notify::attention::{DynAttention, MemoryAttention, RedisAttention};
+    use crate::notify::{dispatch::Dispatcher, queue::JobQueue, sender::PushSender, Notifier};
+    let allow = confab_shared::preview::Allowlist::parse(&config.push.allowlist);
+    let attention: DynAttention = match &config.redis_url {
+        // Entries count for two idle timeouts unless a ping renews them.
+        Some(url) => Arc::new(
+            RedisAttention::connect(url, config.idle_timeout_secs.max(1) as i64 * 2000)
+                .await
+                .context("connecting the push attention registry to Redis")?,
+        ),
+        None => Arc::new(MemoryAttention::default()),
+    };
+    if !config.push.enabled {
+        return Ok((
+            Arc::new(Notifier::new(None, attention, None, allow)),
+            Vec::new(),
+        ));
+    }
+    let vapid = Arc::new(crate::notify::load_vapid(
+        &config.push,
+        &config.data_dir,
+        config.is_embedded(),
+        host,
+    )?);
+    let mut tasks = Vec::new();
+    let queue = match &config.redis_url {
+        Some(url) => JobQueue::redis(url, &config.push.stream, config.push.queue_capacity as i64)
+            .await
+            .context("connecting the push queue to Redis")?,
+        None => {
+            let (queue, jobs) = JobQueue::local(config.push.queue_capacity);
+            let sender = Arc::new(PushSender::new(
+                vapid.clone(),
+                allow.clone(),
+                crate::notify::send_settings(&config.push),
+            ));
+            let dispatcher = Dispatcher::new(
+                store.clone(),
+                attention.clone(),
+                sender,
+                Duration::from_millis(config.push.coalesce_ms),
+            );
+            tasks.push(tokio::spawn(dispatcher.run_local(jobs, shutdown.clone())));
+            queue
+        }
+    };
+    Ok((
+        Arc::new(Notifier::new(Some(queue), attention, Some(vapid), allow)),
+        tasks,
+    ))
 }
 
 impl Application {
@@ -271,11 +362,16 @@ impl Application {
             None if local.ip().is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
             None => format!("http://{local}"),
         };
-        let Built { state, mail_task } = build_state(config, &public_url).await?;
+        let Built {
+            state,
+            mail_task,
+            notify_tasks,
+        } = build_state(config, &public_url).await?;
         Ok(Self {
             listener,
             metrics_listener,
             mail_task,
+            notify_tasks,
             settings,
             state,
             public_url,
@@ -374,6 +470,12 @@ impl Application {
             .is_err()
         {
             tracing::warn!("some WebSocket sessions did not close in time");
+        }
+        // Pushes in flight finish before the mailer and the store close.
+        for task in self.notify_tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = ?e, "a notification task failed");
+            }
         }
         if let Some(task) = self.mail_task {
             if let Err(e) = task.await {

@@ -44,4 +44,6 @@ pub struct AppState {
     pub socket_limits: Arc<crate::limits::SocketLimits>,
     /// Outgoing mail, when `CONFAB_SMTP_URL` is set: registration then goes by confirmation.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Notifications for people with no tab open: queues jobs, records who looks at what.
+    pub notifier: Arc<crate::notify::Notifier>,
 }

@@ -35,6 +35,10 @@ fn help_documents_every_setting_and_its_variable() {
         ("--allowed-origins", "CONFAB_ALLOWED_ORIGINS"),
         ("--jwt-private-key-file", "CONFAB_JWT_PRIVATE_KEY_FILE"),
         ("--max-frame-bytes", "CONFAB_MAX_FRAME_BYTES"),
+        ("--vapid-private-key-file", "CONFAB_VAPID_PRIVATE_KEY_FILE"),
+        ("--push-coalesce-ms", "CONFAB_PUSH_COALESCE_MS"),
+        ("--push-queue-capacity", "CONFAB_PUSH_QUEUE_CAPACITY"),
+        ("--digest-delay-secs", "CONFAB_DIGEST_DELAY_SECS"),
     ] {
         assert!(
             serve.contains(flag) && serve.contains(var),

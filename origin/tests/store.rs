@@ -711,6 +711,146 @@ async fn uploads_are_recorded_then_completed(store: DynStore) {
     assert_eq!(store.upload(&"f".repeat(32)).await.unwrap(), None);
 }
 
+async fn notifications_subscriptions_levels_settings_and_missed(store: DynStore) {
+    use confab_origin::store::notify::PushSubscriptionRecord;
+    use confab_shared::notify::NotificationLevel;
+    let ann = user(&store, "ann").await;
+    let bob = user(&store, "bob").await;
+    let r = room(&store, "general", &ann).await;
+    store
+        .add_member(r, ann.id, RoomRole::Owner, 3)
+        .await
+        .unwrap();
+    store
+        .add_member(r, bob.id, RoomRole::Member, 3)
+        .await
+        .unwrap();
+
+    // Subscriptions: one per endpoint (taken over by a re-subscription), by session, by user.
+    let sid = SessionId(Uuid::now_v7());
+    store
+        .create_session(sid, bob.id, b"s", 1_000, 0)
+        .await
+        .unwrap();
+    let sub = |endpoint: &str, user: UserId, session: Option<SessionId>| PushSubscriptionRecord {
+        user,
+        session,
+        endpoint: endpoint.into(),
+        p256dh: "p".into(),
+        auth: "a".into(),
+        created_at: 5,
+    };
+    store
+        .put_push_subscription(&sub("https://e/1", bob.id, Some(sid)))
+        .await
+        .unwrap();
+    store
+        .put_push_subscription(&sub("https://e/2", ann.id, None))
+        .await
+        .unwrap();
+    store
+        .put_push_subscription(&sub("https://e/2", bob.id, None))
+        .await
+        .unwrap();
+    assert_eq!(store.push_subscriptions(bob.id).await.unwrap().len(), 2);
+    assert!(store.push_subscriptions(ann.id).await.unwrap().is_empty());
+    assert_eq!(store.delete_session_push(sid).await.unwrap(), 1);
+    assert!(!store
+        .delete_push_subscription(ann.id, "https://e/2")
+        .await
+        .unwrap());
+    assert!(store.delete_push_endpoint("https://e/2").await.unwrap());
+    store
+        .put_push_subscription(&sub("https://e/3", bob.id, None))
+        .await
+        .unwrap();
+
+    // Recipients with their levels and settings; levels only for rooms one is a member of.
+    let rs = store.notify_recipients(r, ann.id).await.unwrap();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(
+        (
+            rs[0].user,
+            rs[0].level,
+            rs[0].push_previews,
+            rs[0].subscribed
+        ),
+        (bob.id, None, true, true)
+    );
+    store
+        .set_notification_level(r, bob.id, NotificationLevel::All)
+        .await
+        .unwrap();
+    store
+        .set_notification_level(r, bob.id, NotificationLevel::None)
+        .await
+        .unwrap();
+    store
+        .set_notify_settings(bob.id, Some(false), None)
+        .await
+        .unwrap();
+    let rs = store.notify_recipients(r, ann.id).await.unwrap();
+    assert_eq!(
+        (rs[0].level, rs[0].push_previews),
+        (Some(NotificationLevel::None), false)
+    );
+    assert_eq!(
+        store.notification_levels(bob.id).await.unwrap(),
+        vec![(r, NotificationLevel::None)]
+    );
+    let s = store.notify_settings(bob.id).await.unwrap();
+    assert_eq!((s.push_previews, s.email), (false, true));
+    assert_eq!(store.delete_user_push(bob.id).await.unwrap(), 1);
+
+    // Missed: unread mentions (not in a muted room), after the last digest; the e-mail link.
+    let mut m1 = chat(r, 1, &ann, "m1");
+    m1.mentions = vec![bob.id];
+    let mut m2 = chat(r, 2, &ann, "m2");
+    m2.mentions = vec![bob.id];
+    let m3 = chat(r, 3, &ann, "m3");
+    store
+        .append(&[
+            LogEntry::message(m1),
+            LogEntry::message(m2),
+            LogEntry::message(m3),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        store.missed_messages(0, 100, 10).await.unwrap().is_empty(),
+        "muted"
+    );
+    store
+        .set_notification_level(r, bob.id, NotificationLevel::Mentions)
+        .await
+        .unwrap();
+    let missed = store.missed_messages(0, 100, 10).await.unwrap();
+    assert_eq!(missed.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(missed
+        .iter()
+        .all(|m| m.user == bob.id && m.room_name == "general"));
+    store.mark_read(r, bob.id, 1).await.unwrap();
+    assert_eq!(
+        store.missed_messages(0, 100, 10).await.unwrap().len(),
+        1,
+        "read ones are not missed"
+    );
+    store.set_digest_after(bob.id, 100).await.unwrap();
+    assert!(
+        store.missed_messages(0, 100, 10).await.unwrap().is_empty(),
+        "sent once"
+    );
+    let token = store.email_token(bob.id, "fresh-token").await.unwrap();
+    assert_eq!(
+        store.email_token(bob.id, "other").await.unwrap(),
+        token,
+        "kept"
+    );
+    assert!(store.email_off(&token).await.unwrap());
+    assert!(!store.email_off("nope").await.unwrap());
+    assert!(!store.notify_settings(bob.id).await.unwrap().email);
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -746,4 +886,5 @@ suite!(
     search_is_literal_ranked_paged_and_for_members_only,
     concurrent_batches_of_one_room_fold_the_same,
     uploads_are_recorded_then_completed,
+    notifications_subscriptions_levels_settings_and_missed,
 );

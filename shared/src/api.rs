@@ -83,6 +83,10 @@ pub struct Me {
     pub created_at: i64,
     /// Whether the other members of your rooms see how far you have read.
     pub share_read_receipts: bool,
+    /// Whether pushes to your browsers carry an excerpt of the message.
+    pub push_previews: bool,
+    /// Whether you get an e-mail digest of what you missed (when the server sends e-mail).
+    pub email_notifications: bool,
 }
 
 /// `PATCH /api/me`: your settings (fields left out stay as they are).
@@ -94,6 +98,14 @@ pub struct UpdateMeRequest {
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub share_read_receipts: Option<bool>,
+    /// Whether pushes carry an excerpt of the message (off: only the room and the author).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub push_previews: Option<bool>,
+    /// Whether you get an e-mail digest of unread mentions and direct messages.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub email_notifications: Option<bool>,
 }
 
 /// `POST /api/rooms`. The creator joins the room as its `owner`.

@@ -11,6 +11,7 @@
 //! - [`protocol`]: the WebSocket frames, [`protocol::ClientFrame`] and [`protocol::ServerFrame`],
 //!   JSON objects tagged by `"type"`.
 //! - [`api`]: the JSON bodies of the HTTP API under `/api`.
+//! - [`notify`]: Web Push subscriptions, notification levels and settings, the push payload.
 //! - [`error`]: [`error::ErrorCode`], shared by HTTP error bodies and `error` frames.
 //! - [`claims`]: the access-token claims (EdDSA-signed JWT) that origin and edge both verify.
 //! - [`files`]: upload rules both tiers apply (type sniffing, inline or download, ranges, ETags)
@@ -33,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod ids;
+pub mod notify;
 pub mod preview;
 pub mod protocol;
 

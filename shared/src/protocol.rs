@@ -186,6 +186,12 @@ pub enum ClientFrame {
         /// The room.
         room: RoomId,
     },
+    /// Whether this tab is visible: a hidden tab's subscribed rooms do not count as looked
+    /// at, so their new messages are pushed. Tabs start visible.
+    Visibility {
+        /// False while the tab is hidden.
+        visible: bool,
+    },
     /// Mark the room read up to `seq`.
     Read {
         /// The room.

@@ -2,7 +2,7 @@
 //! file is stale. Regenerate with `CONFAB_UPDATE_TS=1 cargo test -p confab-shared --features ts`.
 #![cfg(feature = "ts")]
 
-use confab_shared::{api, conversation, error, events, ids, protocol};
+use confab_shared::{api, conversation, error, events, ids, notify, protocol};
 use ts_rs::TS;
 
 fn generated() -> String {
@@ -67,6 +67,15 @@ fn generated() -> String {
         api::LinkPreview::decl(),
         api::UploadTicketRequest::decl(),
         api::UploadTicket::decl(),
+        notify::NotificationLevel::decl(),
+        notify::PushKey::decl(),
+        notify::PushKeys::decl(),
+        notify::PushSubscriptionRequest::decl(),
+        notify::PushUnsubscribeRequest::decl(),
+        notify::NotificationLevelRequest::decl(),
+        notify::RoomNotificationLevel::decl(),
+        notify::NotificationSettings::decl(),
+        notify::PushPayload::decl(),
     ];
     let mut out = String::from(
         "// Generated from the Rust crate confab-shared by shared/tests/typescript.rs. Do not edit.\n\

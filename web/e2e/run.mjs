@@ -1316,6 +1316,53 @@ async function main() {
       await toggle(true);
     });
 
+    await step('notifications: the settings panel (this device, previews, e-mail) and the per-room menu with muted rooms marked', async () => {
+      await openRoom(bob, 'general');
+      await bob.getByRole('button', { name: 'Account menu' }).click();
+      await bob.getByRole('menuitem', { name: 'Notifications' }).click();
+      await bob.getByRole('dialog', { name: 'Notifications' }).waitFor();
+      for (const label of ['Browser notifications on this device', 'Show message text in notifications', 'E-mail me what I missed']) {
+        await bob.getByLabel(label).waitFor({ state: 'attached' });
+      }
+      // This server sends no e-mail: that switch is off and disabled.
+      assert(await bob.getByLabel('E-mail me what I missed').isDisabled(), 'no e-mail without SMTP');
+      const previews = bob.getByLabel('Show message text in notifications');
+      assert(await previews.isChecked(), 'previews are on by default');
+      await previews.focus();
+      await bob.keyboard.press('Space');
+      for (let i = 0; await previews.isChecked(); i++) {
+        if (i > 50) throw new Error('the previews switch did not change');
+        await sleep(100);
+      }
+      for (let i = 0; ; i++) {
+        const me = await bob.evaluate(async () => (await fetch('/api/me')).json());
+        if (me.push_previews === false) break;
+        if (i > 50) throw new Error('push_previews did not reach the server');
+        await sleep(100);
+      }
+      await closeDialog(bob);
+
+      // The room's menu: mentions (the default) → mute; the room list marks it muted.
+      await bob.getByRole('button', { name: 'Room notifications: Mentions only' }).click();
+      await bob.getByRole('menuitemradio', { name: 'Mute' }).click();
+      await bob.getByRole('button', { name: 'Room notifications: Mute' }).waitFor();
+      await roomLink(bob, 'general').locator('[data-testid=muted-mark]').waitFor();
+      const room = await currentRoomId(bob);
+      const settings = await bob.evaluate(async () => (await fetch('/api/me/notifications')).json());
+      assert(settings.levels.some((l) => l.room === room && l.level === 'none'), 'the level is stored');
+      // Back to all messages: the mark goes.
+      await bob.getByRole('button', { name: 'Room notifications: Mute' }).click();
+      await bob.getByRole('menuitemradio', { name: 'All messages' }).click();
+      await bob.getByRole('button', { name: 'Room notifications: All messages' }).waitFor();
+      for (let i = 0; (await roomLink(bob, 'general').locator('[data-testid=muted-mark]').count()) > 0; i++) {
+        if (i > 50) throw new Error('the muted mark stayed');
+        await sleep(100);
+      }
+      // The service worker is registered for this origin.
+      const sw = await bob.evaluate(async () => !!(await navigator.serviceWorker.getRegistration('/')));
+      assert(sw, 'the service worker is registered');
+    });
+
     await step('password change keeps this tab signed in; sign out and back in', async () => {
       await bob.getByRole('button', { name: 'Account menu' }).click();
       await bob.getByRole('menuitem', { name: 'Profile and password' }).click();

@@ -43,14 +43,17 @@ pub fn router() -> Router<AppState> {
         .route("/me/password", post(change_password))
 }
 
-fn me_of(user: &UserRecord) -> Me {
-    Me {
+async fn me_of(state: &AppState, user: &UserRecord) -> Result<Me, ApiError> {
+    let notify = state.store.notify_settings(user.id).await?;
+    Ok(Me {
         id: user.id,
         username: user.username.clone(),
         email: user.email.clone(),
         created_at: user.created_at,
         share_read_receipts: user.share_read_receipts,
-    }
+        push_previews: notify.push_previews,
+        email_notifications: notify.email,
+    })
 }
 
 fn cookie(
@@ -156,7 +159,12 @@ async fn register(
         })
         .await?;
     let jar = start_session(&state, jar, &user).await?;
-    Ok((StatusCode::CREATED, jar, axum::Json(me_of(&user))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        jar,
+        axum::Json(me_of(&state, &user).await?),
+    )
+        .into_response())
 }
 
 /// How long a confirmation link works.
@@ -312,7 +320,7 @@ async fn login(
         }
     };
     let jar = start_session(&state, jar, &user).await?;
-    Ok((jar, axum::Json(me_of(&user))))
+    Ok((jar, axum::Json(me_of(&state, &user).await?)))
 }
 
 /// Ends the caller's session (found from the access token even when it has expired), so its
@@ -326,6 +334,8 @@ async fn logout(
         access_token(&parts).and_then(|t| state.keys.verify_ignoring_expiry(&t).ok())
     {
         state.store.revoke_session(claims.sid, now_ms()).await?;
+        // This browser's push subscriptions end with its session: no pushes after logout.
+        state.store.delete_session_push(claims.sid).await?;
         state
             .broker
             .publish_user_event(claims.sub, UserEvent::SessionsRevoked(Some(claims.sid)))
@@ -360,7 +370,7 @@ async fn refresh(
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
             let jar = session_cookies(&state, jar, &user, session, token)?;
-            Ok((jar, axum::Json(me_of(&user))).into_response())
+            Ok((jar, axum::Json(me_of(&state, &user).await?)).into_response())
         }
         RefreshOutcome::Reused { user, session } => {
             tracing::warn!(%session, "refresh token reused: session revoked");
@@ -380,7 +390,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<axum::Json<
         .user_by_id(user.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    Ok(axum::Json(me_of(&user)))
+    Ok(axum::Json(me_of(&state, &user).await?))
 }
 
 /// Changes the caller's settings.
@@ -391,6 +401,12 @@ async fn update_me(
 ) -> Result<axum::Json<Me>, ApiError> {
     if let Some(share) = req.share_read_receipts {
         state.store.set_share_read_receipts(user.id, share).await?;
+    }
+    if req.push_previews.is_some() || req.email_notifications.is_some() {
+        state
+            .store
+            .set_notify_settings(user.id, req.push_previews, req.email_notifications)
+            .await?;
     }
     me(State(state), user).await
 }
@@ -428,10 +444,12 @@ async fn change_password(
     let hash = password::hash(new_password.expose().to_owned()).await?;
     state.store.set_password_hash(user.id, &hash).await?;
     state.store.revoke_user_sessions(user.id, now_ms()).await?;
+    // Every browser is logged out, so none keeps receiving pushes.
+    state.store.delete_user_push(user.id).await?;
     state
         .broker
         .publish_user_event(user.id, UserEvent::SessionsRevoked(None))
         .await?;
     let jar = start_session(&state, jar, &user).await?;
-    Ok((jar, axum::Json(me_of(&user))))
+    Ok((jar, axum::Json(me_of(&state, &user).await?)))
 }

@@ -6,6 +6,7 @@ pub mod deadline;
 pub mod files;
 pub mod health;
 pub mod messages;
+pub mod notify;
 pub mod people;
 pub mod preview;
 pub mod rooms;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::router())
         .merge(files::router())
         .merge(preview::router())
+        .merge(notify::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(from_fn_with_state(

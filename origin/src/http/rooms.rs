@@ -402,6 +402,7 @@ async fn read(
         .publish_user_event(user.id, UserEvent::ReadMarker { room: id, seq })
         .await?;
     crate::chat::publish_receipt(&state, &user.public(), id, seq).await;
+    state.notifier.read(user.id, id, seq).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

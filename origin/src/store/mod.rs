@@ -7,6 +7,7 @@
 //! `messages`, every other entry into `room_events`) and folds each into the messages as they
 //! are now, in one transaction; [`Store::events_after`] replays the log.
 
+pub mod notify;
 pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;
@@ -200,7 +201,7 @@ pub enum AppendOutcome {
 
 /// The database behind the origin. Implementations: SQLite (embedded default).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: notify::NotifyStore + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes the connections, waiting for work in progress.

@@ -41,6 +41,7 @@ impl PgStore {
     }
 }
 
+super::notify::notify_store!(PgStore, Postgres);
 sql_store!(PgStore, Postgres, PgRow);
 
 impl PgStore {

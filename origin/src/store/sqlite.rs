@@ -49,6 +49,7 @@ impl SqliteStore {
     }
 }
 
+super::notify::notify_store!(SqliteStore, Sqlite);
 sql_store!(SqliteStore, Sqlite, SqliteRow);
 
 impl SqliteStore {

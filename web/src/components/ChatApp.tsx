@@ -15,7 +15,7 @@ import {
   Text,
   useDisclosure,
 } from '@chakra-ui/react';
-import type { Me, Room, SearchHit, ServerFrame } from '../generated/protocol';
+import type { Me, NotificationLevel, Room, SearchHit, ServerFrame } from '../generated/protocol';
 import { api, ApiError } from '../lib/api';
 import { Connection, type ConnectionState, type SessionCheck } from '../lib/connection';
 import { applyActivity, applyRoomEntry, markRoomRead, roomLabel, roomTitle, withoutRoom } from '../lib/rooms';
@@ -28,6 +28,10 @@ import { SearchPanel, type SearchScope } from './SearchPanel';
 import { ProfileDialog } from './ProfileDialog';
 import { UserAvatar } from './UserAvatar';
 import { notify, notificationsSupported } from '../lib/notify';
+import { notifyApi, registerServiceWorker, setFaviconCount } from '../lib/push';
+import { NotificationSettingsDialog } from './NotificationSettingsDialog';
+import { RoomNotificationMenu } from './RoomNotificationMenu';
+import { MutedRooms } from './MutedRooms';
 
 function wsUrl(): string {
   const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -83,6 +87,10 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
   roomsRef.current = rooms;
   const drawer = useDisclosure();
   const profile = useDisclosure();
+  const notifySettings = useDisclosure();
+  // Each room's notification level (the server's defaults filled in), and the muted ones.
+  const [levels, setLevels] = useState<Map<string, NotificationLevel>>(new Map());
+  const muted = useMemo(() => new Set([...levels].filter(([, l]) => l === 'none').map(([r]) => r)), [levels]);
   const search = useDisclosure();
   const [searchScope, setSearchScope] = useState<SearchScope>('all');
   const [jump, setJump] = useState<JumpRequest | null>(null);
@@ -111,6 +119,29 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
     if (connState === 'live') void loadRooms();
   }, [connState, loadRooms]);
 
+  // Notifications with no tab open: the service worker, the levels, and telling the server
+  // whether this tab is visible (a hidden tab's rooms are pushed).
+  useEffect(() => {
+    void registerServiceWorker();
+    const onVisibility = () => conn.setVisible(document.visibilityState === 'visible');
+    onVisibility();
+    document.addEventListener('visibilitychange', onVisibility);
+    return () => document.removeEventListener('visibilitychange', onVisibility);
+  }, [conn]);
+  useEffect(() => {
+    if (connState !== 'live') return;
+    notifyApi
+      .settings()
+      .then((s) => setLevels(new Map(s.levels.map((l) => [l.room, l.level]))))
+      .catch(() => {});
+  }, [connState, rooms.length]);
+  const setRoomLevel = (room: string, level: NotificationLevel) => {
+    notifyApi
+      .setLevel(room, level)
+      .then((r) => setLevels((m) => new Map(m).set(r.room, r.level)))
+      .catch(() => {});
+  };
+
   // Open the room on screen (load history, subscribe) once it is known to be one of ours, and
   // close it when leaving it.
   const currentJoined = rooms.some((r) => r.id === currentId);
@@ -138,6 +169,7 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
   useEffect(() => {
     const count = totalUnread > 0 ? `(${totalUnread}${totalMentions > 0 ? ' @' : ''}) ` : '';
     document.title = `${count}Confab`;
+    setFaviconCount(totalMentions);
   }, [totalUnread, totalMentions]);
 
   // Read markers: the room on screen is read up to its newest message while the tab is visible.
@@ -275,6 +307,7 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
   );
 
   return (
+    <MutedRooms.Provider value={muted}>
     <Flex direction="column" h="100%">
       <Flex
         as="header"
@@ -312,6 +345,12 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
             </IconButton>
           </Tooltip>
         )}
+        {current && (
+          <RoomNotificationMenu
+            level={levels.get(current.id) ?? (current.kind === 'dm' ? 'all' : 'mentions')}
+            onChange={(l) => setRoomLevel(current.id, l)}
+          />
+        )}
         <ColorModeButton />
         <Menu.Root positioning={{ placement: 'bottom-end' }}>
           <Menu.Trigger asChild>
@@ -325,6 +364,9 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
               <Menu.Content>
                 <Menu.Item value="profile" onSelect={profile.onOpen}>
                   Profile and password
+                </Menu.Item>
+                <Menu.Item value="notifications" onSelect={notifySettings.onOpen}>
+                  Notifications
                 </Menu.Item>
                 <Menu.Item value="sign-out" onSelect={logout}>
                   Sign out
@@ -398,6 +440,12 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
         </Box>
       </Flex>
       <ProfileDialog me={me} open={profile.open} onClose={profile.onClose} onMeChanged={onMeChanged} />
+      <NotificationSettingsDialog
+        me={me}
+        open={notifySettings.open}
+        onClose={notifySettings.onClose}
+        onMeChanged={onMeChanged}
+      />
       <SearchPanel
         open={search.open}
         onClose={search.onClose}
@@ -407,6 +455,7 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
         onPick={pickHit}
       />
     </Flex>
+    </MutedRooms.Provider>
   );
 }
 

@@ -6,6 +6,7 @@ import { CompassIcon, LockIcon, PlusIcon, SearchIcon } from './icons';
 import { CreateRoomDialog } from './CreateRoomDialog';
 import { DiscoverDialog } from './DiscoverDialog';
 import { NewConversationDialog } from './NewConversationDialog';
+import { MutedMark } from './MutedRooms';
 import { Tooltip } from './ui/tooltip';
 
 interface Props {
@@ -158,6 +159,7 @@ function RoomList({
                     <LockIcon boxSize={3} color="fg.subtle" />
                   </Box>
                 )}
+                <MutedMark room={r.id} />
                 {mentions > 0 && (
                   <Badge
                     colorPalette="orange"

@@ -411,7 +411,11 @@ ref: ClientRef, } | { "type": "typing",
 /**
  * The room.
  */
-room: RoomId, } | { "type": "read", 
+room: RoomId, } | { "type": "visibility", 
+/**
+ * False while the tab is hidden.
+ */
+visible: boolean, } | { "type": "read", 
 /**
  * The room.
  */
@@ -619,13 +623,29 @@ created_at: number,
 /**
  * Whether the other members of your rooms see how far you have read.
  */
-share_read_receipts: boolean, };
+share_read_receipts: boolean, 
+/**
+ * Whether pushes to your browsers carry an excerpt of the message.
+ */
+push_previews: boolean, 
+/**
+ * Whether you get an e-mail digest of what you missed (when the server sends e-mail).
+ */
+email_notifications: boolean, };
 
 export type UpdateMeRequest = { 
 /**
  * Whether others see your read receipts (you always see your own unread counts).
  */
-share_read_receipts?: boolean, };
+share_read_receipts?: boolean, 
+/**
+ * Whether pushes carry an excerpt of the message (off: only the room and the author).
+ */
+push_previews?: boolean, 
+/**
+ * Whether you get an e-mail digest of unread mentions and direct messages.
+ */
+email_notifications?: boolean, };
 
 export type CreateRoomRequest = { 
 /**
@@ -969,4 +989,131 @@ max_bytes: number,
  * When the ticket expires, milliseconds since the Unix epoch.
  */
 expires_at: number, };
+
+export type NotificationLevel = "all" | "mentions" | "none";
+
+export type PushKey = { 
+/**
+ * The key.
+ */
+key: string, };
+
+export type PushKeys = { 
+/**
+ * The browser's P-256 public key (base64url).
+ */
+p256dh: string, 
+/**
+ * The browser's 16-byte authentication secret (base64url).
+ */
+auth: string, };
+
+export type PushSubscriptionRequest = { 
+/**
+ * The push service's URL for this browser.
+ */
+endpoint: string, 
+/**
+ * Its keys.
+ */
+keys: PushKeys, };
+
+export type PushUnsubscribeRequest = { 
+/**
+ * The endpoint given when subscribing.
+ */
+endpoint: string, };
+
+export type NotificationLevelRequest = { 
+/**
+ * The new level.
+ */
+level: NotificationLevel, };
+
+export type RoomNotificationLevel = { 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * Your level there (the default when you never chose).
+ */
+level: NotificationLevel, };
+
+export type NotificationSettings = { 
+/**
+ * Whether the server has Web Push on (then `GET /api/push/key` answers).
+ */
+push_enabled: boolean, 
+/**
+ * Whether pushes carry an excerpt of the message (`PATCH /api/me {push_previews}`).
+ */
+push_previews: boolean, 
+/**
+ * Whether the server sends e-mail at all (SMTP configured).
+ */
+email_available: boolean, 
+/**
+ * Whether you get an e-mail digest of mentions and direct messages you have not read
+ * after a while (`PATCH /api/me {email_notifications}`).
+ */
+email_notifications: boolean, 
+/**
+ * Your level in each of your rooms.
+ */
+levels: Array<RoomNotificationLevel>, };
+
+export type PushPayload = { "type": "message", 
+/**
+ * This push's id: a repeat (pushes are delivered at least once) is ignored.
+ */
+id: string, 
+/**
+ * The notification's tag: one per room, so a room's notifications replace each other.
+ */
+tag: string, 
+/**
+ * The room.
+ */
+room: RoomId, 
+/**
+ * The room's name (for a direct conversation: the author's name).
+ */
+room_name: string, 
+/**
+ * The newest message's author.
+ */
+author: string, 
+/**
+ * The newest message's text, shortened; absent when the user turned previews off.
+ */
+excerpt?: string, 
+/**
+ * The newest message.
+ */
+message: MessageId, 
+/**
+ * Its seq in the room's log.
+ */
+seq: number, 
+/**
+ * How many notified messages of the room are waiting (since the user last read it).
+ */
+count: number, 
+/**
+ * Whether one of them mentions the user (or the room is a direct conversation).
+ */
+mention: boolean, } | { "type": "close", 
+/**
+ * This push's id.
+ */
+id: string, 
+/**
+ * The tag of the notification to close.
+ */
+tag: string, 
+/**
+ * The room.
+ */
+room: RoomId, };
 

@@ -266,6 +266,8 @@ export class Connection {
         this.startPing();
         this.setState('live');
         this.subscribed.clear();
+        // A new session starts visible: say so when this tab is hidden (pushes then come).
+        if (!this.visible) this.write({ type: 'visibility', visible: false });
         for (const room of this.open) this.subscribe(room);
         // Pending messages, edits and deletions go again with the same client_msg_id or ref;
         // the server applies each once.
@@ -750,6 +752,15 @@ export class Connection {
 
   markRead(room: string, seq: number): void {
     this.write({ type: 'read', room, seq });
+  }
+
+  private visible = true;
+
+  /** Whether this tab is visible: the server pushes notifications for rooms of hidden tabs. */
+  setVisible(visible: boolean): void {
+    if (visible === this.visible) return;
+    this.visible = visible;
+    this.write({ type: 'visibility', visible });
   }
 
   // ---- listeners ------------------------------------------------------------------------------

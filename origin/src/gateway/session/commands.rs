@@ -57,7 +57,14 @@ impl<T: Transport> Session<T> {
             } => self.change(room, id, reference, None).await,
             ClientFrame::Typing { room } => self.typing(room).await,
             ClientFrame::Read { room, seq } => self.read(room, seq).await,
-            ClientFrame::Ping {} => self.reply(&ServerFrame::Pong).await,
+            ClientFrame::Visibility { visible } => {
+                self.set_visible(visible).await;
+                Ok(())
+            }
+            ClientFrame::Ping {} => {
+                self.renew_attention().await;
+                self.reply(&ServerFrame::Pong).await
+            }
         }
     }
 
@@ -104,6 +111,13 @@ impl<T: Transport> Session<T> {
         };
         let entering = view.subscribed.is_none();
         view.subscribed = Some(high);
+        if entering && self.visible {
+            self.state
+                .notifier
+                .attention
+                .set(self.user.id, room, self.conn, true)
+                .await;
+        }
         if entering && self.state.hub.enter(room, &self.user) {
             if let Err(e) = broker.set_presence(room, &self.user, true).await {
                 tracing::warn!(error = ?e, "publishing presence failed");
@@ -294,6 +308,7 @@ impl<T: Transport> Session<T> {
         };
         if moved {
             self.publish_receipts().await;
+            self.state.notifier.read(self.user.id, room, marker).await;
         }
         let event = UserEvent::ReadMarker { room, seq: marker };
         if let Err(e) = self

@@ -106,6 +106,10 @@ pub struct Session<T> {
     mail: Batch<UserEvent>,
     rooms: Rooms,
     wakeups: Wakeups,
+    /// This connection's id in the attention registry (who looks at which room).
+    conn: uuid::Uuid,
+    /// Whether the client's tab is visible (`visibility` frame); tabs start visible.
+    visible: bool,
 }
 
 impl<T: Transport> Session<T> {
@@ -123,6 +127,8 @@ impl<T: Transport> Session<T> {
             reader: Reader::new(config.max_frame_bytes, config.frame_rate, config.send_rate),
             rooms: Rooms::default(),
             wakeups,
+            conn: uuid::Uuid::new_v4(),
+            visible: true,
             user,
             state,
         };

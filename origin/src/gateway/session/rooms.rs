@@ -99,6 +99,13 @@ impl<T: Transport> Session<T> {
             .get_mut(&room)
             .and_then(|v| v.subscribed.take())
             .is_some();
+        if was && self.visible {
+            self.state
+                .notifier
+                .attention
+                .set(self.user.id, room, self.conn, false)
+                .await;
+        }
         if was && self.state.hub.leave(room, self.user.id) {
             if let Err(e) = self
                 .state
@@ -116,6 +123,43 @@ impl<T: Transport> Session<T> {
         self.end_subscription(room).await;
         if self.rooms.0.remove(&room).is_some() {
             self.state.hub.release(room, &self.mailbox);
+        }
+    }
+
+    /// The rooms this connection has subscribed.
+    fn subscribed_rooms(&self) -> Vec<RoomId> {
+        self.rooms
+            .0
+            .iter()
+            .filter(|(_, v)| v.subscribed.is_some())
+            .map(|(room, _)| *room)
+            .collect()
+    }
+
+    /// The tab became visible or hidden: its subscribed rooms are looked at, or no longer.
+    pub(super) async fn set_visible(&mut self, visible: bool) {
+        if visible == self.visible {
+            return;
+        }
+        self.visible = visible;
+        for room in self.subscribed_rooms() {
+            self.state
+                .notifier
+                .attention
+                .set(self.user.id, room, self.conn, visible)
+                .await;
+        }
+    }
+
+    /// Renews what this connection looks at (a client ping: it is still there).
+    pub(super) async fn renew_attention(&mut self) {
+        if self.visible {
+            let rooms = self.subscribed_rooms();
+            self.state
+                .notifier
+                .attention
+                .renew(self.user.id, &rooms, self.conn)
+                .await;
         }
     }
 
