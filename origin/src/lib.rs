@@ -26,6 +26,8 @@
 //!   the broker and the gateway; it carries pre-serialized frames.
 //! - [`store`]: the database behind a trait; [`store::sqlite`] is the embedded default,
 //!   [`store::postgres`] the scaled one (the same SQL for both, in `store::sql`).
+//! - [`operator`]: `confab admin ...`, site administration from the command line (the
+//!   database directly).
 //! - [`worker`]: `confab worker`, which moves log entries from the Redis stream into the
 //!   database.
 //! - [`files`]: uploaded files (local disk or S3/R2), upload checks, attachment resolution.
@@ -54,6 +56,7 @@ pub mod limits;
 pub mod mail;
 pub mod membership;
 pub mod metrics;
+pub mod operator;
 pub mod peer;
 pub mod preview;
 pub mod server;

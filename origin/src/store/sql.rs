@@ -45,7 +45,8 @@ pub const EVENT_COLUMNS: &str = "room_id, seq, kind, message_id, body, data, cre
 
 /// The columns `user_from_row` reads (from `users`).
 pub const USER_COLUMNS: &str =
-    "id, username, email, password_hash, created_at, share_read_receipts";
+    "id, username, email, password_hash, created_at, share_read_receipts, site_role, \
+     deactivated_at, must_change_password, bot_owner";
 
 /// The folded name of a direct conversation: a control character first, which no room name
 /// may hold, so it never clashes with a room's.
@@ -222,6 +223,12 @@ macro_rules! sql_store {
                     password_hash: row.try_get("password_hash")?,
                     created_at: row.try_get("created_at")?,
                     share_read_receipts: row.try_get("share_read_receipts")?,
+                    role: confab_shared::admin::SiteRole::from_stored(
+                        row.try_get::<String, _>("site_role")?.as_str(),
+                    ),
+                    deactivated_at: row.try_get("deactivated_at")?,
+                    must_change_password: row.try_get("must_change_password")?,
+                    bot_owner: row.try_get::<Option<Uuid>, _>("bot_owner")?.map(UserId),
                 })
             }
 
@@ -567,6 +574,10 @@ macro_rules! sql_store {
             password_hash: user.password_hash,
             created_at: user.created_at,
             share_read_receipts: true,
+            role: confab_shared::admin::SiteRole::User,
+            deactivated_at: None,
+            must_change_password: false,
+            bot_owner: None,
         })
     }
 
@@ -642,7 +653,7 @@ macro_rules! sql_store {
     }
 
     async fn set_password_hash(&self, user: UserId, hash: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        sqlx::query("UPDATE users SET password_hash = $1, must_change_password = FALSE WHERE id = $2")
             .bind(hash)
             .bind(user.0)
             .execute(&self.pool)
@@ -881,7 +892,7 @@ macro_rules! sql_store {
 
     async fn room(&self, id: RoomId) -> Result<Option<RoomRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, kind, visibility, topic, created_by, created_at FROM rooms WHERE id = $1",
+            "SELECT id, name, kind, visibility, topic, created_by, created_at FROM rooms WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id.0)
         .fetch_optional(&self.pool)
@@ -903,7 +914,7 @@ macro_rules! sql_store {
     async fn room_for(&self, id: RoomId, user: UserId) -> Result<Option<Room>, StoreError> {
         let sql = format!(
             "SELECT {} FROM rooms r \
-             LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 WHERE r.id = $2",
+             LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 WHERE r.id = $2 AND r.deleted_at IS NULL",
             $crate::store::sql::ROOM_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -925,7 +936,7 @@ macro_rules! sql_store {
             $crate::store::sql::ROOM_COLUMNS
         ));
         b.push_bind(q.user.0);
-        b.push(" WHERE 1 = 1");
+        b.push(" WHERE r.deleted_at IS NULL");
         // Non-members see public rooms only; direct conversations only their members.
         match q.scope {
             RoomScope::Joined => b.push(" AND m.user_id IS NOT NULL"),

@@ -21,6 +21,9 @@ pub const RECEIPT_EVERY: Duration = Duration::from_secs(2);
 
 impl<T: Transport> Session<T> {
     pub(super) async fn on_frame(&mut self, frame: ClientFrame) -> Step {
+        if let Some(refused) = self.outside_scopes(&frame) {
+            return self.reply_error(refused.0, refused.1).await;
+        }
         match frame {
             ClientFrame::Subscribe { room, after_seq } => self.subscribe(room, after_seq).await,
             ClientFrame::Unsubscribe { room } => {
@@ -58,6 +61,40 @@ impl<T: Transport> Session<T> {
             ClientFrame::Typing { room } => self.typing(room).await,
             ClientFrame::Read { room, seq } => self.read(room, seq).await,
             ClientFrame::Ping {} => self.reply(&ServerFrame::Pong).await,
+        }
+    }
+
+    /// An API token's socket may read (`subscribe`, `unsubscribe`, `read`, `typing`, `ping`)
+    /// with `read`, and `send` with `post`; nothing else. The refusal and its `ref`.
+    fn outside_scopes(&self, frame: &ClientFrame) -> Option<(ApiError, Option<String>)> {
+        use confab_shared::admin::TokenScope;
+        if self.access == crate::auth::Access::Session {
+            return None;
+        }
+        let (scope, reference) = match frame {
+            ClientFrame::Subscribe { room, .. } | ClientFrame::Unsubscribe { room } => {
+                (Some(TokenScope::Read), Some(room.to_string()))
+            }
+            ClientFrame::Typing { .. } | ClientFrame::Read { .. } | ClientFrame::Ping {} => {
+                (Some(TokenScope::Read), None)
+            }
+            ClientFrame::Send { client_msg_id, .. } => {
+                (Some(TokenScope::Post), Some(client_msg_id.to_string()))
+            }
+            ClientFrame::React { reference, .. }
+            | ClientFrame::Edit { reference, .. }
+            | ClientFrame::Delete { reference, .. } => (None, Some(reference.to_string())),
+        };
+        match scope {
+            Some(scope) if self.access.allows(scope) => None,
+            Some(_) => Some((
+                ApiError::Forbidden("this token's scopes do not allow it"),
+                reference,
+            )),
+            None => Some((
+                ApiError::Forbidden("an API token cannot do this"),
+                reference,
+            )),
         }
     }
 
