@@ -84,6 +84,8 @@ class Origin {
       '--send-rate', '1000',
       '--frame-rate', '1000',
       '--auth-burst-per-address', '1000',
+      // The tests register many users; the invite test starts its own origin in invite mode.
+      '--registration', this.env.CONFAB_REGISTRATION ?? 'open',
     ];
     const proc = spawn(BIN, args, {
       cwd: ROOT,
