@@ -26,6 +26,8 @@ import { Sidebar } from './Sidebar';
 import { ChatView, type JumpRequest } from './ChatView';
 import { SearchPanel, type SearchScope } from './SearchPanel';
 import { ProfileDialog } from './ProfileDialog';
+import { AdminDialog } from './AdminDialog';
+import { IntegrationsDialog } from './IntegrationsDialog';
 import { UserAvatar } from './UserAvatar';
 import { notify, notificationsSupported } from '../lib/notify';
 
@@ -83,6 +85,8 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
   roomsRef.current = rooms;
   const drawer = useDisclosure();
   const profile = useDisclosure();
+  const admin = useDisclosure();
+  const integrations = useDisclosure();
   const search = useDisclosure();
   const [searchScope, setSearchScope] = useState<SearchScope>('all');
   const [jump, setJump] = useState<JumpRequest | null>(null);
@@ -326,6 +330,14 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
                 <Menu.Item value="profile" onSelect={profile.onOpen}>
                   Profile and password
                 </Menu.Item>
+                <Menu.Item value="integrations" onSelect={integrations.onOpen}>
+                  API tokens and bots
+                </Menu.Item>
+                {me.role === 'admin' && (
+                  <Menu.Item value="admin" onSelect={admin.onOpen}>
+                    Site administration
+                  </Menu.Item>
+                )}
                 <Menu.Item value="sign-out" onSelect={logout}>
                   Sign out
                 </Menu.Item>
@@ -398,6 +410,8 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
         </Box>
       </Flex>
       <ProfileDialog me={me} open={profile.open} onClose={profile.onClose} onMeChanged={onMeChanged} />
+      <IntegrationsDialog open={integrations.open} onClose={integrations.onClose} />
+      {me.role === 'admin' && <AdminDialog open={admin.open} onClose={admin.onClose} />}
       <SearchPanel
         open={search.open}
         onClose={search.onClose}

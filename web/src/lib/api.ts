@@ -87,7 +87,7 @@ async function toError(res: Response): Promise<ApiError> {
   }
 }
 
-async function request<T>(method: string, path: string, body?: unknown, retry = true): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown, retry = true): Promise<T> {
   let res: Response;
   try {
     res = await fetch(path, {
