@@ -21,6 +21,8 @@ pub struct Post<'a> {
     pub attachment: Option<&'a AttachmentRef>,
     /// The message of this room it answers.
     pub reply_to: Option<MessageId>,
+    /// Whether the author is a bot account (marked on the message).
+    pub bot: bool,
 }
 
 /// Posts a message. Its `@mentions` are resolved to the room's members; a reply quotes a live
@@ -72,11 +74,13 @@ pub async fn post(
     if let ChangeKind::Post {
         reply_to: r,
         mentions: m,
+        bot,
         ..
     } = &mut change.kind
     {
         *r = reply_to;
         *m = mentions;
+        *bot = post.bot;
     }
     Ok(state.broker.append(change).await?)
 }

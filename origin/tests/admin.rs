@@ -564,6 +564,10 @@ async fn tokens_are_scoped_and_a_revoked_one_stops_at_once(backend: Backend) {
     let (_, page) = json_of(ann.get(&path).await).await;
     let page: MessagePage = serde_json::from_value(page).unwrap();
     assert_eq!(page.messages.len(), 1);
+    assert!(
+        !page.messages[0].bot,
+        "a person's token posts as the person"
+    );
 
     // The WebSocket takes the token too, within its scopes.
     let mut ws = read.ws().await;
@@ -672,6 +676,7 @@ async fn bots_act_only_in_their_rooms_within_their_scopes(backend: Backend) {
     let (_, page) = json_of(ann.get(&format!("/api/rooms/{}/messages", ours.id)).await).await;
     let page: MessagePage = serde_json::from_value(page).unwrap();
     assert_eq!(page.messages.last().unwrap().author.username, "deploy-bot");
+    assert!(page.messages.last().unwrap().bot, "marked as a bot's");
 
     // Bots are rate-limited like users (10 a second, bursts of 20).
     let mut limited = false;
@@ -740,6 +745,7 @@ async fn webhooks_post_into_their_room_only_and_are_rate_limited(backend: Backen
     let posted = page.messages.last().unwrap();
     assert_eq!(posted.body, "**jenkins:** build *passed*");
     assert!(posted.author.username.starts_with("CI-"));
+    assert!(posted.bot);
     let (_, quiet) = json_of(ann.get(&format!("/api/rooms/{}/messages", other.id)).await).await;
     assert!(
         quiet["messages"].as_array().unwrap().is_empty(),

@@ -161,6 +161,7 @@ pub async fn post_message(
         body: &req.body,
         attachment: None,
         reply_to: req.reply_to,
+        bot: matches!(user.access, crate::auth::Access::Token { bot: true, .. }),
     };
     let accepted = crate::chat::post(&state, &user.public(), room, post).await?;
     let id = accepted

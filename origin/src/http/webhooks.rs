@@ -184,6 +184,7 @@ async fn incoming(
         body: &text,
         attachment: None,
         reply_to: None,
+        bot: true,
     };
     let accepted = crate::chat::post(&state, &author, hook.room, post).await?;
     let id = accepted

@@ -34,7 +34,8 @@ pub const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.author_id, u.username, m.client_msg_id, \
      m.body, m.attachment, m.created_at, m.edited_at, m.deleted_at, m.mentions, m.pinned_at, \
      m.reply_to_id, p.body AS reply_body, p.deleted_at AS reply_deleted_at, \
-     pu.id AS reply_author_id, pu.username AS reply_author";
+     pu.id AS reply_author_id, pu.username AS reply_author, \
+     (u.bot_owner IS NOT NULL) AS author_bot";
 
 /// A message with its author and the message it answers (as that one is now).
 pub const MESSAGE_FROM: &str = "messages m JOIN users u ON u.id = m.author_id \
@@ -243,6 +244,7 @@ macro_rules! sql_store {
                         id: UserId(row.try_get("author_id")?),
                         username: row.try_get("username")?,
                     },
+                    bot: row.try_get("author_bot")?,
                     body: row.try_get("body")?,
                     client_msg_id: ClientMsgId::parse(&client_msg_id)
                         .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,

@@ -115,6 +115,10 @@ seq: number,
  */
 author: UserPublic, 
 /**
+ * Whether the author is a bot account (a bot's token or an incoming webhook).
+ */
+bot?: boolean, 
+/**
  * The text (already validated: up to 4000 characters; empty only with an attachment).
  * Markdown, rendered without raw HTML.
  */

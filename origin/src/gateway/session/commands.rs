@@ -178,6 +178,7 @@ impl<T: Transport> Session<T> {
             body: &body,
             attachment: attachment.as_ref(),
             reply_to,
+            bot: matches!(self.access, crate::auth::Access::Token { bot: true, .. }),
         };
         let posted = crate::chat::post(&self.state, &self.user, room, post).await;
         metrics::histogram!("confab_broker_publish_seconds")
