@@ -1,5 +1,5 @@
 -- Running it for real: site roles, deactivation, password resets, registration by invite,
--- API tokens and bot accounts, incoming webhooks, archived and deleted rooms, the audit log.
+-- API tokens and bot accounts, incoming webhooks, deleted rooms, the audit log.
 
 -- `admin` or `user`. Accounts older than this migration are users: an operator names the
 -- first admin with `confab admin make-admin`.
@@ -57,9 +57,8 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_room ON webhooks (room_id);
 
--- A room an administrator archived (read-only) or deleted (gone for everyone; its rows stay
--- so that entries still on their way to the database find their room).
-ALTER TABLE rooms ADD COLUMN archived_at INTEGER;
+-- A room an administrator deleted (gone for everyone; its rows stay so that entries still on
+-- their way to the database find their room).
 ALTER TABLE rooms ADD COLUMN deleted_at INTEGER;
 
 -- What administrators did, newest last.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum SiteRole {
     /// Deactivates and reactivates accounts, resets passwords, names administrators, deletes
-    /// or archives any room, removes any message, reads the audit log.
+    /// any room, removes any message, reads the audit log.
     Admin,
     /// Everyone else.
     #[default]
@@ -145,7 +145,7 @@ pub struct AuditEntry {
     /// Their username then (or `confab admin`).
     pub actor_name: String,
     /// What: `user.deactivate`, `user.reactivate`, `user.reset_password`, `user.role`,
-    /// `user.create`, `room.delete`, `room.archive`, `message.remove`, `invite.create`,
+    /// `user.create`, `room.delete`, `message.remove`, `invite.create`,
     /// `invite.revoke`.
     pub action: String,
     /// The account it concerned.

@@ -1,6 +1,6 @@
 //! What running a site stores (migration `20261201000400_admin.sql`): site roles, deactivation
 //! and password resets, registration by invite (and the first account), API tokens (sessions
-//! with a token hash), bot accounts, incoming webhooks, archived and deleted rooms, and the
+//! with a token hash), bot accounts, incoming webhooks, deleted rooms, and the
 //! audit log. [`AdminStore`] is a supertrait of [`Store`](super::Store), implemented for both
 //! databases by [`admin_sql_store`] (the same SQL).
 
@@ -174,16 +174,9 @@ pub trait AdminStore: Send + Sync {
         now: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Archives a room (read-only); false when there is no such room.
-    async fn archive_room(&self, room: RoomId, now: i64) -> Result<bool, StoreError>;
     /// Deletes a room for everyone: marks it deleted and removes every member, whose ids are
     /// returned (None: no such room, or deleted already).
     async fn delete_room(&self, room: RoomId, now: i64) -> Result<Option<Vec<UserId>>, StoreError>;
-    /// (archived_at, deleted_at) of a room.
-    async fn room_state(
-        &self,
-        room: RoomId,
-    ) -> Result<Option<(Option<i64>, Option<i64>)>, StoreError>;
 
     async fn audit(&self, entry: NewAudit) -> Result<(), StoreError>;
     /// Entries older than `before` (all when None), newest first; up to `limit`.
@@ -662,17 +655,6 @@ macro_rules! admin_sql_store {
                 Ok(bot.is_some())
             }
 
-            async fn archive_room(&self, room: RoomId, now: i64) -> Result<bool, StoreError> {
-                let done = sqlx::query(
-                    "UPDATE rooms SET archived_at = COALESCE(archived_at, $1) WHERE id = $2 AND deleted_at IS NULL",
-                )
-                .bind(now)
-                .bind(room.0)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
-            }
-
             async fn delete_room(
                 &self,
                 room: RoomId,
@@ -702,16 +684,6 @@ macro_rules! admin_sql_store {
                     .await?;
                 tx.commit().await?;
                 Ok(Some(members.into_iter().map(UserId).collect()))
-            }
-
-            async fn room_state(
-                &self,
-                room: RoomId,
-            ) -> Result<Option<(Option<i64>, Option<i64>)>, StoreError> {
-                Ok(sqlx::query_as("SELECT archived_at, deleted_at FROM rooms WHERE id = $1")
-                    .bind(room.0)
-                    .fetch_optional(&self.pool)
-                    .await?)
             }
 
             async fn audit(&self, e: $crate::store::admin::NewAudit) -> Result<(), StoreError> {

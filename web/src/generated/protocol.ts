@@ -1112,7 +1112,7 @@ actor: UserId | null,
 actor_name: string, 
 /**
  * What: `user.deactivate`, `user.reactivate`, `user.reset_password`, `user.role`,
- * `user.create`, `room.delete`, `room.archive`, `message.remove`, `invite.create`,
+ * `user.create`, `room.delete`, `message.remove`, `invite.create`,
  * `invite.revoke`.
  */
 action: string, 
