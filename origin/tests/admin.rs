@@ -241,6 +241,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     invite_mode_needs_a_valid_invite_and_enforces_uses_and_expiry,
+    users_invite_when_the_site_allows_it,
     closed_mode_lets_only_administrators_create_accounts,
     a_deactivated_user_is_cut_off_at_once_and_cannot_sign_in,
     administration_is_for_administrators_and_every_action_is_audited,
@@ -303,6 +304,38 @@ async fn invite_mode_needs_a_valid_invite_and_enforces_uses_and_expiry(backend: 
         .unwrap()
         .iter()
         .all(|i| i.get("code").is_none()));
+    finish(server, db).await;
+}
+
+/// With CONFAB_INVITES_BY_USERS, anyone signed in invites; each sees and revokes only their own.
+async fn users_invite_when_the_site_allows_it(backend: Backend) {
+    let (server, db) = start(backend, |c| {
+        c.registration = Registration::Invite;
+        c.invites_by_users = true;
+    })
+    .await;
+    let admin = server.register("root").await;
+    let root_code = invite(&admin, 1, 3600).await;
+    let (status, _) = register_raw(&server.base, "ann", Some(&root_code)).await;
+    assert_eq!(status, 201);
+    let ann = Client::login_at(&server.base, "ann").await;
+    let code = invite(&ann, 1, 3600).await;
+    let (status, _) = register_raw(&server.base, "bob", Some(&code)).await;
+    assert_eq!(status, 201);
+    let (_, mine) = json_of(ann.get("/api/invites").await).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1, "only her own: {mine}");
+    let (_, all) = json_of(admin.get("/api/invites").await).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let roots = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["created_by"] == json!(admin.me.id))
+        .unwrap();
+    let res = ann
+        .delete(&format!("/api/invites/{}", roots["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(res.status(), 404, "not hers to revoke");
     finish(server, db).await;
 }
 
