@@ -785,7 +785,9 @@ async fn webhooks_post_into_their_room_only_and_are_rate_limited(backend: Backen
         "its room only"
     );
 
-    // A wrong secret gets 404, and takes as long as a near miss of the right one.
+    // A wrong secret gets 404, and takes as long as a near miss of the right one (a coarse
+    // check from outside, interleaved to share the machine's noise: both are one hash and one
+    // indexed lookup, and the final comparison is constant-time).
     let near = format!(
         "{}{}",
         &secret[..secret.len() - 1],
@@ -811,7 +813,7 @@ async fn webhooks_post_into_their_room_only_and_are_rate_limited(backend: Backen
     }
     let (a, b) = (times[0][10], times[1][10]);
     assert!(
-        a.abs_diff(b) < Duration::from_millis(5),
+        a.abs_diff(b) < Duration::from_millis(10),
         "median near miss {a:?}, median unknown {b:?}"
     );
 
