@@ -266,6 +266,8 @@ before(async () => {
     CONFAB_LISTEN: `127.0.0.1:${originPort}`,
     CONFAB_EDGE_SECRET: EDGE_SECRET,
     CONFAB_AUTH_BURST_PER_ADDRESS: String(BURST),
+    // The suite registers many users (the default admits only the first without an invite).
+    CONFAB_REGISTRATION: "open",
     CONFAB_DATA_DIR: path.join(tmp, "data"),
     CONFAB_JWT_PRIVATE_KEY_FILE: keyFile,
     CONFAB_MAX_UPLOAD_BYTES: String(MAX),

@@ -7,7 +7,8 @@ export const WS_URL = BASE_URL.replace(/^http/, 'ws') + '/ws';
 export const RUN = __ENV.RUN_ID || Math.floor(Math.random() * 1e9).toString(36);
 export const PASSWORD = 'k6-load-password';
 
-// Registers a user and returns the Cookie header that authenticates it.
+// Registers a user and returns the Cookie header that authenticates it. The target must run
+// with CONFAB_REGISTRATION=open (scripts/cluster and scripts/bench set it).
 export function register(name) {
   const res = http.post(`${BASE_URL}/api/auth/register`,
     JSON.stringify({ username: name, email: `${name}@k6.test`, password: PASSWORD }),

@@ -111,6 +111,8 @@ struct User {
     room: String,
 }
 
+/// Registers a user (the target must run with CONFAB_REGISTRATION=open, as scripts/cluster and
+/// scripts/bench start it).
 async fn register(
     http: &reqwest::Client,
     base: &str,

@@ -21,6 +21,8 @@ pub struct Post<'a> {
     pub attachment: Option<&'a AttachmentRef>,
     /// The message of this room it answers.
     pub reply_to: Option<MessageId>,
+    /// Whether the author is a bot account (marked on the message).
+    pub bot: bool,
 }
 
 /// Posts a message. Its `@mentions` are resolved to the room's members; a reply quotes a live
@@ -73,11 +75,13 @@ pub async fn post(
     if let ChangeKind::Post {
         reply_to: r,
         mentions: m,
+        bot,
         ..
     } = &mut change.kind
     {
         *r = reply_to;
         *m = mentions.clone();
+        *bot = post.bot;
     }
     let accepted = state.broker.append(change).await?;
     if let Some(id) = accepted.id {

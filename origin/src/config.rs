@@ -191,6 +191,17 @@ pub struct Config {
     #[arg(long, env = "CONFAB_MAIL_FROM")]
     pub mail_from: Option<String>,
 
+    /// Who may create an account: `open` (anyone), `invite` (with an invite code from
+    /// `POST /api/invites`) or `closed` (administrators create accounts, `confab admin
+    /// create-user`). In every mode but `closed`, the first account of a fresh install needs
+    /// no invite and becomes a site administrator.
+    #[arg(long, env = "CONFAB_REGISTRATION", value_enum, default_value_t = Registration::Invite)]
+    pub registration: Registration,
+
+    /// Whether every user (not only administrators) may create invites.
+    #[arg(long, env = "CONFAB_INVITES_BY_USERS", default_value_t = false)]
+    pub invites_by_users: bool,
+
     // ---- The edge worker as the front door (wrangler.toml; README, "Deploying") ----
     /// The secret shared with the edge worker (its own CONFAB_EDGE_SECRET, a wrangler secret),
     /// at least 32 characters (`openssl rand -base64 32`). With it, a client address the edge
@@ -313,6 +324,17 @@ impl Default for PushConfig {
     }
 }
 
+/// Who may create an account (`CONFAB_REGISTRATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Registration {
+    /// Anyone may register.
+    Open,
+    /// Registering needs a valid invite (the default: secure, and the first account is free).
+    Invite,
+    /// Only administrators create accounts.
+    Closed,
+}
+
 /// The secret shared with the edge worker. Its `Debug` does not show it.
 #[derive(Clone)]
 pub struct EdgeSecret(String);
@@ -346,7 +368,9 @@ impl std::fmt::Debug for EdgeSecret {
 
 impl Config {
     /// The defaults, as `confab serve` with no flags or environment would have them, but
-    /// listening on a free loopback port and keeping data in `data_dir`. Used by tests.
+    /// listening on a free loopback port, keeping data in `data_dir`, and with open
+    /// registration (tests register many users; the tests of registration modes set theirs).
+    /// Used by tests.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -390,6 +414,8 @@ impl Config {
             edge_secret: None,
             push: PushConfig::default(),
             digest_delay_secs: 600,
+            registration: Registration::Open,
+            invites_by_users: false,
         }
     }
 

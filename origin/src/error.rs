@@ -25,6 +25,8 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("an administrator reset this password: sign in with a new_password")]
+    PasswordChangeRequired,
     #[error("{0}")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -52,6 +54,7 @@ impl ApiError {
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::PasswordChangeRequired => ErrorCode::PasswordChangeRequired,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::RateLimited { .. } | Self::TooMany(_) => ErrorCode::RateLimited,
@@ -89,6 +92,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::Refused(why) => Self::Forbidden(why),
             StoreError::Database(e) => Self::Internal(anyhow::Error::new(e)),
         }
     }

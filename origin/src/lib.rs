@@ -26,6 +26,8 @@
 //!   the broker and the gateway; it carries pre-serialized frames.
 //! - [`store`]: the database behind a trait; [`store::sqlite`] is the embedded default,
 //!   [`store::postgres`] the scaled one (the same SQL for both, in `store::sql`).
+//! - [`operator`]: `confab admin ...`, site administration from the command line (the
+//!   database directly).
 //! - [`worker`]: `confab worker`, which moves log entries from the Redis stream into the
 //!   database.
 //! - [`notify`]: notifications for people with no tab open: Web Push (VAPID, endpoint policy,
@@ -57,6 +59,7 @@ pub mod mail;
 pub mod membership;
 pub mod metrics;
 pub mod notify;
+pub mod operator;
 pub mod peer;
 pub mod preview;
 pub mod server;

@@ -138,6 +138,40 @@ impl SocketLimits {
     }
 }
 
+/// How fast messages may be posted over HTTP (`POST /api/rooms/{id}/messages`, incoming
+/// webhooks): per poster (a user, a bot, a webhook), the WebSocket's per-connection send rate
+/// (`CONFAB_SEND_RATE` a second, bursts of twice that), so a bot is limited like a person.
+pub struct PostRate {
+    limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
+}
+
+impl PostRate {
+    pub fn new(per_second: u32) -> Self {
+        let rate =
+            std::num::NonZeroU32::new(per_second.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst =
+            rate.saturating_mul(std::num::NonZeroU32::new(2).unwrap_or(std::num::NonZeroU32::MIN));
+        Self {
+            limiter: governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+        }
+    }
+
+    /// Takes one post of `poster`'s budget; `Err(retry after)` when it is spent.
+    pub fn check(&self, poster: uuid::Uuid) -> Result<(), std::time::Duration> {
+        use governor::clock::Clock;
+        self.limiter.check_key(&poster).map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+        })
+    }
+
+    /// Forgets posters whose budget is full again (called by the periodic pruner).
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! The `confab` command: `serve`, `migrate`, `keygen`.
+//! The `confab` command: `serve`, `migrate`, `worker`, `keygen`, `admin`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -28,6 +28,18 @@ enum Command {
         /// Print a VAPID (P-256) key instead.
         #[arg(long)]
         vapid: bool,
+    },
+    /// Site administration on the database (safe while the server runs): create-user,
+    /// deactivate, reactivate, reset-password, make-admin, create-invite, list-users.
+    Admin(confab_origin::operator::AdminCommand),
+    /// Print the OpenAPI 3.1 document of the HTTP API (with --asyncapi: the AsyncAPI 3.0
+    /// document of the WebSocket), as `GET /api/openapi.json` serves it.
+    Openapi {
+        /// The server URL to name in it.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        public_url: String,
+        #[arg(long)]
+        asyncapi: bool,
     },
 }
 
@@ -93,6 +105,20 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             result
+        }
+        Command::Admin(cmd) => confab_origin::operator::run(cmd).await,
+        Command::Openapi {
+            public_url,
+            asyncapi,
+        } => {
+            use confab_origin::http::openapi::{asyncapi_document, openapi_document};
+            let doc = if asyncapi {
+                asyncapi_document(&public_url)
+            } else {
+                openapi_document(&public_url)
+            };
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(())
         }
         Command::Keygen { vapid: false } => {
             print!("{}", confab_origin::auth::tokens::generate_pem()?);

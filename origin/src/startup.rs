@@ -241,6 +241,7 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
     }
     let state = AppState {
         notifier,
+        posts: Arc::new(crate::limits::PostRate::new(config.send_rate)),
         mailer,
         socket_limits: Arc::new(crate::limits::SocketLimits::new(
             config.max_sockets_per_user,
@@ -406,13 +407,17 @@ impl Application {
         let shutdown = state.shutdown.clone();
         let pruner = {
             let throttle = state.throttle.clone();
+            let posts = state.posts.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = every.tick() => throttle.prune(),
+                        _ = every.tick() => {
+                            throttle.prune();
+                            posts.prune();
+                        }
                     }
                 }
             })

@@ -42,6 +42,8 @@ pub struct AppState {
     pub uploads: Arc<crate::files::Uploads>,
     /// WebSockets open per user and per address (beside the global `connections`).
     pub socket_limits: Arc<crate::limits::SocketLimits>,
+    /// Posts over HTTP (API and webhooks) per poster.
+    pub posts: Arc<crate::limits::PostRate>,
     /// Outgoing mail, when `CONFAB_SMTP_URL` is set: registration then goes by confirmation.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// Notifications for people with no tab open: queues jobs, records who looks at what.

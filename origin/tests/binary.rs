@@ -1,5 +1,6 @@
-//! The `confab` binary as a newcomer runs it: help text, start-up output, and a hard crash
-//! (SIGKILL) that must not lose any acknowledged message.
+//! The `confab` binary as a newcomer runs it: help text, start-up output, a hard crash
+//! (SIGKILL) that must not lose any acknowledged message, and `confab admin` beside a running
+//! server.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -169,4 +170,109 @@ async fn acknowledged_messages_survive_a_hard_crash() {
         );
     }
     child.kill();
+}
+
+/// Runs `confab admin --data-dir DIR ARGS...`; its standard output.
+fn admin(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env("CONFAB_ADMIN_PASSWORD", "operator password")
+        .env_remove("CONFAB_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "confab admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confab_admin_manages_accounts_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = spawn_server(dir.path());
+    let http = reqwest::Client::new();
+    let login = |name: &'static str, password: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let res = http
+                .post(format!("{url}/api/auth/login"))
+                .json(&serde_json::json!({"login": name, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (status, body)
+        }
+    };
+
+    let made = admin(
+        dir.path(),
+        &[
+            "create-user",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--admin",
+        ],
+    );
+    assert!(made.contains("as admin"), "{made}");
+    let (status, me) = login("root", "operator password".into()).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("admin")));
+
+    // An invite made on the command line admits once on the running server.
+    let out = admin(dir.path(), &["create-invite", "--uses", "1"]);
+    let code = out
+        .lines()
+        .find_map(|l| l.strip_prefix("code: "))
+        .unwrap()
+        .to_owned();
+    for (name, expected) in [("ann", 201), ("bob", 403)] {
+        let res = http
+            .post(format!("{url}/api/auth/register"))
+            .json(
+                &serde_json::json!({"username": name, "email": format!("{name}@example.com"),
+                "password": "correct horse battery", "invite": code}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expected, "{name}");
+    }
+
+    admin(dir.path(), &["deactivate", "ann"]);
+    let (status, _) = login("ann", "correct horse battery".into()).await;
+    assert_eq!(status, 403);
+    let out = admin(dir.path(), &["reset-password", "root"]);
+    let temporary = out
+        .lines()
+        .find_map(|l| {
+            l.split_once(": ")
+                .filter(|(k, _)| k.starts_with("temporary"))
+        })
+        .unwrap()
+        .1
+        .to_owned();
+    let (status, body) = login("root", temporary).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("password_change_required"))
+    );
+    let list = admin(dir.path(), &["list-users"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains("\tann\t") && l.ends_with("deactivated")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains("\troot\t") && l.contains("admin")),
+        "{list}"
+    );
 }

@@ -150,6 +150,7 @@ fn connect(f: &Fixture, outbound: usize) -> (Client, tokio::task::JoinHandle<()>
         id: f.user.id,
         session: f.session,
         username: f.user.username.clone(),
+        access: Default::default(),
     };
     let task = tokio::spawn(Session::run(
         f.state.clone(),

@@ -107,6 +107,7 @@ fn chat(room: RoomId, seq: i64, author: &UserPublic, cmid: &str) -> ChatMessage 
         room,
         seq,
         author: author.clone(),
+        bot: false,
         client_msg_id: ClientMsgId::parse(cmid).unwrap(),
         body: format!("body {seq}"),
         attachment: None,

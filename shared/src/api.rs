@@ -37,6 +37,10 @@ pub struct RegisterRequest {
     pub email: String,
     /// 8-128 characters.
     pub password: String,
+    /// An invite code (needed when the server registers by invite).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub invite: Option<String>,
 }
 
 /// The answer to a registration on a server that confirms e-mail addresses (202): the same for
@@ -56,6 +60,11 @@ pub struct LoginRequest {
     pub login: String,
     /// The password.
     pub password: String,
+    /// The new password, when an administrator's reset requires one (the sign-in is refused
+    /// with `password_change_required` without it).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub new_password: Option<String>,
 }
 
 /// `POST /api/me/password`. Ends every other session of the user.
@@ -87,6 +96,9 @@ pub struct Me {
     pub push_previews: bool,
     /// Whether you get an e-mail digest of what you missed (when the server sends e-mail).
     pub email_notifications: bool,
+    /// Your role on the site.
+    #[serde(default)]
+    pub role: crate::admin::SiteRole,
 }
 
 /// `PATCH /api/me`: your settings (fields left out stay as they are).

@@ -15,6 +15,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// Wrong login or password (HTTP 401).
     InvalidCredentials,
+    /// The sign-in is right, but an administrator reset the password: send it again with a
+    /// `new_password` (HTTP 403).
+    PasswordChangeRequired,
     /// Logged in but not allowed, such as a non-member reading a room (HTTP 403).
     Forbidden,
     /// No such thing, or not visible to you (HTTP 404).
@@ -38,7 +41,7 @@ impl ErrorCode {
             Self::BadRequest => 400,
             Self::Validation => 422,
             Self::Unauthorized | Self::InvalidCredentials => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::PasswordChangeRequired => 403,
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::RateLimited => 429,

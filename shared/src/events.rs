@@ -332,6 +332,7 @@ mod tests {
                 id: UserId(Uuid::from_u128(4)),
                 username: "ann".into(),
             },
+            bot: false,
             body: "hello".into(),
             client_msg_id: ClientMsgId::parse("c-1").unwrap(),
             attachment: None,

@@ -12,6 +12,8 @@
 //!   JSON objects tagged by `"type"`.
 //! - [`api`]: the JSON bodies of the HTTP API under `/api`.
 //! - [`notify`]: Web Push subscriptions, notification levels and settings, the push payload.
+//! - [`admin`]: site roles, invites, the administrators' API and audit log, API tokens, bots
+//!   and incoming webhooks.
 //! - [`error`]: [`error::ErrorCode`], shared by HTTP error bodies and `error` frames.
 //! - [`claims`]: the access-token claims (EdDSA-signed JWT) that origin and edge both verify.
 //! - [`files`]: upload rules both tiers apply (type sniffing, inline or download, ranges, ETags)
@@ -24,6 +26,7 @@
 //! `wasm32-unknown-unknown`. With the `ts` feature it derives TypeScript definitions, which a test
 //! writes to `web/src/generated/protocol.ts`.
 
+pub mod admin;
 pub mod api;
 pub mod claims;
 pub mod conversation;

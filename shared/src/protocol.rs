@@ -66,6 +66,10 @@ pub struct ChatMessage {
     pub seq: i64,
     /// Who wrote it.
     pub author: UserPublic,
+    /// Whether the author is a bot account (a bot's token or an incoming webhook).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
+    pub bot: bool,
     /// The text (already validated: up to 4000 characters; empty only with an attachment).
     /// Markdown, rendered without raw HTML.
     pub body: String,

@@ -2,7 +2,7 @@
 //! file is stale. Regenerate with `CONFAB_UPDATE_TS=1 cargo test -p confab-shared --features ts`.
 #![cfg(feature = "ts")]
 
-use confab_shared::{api, conversation, error, events, ids, notify, protocol};
+use confab_shared::{admin, api, conversation, error, events, ids, notify, protocol};
 use ts_rs::TS;
 
 fn generated() -> String {
@@ -76,6 +76,25 @@ fn generated() -> String {
         notify::RoomNotificationLevel::decl(),
         notify::NotificationSettings::decl(),
         notify::PushPayload::decl(),
+        admin::SiteRole::decl(),
+        admin::CreateInviteRequest::decl(),
+        admin::Invite::decl(),
+        admin::AdminUser::decl(),
+        admin::AdminUserPage::decl(),
+        admin::UpdateUserRequest::decl(),
+        admin::PasswordReset::decl(),
+        admin::AuditEntry::decl(),
+        admin::AuditPage::decl(),
+        admin::TokenScope::decl(),
+        admin::CreateTokenRequest::decl(),
+        admin::TokenCreated::decl(),
+        admin::TokenInfo::decl(),
+        admin::CreateBotRequest::decl(),
+        admin::Bot::decl(),
+        admin::PostMessageRequest::decl(),
+        admin::CreateWebhookRequest::decl(),
+        admin::Webhook::decl(),
+        admin::WebhookPost::decl(),
     ];
     let mut out = String::from(
         "// Generated from the Rust crate confab-shared by shared/tests/typescript.rs. Do not edit.\n\

@@ -45,7 +45,7 @@ function freePort() {
 
 async function startOrigin(port, env) {
   const proc = spawn(BIN, ['serve'], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', CONFAB_LISTEN: `127.0.0.1:${port}`, ...env },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', CONFAB_LISTEN: `127.0.0.1:${port}`, CONFAB_REGISTRATION: 'open', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = readline.createInterface({ input: proc.stdout });

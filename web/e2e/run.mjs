@@ -84,6 +84,8 @@ class Origin {
       '--send-rate', '1000',
       '--frame-rate', '1000',
       '--auth-burst-per-address', '1000',
+      // The tests register many users; the invite test starts its own origin in invite mode.
+      '--registration', this.env?.CONFAB_REGISTRATION ?? 'open',
     ];
     const proc = spawn(BIN, args, {
       cwd: ROOT,
@@ -1464,6 +1466,62 @@ async function main() {
       await alice.waitForTimeout(400);
       await shoot(alice, 'room-settings');
       await closeDialog(alice);
+    });
+
+    await step('site administration: the first account administers, invites a newcomer who signs up by the link, then deactivates them', async () => {
+      // A server of its own in the default mode (invite), so the accounts above stay as they are.
+      const siteDir = fs.mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-site-'));
+      const site = new Origin(siteDir, { CONFAB_REGISTRATION: 'invite' });
+      await site.start();
+      const rootCtx = await browser.newContext(ctxOptions);
+      const newCtx = await browser.newContext(ctxOptions);
+      try {
+        const root = await rootCtx.newPage();
+        const newbie = await newCtx.newPage();
+        root.setDefaultTimeout(15_000);
+        newbie.setDefaultTimeout(15_000);
+        watch('root', root);
+        await register(root, site.url, 'root');
+        await root.getByRole('button', { name: 'Account menu' }).click();
+        await root.getByRole('menuitem', { name: 'Site administration' }).click();
+        const dialog = root.getByRole('dialog', { name: 'Site administration' });
+        await dialog.getByRole('tab', { name: 'Invites' }).click();
+        await dialog.getByRole('button', { name: 'Create invite' }).click();
+        const url = (await dialog.getByTestId('invite-url').textContent()).trim();
+        assert(/\/invite\/cfi_/.test(url), `invite url ${url}`);
+
+        // Without the link, registration is refused; with it, the newcomer is in at once.
+        await newbie.goto(url.replace(/^https?:\/\/[^/]+/, site.url));
+        const form = newbie.getByRole('form', { name: 'Create account' });
+        await form.getByLabel('Username').fill('newbie');
+        await form.getByLabel('Email').fill('newbie@example.test');
+        await form.getByLabel('Password').fill(PASSWORD);
+        await form.getByRole('button', { name: 'Create account' }).click();
+        await live(newbie);
+        assert(new URL(newbie.url()).pathname === '/', `the link is left: ${newbie.url()}`);
+        const refused = await fetch(`${site.url}/api/auth/register`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'uninvited', email: 'u@example.test', password: PASSWORD }),
+        });
+        assert(refused.status === 403, `registration without an invite: ${refused.status}`);
+
+        // The administrator finds the newcomer and deactivates them: their page is signed out.
+        await dialog.getByRole('tab', { name: 'Users' }).click();
+        await dialog.getByLabel('Search users').fill('newb');
+        const row = dialog.locator('[data-testid=admin-user][data-username=newbie]');
+        await row.getByRole('button', { name: 'Deactivate' }).click();
+        await row.getByText('deactivated').waitFor();
+        await newbie.getByRole('tab', { name: 'Sign in' }).waitFor({ timeout: 20_000 });
+        await dialog.getByRole('tab', { name: 'Audit log' }).click();
+        await dialog.locator('[data-testid=audit-entry][data-action="user.deactivate"]').waitFor();
+        await dialog.locator('[data-testid=audit-entry][data-action="invite.create"]').waitFor();
+      } finally {
+        await rootCtx.close();
+        await newCtx.close();
+        await site.stop();
+        fs.rmSync(siteDir, { recursive: true, force: true });
+      }
     });
 
     // Chromium logs every script, style, image or connection the CSP blocks as a console

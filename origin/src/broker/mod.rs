@@ -76,6 +76,8 @@ pub enum ChangeKind {
         reply_to: Option<ReplyTo>,
         /// The members it mentions.
         mentions: Vec<UserId>,
+        /// Whether its author is a bot account.
+        bot: bool,
     },
     /// Replaces the text of `message` (as it is now).
     Edit {
@@ -116,6 +118,7 @@ impl Change {
                 attachment,
                 reply_to: None,
                 mentions: Vec::new(),
+                bot: false,
             },
         }
     }
@@ -161,11 +164,13 @@ impl Change {
                 attachment,
                 reply_to,
                 mentions,
+                bot,
             } => RoomEvent::Message(ChatMessage {
                 id: MessageId(uuid::Uuid::now_v7()),
                 room,
                 seq: 0,
                 author: self.actor.clone(),
+                bot: *bot,
                 body: body.as_str().to_owned(),
                 client_msg_id: client_msg_id.clone(),
                 attachment: attachment.clone(),

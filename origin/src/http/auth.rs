@@ -11,8 +11,10 @@ use crate::auth::throttle::{AccountKey, Throttled};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{access_token, password, AuthUser};
 use crate::broker::UserEvent;
+use crate::config::Registration;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::admin::Admission;
 use crate::store::{NewUser, RefreshOutcome, UserRecord};
 use crate::time::{now_ms, now_secs};
 use axum::extract::State;
@@ -53,7 +55,17 @@ async fn me_of(state: &AppState, user: &UserRecord) -> Result<Me, ApiError> {
         share_read_receipts: user.share_read_receipts,
         push_previews: notify.push_previews,
         email_notifications: notify.email,
+        role: user.role,
     })
+}
+
+/// How `CONFAB_REGISTRATION` admits a registration carrying `invite`.
+fn admission(state: &AppState, invite: Option<&str>) -> Admission {
+    match state.config.registration {
+        Registration::Open => Admission::Open,
+        Registration::Invite => Admission::Invite(invite.map(crate::auth::secrets::hash)),
+        Registration::Closed => Admission::Closed,
+    }
 }
 
 fn cookie(
@@ -144,19 +156,23 @@ async fn register(
     state.throttle.check_address(addr).map_err(throttled)?;
     let hash = password::hash(password.expose().to_owned()).await?;
     if let Some(mailer) = &state.mailer {
-        return register_by_mail(&state, mailer, username, email, hash).await;
+        return register_by_mail(&state, mailer, username, email, hash, req.invite).await;
     }
     let user = state
         .store
-        .create_user(NewUser {
-            id: UserId(Uuid::now_v7()),
-            username_folded: username.folded(),
-            username: username.into_inner(),
-            email_folded: email.folded(),
-            email: email.into_inner(),
-            password_hash: hash,
-            created_at: now_ms(),
-        })
+        .register_user(
+            NewUser {
+                id: UserId(Uuid::now_v7()),
+                username_folded: username.folded(),
+                username: username.into_inner(),
+                email_folded: email.folded(),
+                email: email.into_inner(),
+                password_hash: hash,
+                created_at: now_ms(),
+            },
+            admission(&state, req.invite.as_deref()),
+            now_ms(),
+        )
         .await?;
     let jar = start_session(&state, jar, &user).await?;
     Ok((
@@ -178,6 +194,9 @@ struct PendingRegistration {
     email: String,
     password_hash: String,
     expires_at: i64,
+    /// The invite it was made with; used when the link is followed.
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 /// Registration when the server confirms addresses: the same 202 whether or not the address
@@ -191,6 +210,7 @@ async fn register_by_mail(
     username: Username,
     email: Email,
     password_hash: String,
+    invite: Option<String>,
 ) -> Result<axum::response::Response, ApiError> {
     if state
         .store
@@ -220,6 +240,7 @@ async fn register_by_mail(
                 email: email.as_str().to_owned(),
                 password_hash,
                 expires_at: now_ms() + CONFIRM_TTL_MS,
+                invite,
             };
             let plain = serde_json::to_vec(&pending).map_err(anyhow::Error::new)?;
             let sealed = state.keys.seal(&plain)?;
@@ -268,17 +289,22 @@ async fn confirm(
     let username = Username::parse(&pending.username)?;
     let email = Email::parse(&pending.email)?;
     // Used twice, or the name or address was taken meanwhile: the store's unique rules say 409.
+    // The invite is used now: a link of a used-up invite creates nothing.
     let user = state
         .store
-        .create_user(NewUser {
-            id: UserId(Uuid::now_v7()),
-            username_folded: username.folded(),
-            username: username.into_inner(),
-            email_folded: email.folded(),
-            email: email.into_inner(),
-            password_hash: pending.password_hash,
-            created_at: now_ms(),
-        })
+        .register_user(
+            NewUser {
+                id: UserId(Uuid::now_v7()),
+                username_folded: username.folded(),
+                username: username.into_inner(),
+                email_folded: email.folded(),
+                email: email.into_inner(),
+                password_hash: pending.password_hash,
+                created_at: now_ms(),
+            },
+            admission(&state, pending.invite.as_deref()),
+            now_ms(),
+        )
         .await?;
     let jar = start_session(&state, jar, &user).await?;
     Ok((jar, axum::response::Redirect::to("/")))
@@ -319,6 +345,18 @@ async fn login(
             return Err(ApiError::InvalidCredentials);
         }
     };
+    // Told only to whoever knows the password.
+    if user.deactivated_at.is_some() {
+        return Err(ApiError::Forbidden("this account is deactivated"));
+    }
+    if user.must_change_password {
+        let Some(new_password) = req.new_password else {
+            return Err(ApiError::PasswordChangeRequired);
+        };
+        let new_password = Password::parse(&new_password)?;
+        let hash = password::hash(new_password.expose().to_owned()).await?;
+        state.store.set_password_hash(user.id, &hash).await?;
+    }
     let jar = start_session(&state, jar, &user).await?;
     Ok((jar, axum::Json(me_of(&state, &user).await?)))
 }

@@ -140,3 +140,38 @@ async fn unpin(
 ) -> Result<Json<ChangeAck>, ApiError> {
     set_pin(&state, &user, id, false).await
 }
+
+/// `POST /api/rooms/{id}/messages`: posts as the caller (for scripts and bots, with a `post`
+/// token), through the same checks, log and Markdown rules as the WebSocket's `send`, rate
+/// limited per poster like a connection. Answered with the WebSocket's `ack` frame; a resend
+/// with the same `client_msg_id` gets the same ack and posts nothing.
+pub async fn post_message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(room): ApiPath<RoomId>,
+    ApiJson(req): ApiJson<confab_shared::admin::PostMessageRequest>,
+) -> Result<Json<confab_shared::protocol::ServerFrame>, ApiError> {
+    super::rooms::require_member(&state, room, &user).await?;
+    state
+        .posts
+        .check(user.id.0)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let post = crate::chat::Post {
+        client_msg_id: req.client_msg_id.clone(),
+        body: &req.body,
+        attachment: None,
+        reply_to: req.reply_to,
+        bot: matches!(user.access, crate::auth::Access::Token { bot: true, .. }),
+    };
+    let accepted = crate::chat::post(&state, &user.public(), room, post).await?;
+    let id = accepted
+        .id
+        .ok_or(ApiError::Unavailable("unexpected broker answer"))?;
+    Ok(Json(confab_shared::protocol::ServerFrame::Ack {
+        room,
+        reference: ClientRef::from(req.client_msg_id.clone()),
+        client_msg_id: Some(req.client_msg_id),
+        id,
+        seq: accepted.seq,
+    }))
+}

@@ -1,16 +1,21 @@
 //! The HTTP surface: one router per area, merged here, plus our JSON extractor and the static
 //! web client.
 
+pub mod admin;
 pub mod auth;
 pub mod deadline;
 pub mod files;
 pub mod health;
+pub mod invites;
 pub mod messages;
 pub mod notify;
+pub mod openapi;
 pub mod people;
 pub mod preview;
 pub mod rooms;
 pub mod search;
+pub mod tokens;
+pub mod webhooks;
 
 pub use crate::peer::ClientAddr;
 pub mod security;
@@ -37,6 +42,11 @@ const MAX_JSON_BODY: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
+        .merge(admin::router())
+        .merge(invites::router())
+        .merge(tokens::router())
+        .merge(openapi::router())
+        .merge(webhooks::router())
         .merge(rooms::router())
         .merge(messages::router())
         .merge(people::router())
@@ -53,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .nest("/api", api)
         .merge(health::router())
+        .merge(webhooks::hooks_router().layer(DefaultBodyLimit::max(MAX_JSON_BODY)))
         .route("/ws", get(crate::gateway::upgrade));
     let index = state.config.web_dir.join("index.html");
     if index.exists() {
@@ -242,12 +253,68 @@ where
 }
 
 /// The caller of a protected endpoint: the access token (cookie, or `Authorization: Bearer`)
-/// must be valid and its session not revoked.
+/// must be valid and its session not revoked; or an API token, which may do only what its
+/// scopes cover: `read`, the `GET` requests; `post`, `POST /api/rooms/{id}/messages`. Nothing
+/// else (room changes, settings, administration) is open to tokens.
 impl FromRequestParts<AppState> for crate::auth::AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = crate::auth::access_token(parts).ok_or(ApiError::Unauthorized)?;
-        Self::from_token(&state.keys, &*state.store, &token).await
+        let user = Self::from_token(&state.keys, &*state.store, &token).await?;
+        if user.access != crate::auth::Access::Session {
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_owned(), |u| u.0.path().to_owned());
+            let scope = token_scope_for(&parts.method, &path)
+                .ok_or(ApiError::Forbidden("an API token cannot do this"))?;
+            if !user.access.allows(scope) {
+                return Err(ApiError::Forbidden("this token's scopes do not allow it"));
+            }
+        }
+        Ok(user)
+    }
+}
+
+/// The scope an API token needs for a request, or None when tokens may not make it.
+pub fn token_scope_for(
+    method: &axum::http::Method,
+    path: &str,
+) -> Option<confab_shared::admin::TokenScope> {
+    use confab_shared::admin::TokenScope;
+    if path.starts_with("/api/admin") || path.starts_with("/api/me/") {
+        return None;
+    }
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return Some(TokenScope::Read);
+    }
+    let mut parts = path.trim_start_matches('/').split('/');
+    let posts_message = method == axum::http::Method::POST
+        && parts.next() == Some("api")
+        && parts.next() == Some("rooms")
+        && parts.next().is_some()
+        && parts.next() == Some("messages")
+        && parts.next().is_none();
+    posts_message.then_some(TokenScope::Post)
+}
+
+/// A signed-in site administrator (never an API token); 403 for everyone else.
+pub struct SiteAdmin(pub crate::auth::AuthUser);
+
+impl FromRequestParts<AppState> for SiteAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = crate::auth::AuthUser::from_request_parts(parts, state).await?;
+        let record = state
+            .store
+            .user_by_id(user.id)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        if record.role != confab_shared::admin::SiteRole::Admin || record.deactivated_at.is_some() {
+            return Err(ApiError::Forbidden("only site administrators may do this"));
+        }
+        Ok(Self(user))
     }
 }

@@ -43,7 +43,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/rooms/{id}/bans", get(bans).post(ban))
         .route("/rooms/{id}/bans/{user}", delete(unban))
-        .route("/rooms/{id}/messages", get(history))
+        .route(
+            "/rooms/{id}/messages",
+            get(history).post(super::messages::post_message),
+        )
         .route("/rooms/{id}/events", get(events))
         .route("/rooms/{id}/pins", get(pins))
         .route("/rooms/{id}/read", post(read))

@@ -7,6 +7,7 @@
 //! `messages`, every other entry into `room_events`) and folds each into the messages as they
 //! are now, in one transaction; [`Store::events_after`] replays the log.
 
+pub mod admin;
 pub mod notify;
 pub mod postgres;
 pub(crate) mod sql;
@@ -47,6 +48,10 @@ pub enum StoreError {
     /// A uniqueness rule was broken; the text names what clashed.
     #[error("{0}")]
     Conflict(&'static str),
+    /// The request is not allowed by what the database holds (an invite used up or expired,
+    /// registration closed); the text says why.
+    #[error("{0}")]
+    Refused(&'static str),
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -61,6 +66,14 @@ pub struct UserRecord {
     pub password_hash: String,
     pub created_at: i64,
     pub share_read_receipts: bool,
+    /// The site role.
+    pub role: confab_shared::admin::SiteRole,
+    /// Set while the account is deactivated.
+    pub deactivated_at: Option<i64>,
+    /// An administrator reset the password: the next sign-in must choose a new one.
+    pub must_change_password: bool,
+    /// A bot account's owner.
+    pub bot_owner: Option<UserId>,
 }
 
 impl UserRecord {
@@ -201,7 +214,7 @@ pub enum AppendOutcome {
 
 /// The database behind the origin. Implementations: SQLite (embedded default).
 #[async_trait]
-pub trait Store: notify::NotifyStore + Send + Sync + 'static {
+pub trait Store: notify::NotifyStore + admin::AdminStore + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes the connections, waiting for work in progress.

@@ -5,6 +5,7 @@ use super::{
     AppendOutcome, LogEntry, MemberRecord, MemberRoom, NewUser, RefreshOutcome, RoomCursor,
     RoomQuery, RoomRecord, StoreError, UserRecord,
 };
+use confab_shared::admin::{AdminUser, AuditEntry, Invite, TokenInfo};
 use confab_shared::api::{Ban, Pin, Receipt, Room, RoomScope, SearchHit};
 use confab_shared::conversation::{ReplyTo, RoomKind, RoomRole};
 use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
@@ -43,6 +44,7 @@ impl PgStore {
 
 super::notify::notify_store!(PgStore, Postgres);
 sql_store!(PgStore, Postgres, PgRow);
+super::admin::admin_sql_store!(PgStore, Postgres, PgRow);
 
 impl PgStore {
     /// Messages matching a search (tsvector, ranked by ts_rank), as rows for `Store::search`.

@@ -34,7 +34,8 @@ pub const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, m.seq, m.author_id, u.username, m.client_msg_id, \
      m.body, m.attachment, m.created_at, m.edited_at, m.deleted_at, m.mentions, m.pinned_at, \
      m.reply_to_id, p.body AS reply_body, p.deleted_at AS reply_deleted_at, \
-     pu.id AS reply_author_id, pu.username AS reply_author";
+     pu.id AS reply_author_id, pu.username AS reply_author, \
+     (u.bot_owner IS NOT NULL) AS author_bot";
 
 /// A message with its author and the message it answers (as that one is now).
 pub const MESSAGE_FROM: &str = "messages m JOIN users u ON u.id = m.author_id \
@@ -45,7 +46,8 @@ pub const EVENT_COLUMNS: &str = "room_id, seq, kind, message_id, body, data, cre
 
 /// The columns `user_from_row` reads (from `users`).
 pub const USER_COLUMNS: &str =
-    "id, username, email, password_hash, created_at, share_read_receipts";
+    "id, username, email, password_hash, created_at, share_read_receipts, site_role, \
+     deactivated_at, must_change_password, bot_owner";
 
 /// The folded name of a direct conversation: a control character first, which no room name
 /// may hold, so it never clashes with a room's.
@@ -222,6 +224,12 @@ macro_rules! sql_store {
                     password_hash: row.try_get("password_hash")?,
                     created_at: row.try_get("created_at")?,
                     share_read_receipts: row.try_get("share_read_receipts")?,
+                    role: confab_shared::admin::SiteRole::from_stored(
+                        row.try_get::<String, _>("site_role")?.as_str(),
+                    ),
+                    deactivated_at: row.try_get("deactivated_at")?,
+                    must_change_password: row.try_get("must_change_password")?,
+                    bot_owner: row.try_get::<Option<Uuid>, _>("bot_owner")?.map(UserId),
                 })
             }
 
@@ -236,6 +244,7 @@ macro_rules! sql_store {
                         id: UserId(row.try_get("author_id")?),
                         username: row.try_get("username")?,
                     },
+                    bot: row.try_get("author_bot")?,
                     body: row.try_get("body")?,
                     client_msg_id: ClientMsgId::parse(&client_msg_id)
                         .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
@@ -567,6 +576,10 @@ macro_rules! sql_store {
             password_hash: user.password_hash,
             created_at: user.created_at,
             share_read_receipts: true,
+            role: confab_shared::admin::SiteRole::User,
+            deactivated_at: None,
+            must_change_password: false,
+            bot_owner: None,
         })
     }
 
@@ -642,7 +655,7 @@ macro_rules! sql_store {
     }
 
     async fn set_password_hash(&self, user: UserId, hash: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        sqlx::query("UPDATE users SET password_hash = $1, must_change_password = FALSE WHERE id = $2")
             .bind(hash)
             .bind(user.0)
             .execute(&self.pool)
@@ -881,7 +894,7 @@ macro_rules! sql_store {
 
     async fn room(&self, id: RoomId) -> Result<Option<RoomRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, kind, visibility, topic, created_by, created_at FROM rooms WHERE id = $1",
+            "SELECT id, name, kind, visibility, topic, created_by, created_at FROM rooms WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id.0)
         .fetch_optional(&self.pool)
@@ -903,7 +916,7 @@ macro_rules! sql_store {
     async fn room_for(&self, id: RoomId, user: UserId) -> Result<Option<Room>, StoreError> {
         let sql = format!(
             "SELECT {} FROM rooms r \
-             LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 WHERE r.id = $2",
+             LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 WHERE r.id = $2 AND r.deleted_at IS NULL",
             $crate::store::sql::ROOM_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -925,7 +938,7 @@ macro_rules! sql_store {
             $crate::store::sql::ROOM_COLUMNS
         ));
         b.push_bind(q.user.0);
-        b.push(" WHERE 1 = 1");
+        b.push(" WHERE r.deleted_at IS NULL");
         // Non-members see public rooms only; direct conversations only their members.
         match q.scope {
             RoomScope::Joined => b.push(" AND m.user_id IS NOT NULL"),

@@ -6,6 +6,7 @@ use super::{
     AppendOutcome, LogEntry, MemberRecord, MemberRoom, NewUser, RefreshOutcome, RoomCursor,
     RoomQuery, RoomRecord, StoreError, UserRecord,
 };
+use confab_shared::admin::{AdminUser, AuditEntry, Invite, TokenInfo};
 use confab_shared::api::{Ban, Pin, Receipt, Room, RoomScope, SearchHit};
 use confab_shared::conversation::{ReplyTo, RoomKind, RoomRole};
 use confab_shared::events::{MessageDeleted, MessageEdited, RoomEvent};
@@ -51,6 +52,7 @@ impl SqliteStore {
 
 super::notify::notify_store!(SqliteStore, Sqlite);
 sql_store!(SqliteStore, Sqlite, SqliteRow);
+super::admin::admin_sql_store!(SqliteStore, Sqlite, SqliteRow);
 
 impl SqliteStore {
     /// Messages matching a search (FTS5, ranked by bm25), as rows for `Store::search`.

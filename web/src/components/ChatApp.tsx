@@ -26,6 +26,8 @@ import { Sidebar } from './Sidebar';
 import { ChatView, type JumpRequest } from './ChatView';
 import { SearchPanel, type SearchScope } from './SearchPanel';
 import { ProfileDialog } from './ProfileDialog';
+import { AdminDialog } from './AdminDialog';
+import { IntegrationsDialog } from './IntegrationsDialog';
 import { UserAvatar } from './UserAvatar';
 import { notify, notificationsSupported } from '../lib/notify';
 import { notifyApi, registerServiceWorker, setFaviconCount } from '../lib/push';
@@ -91,6 +93,8 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
   // Each room's notification level (the server's defaults filled in), and the muted ones.
   const [levels, setLevels] = useState<Map<string, NotificationLevel>>(new Map());
   const muted = useMemo(() => new Set([...levels].filter(([, l]) => l === 'none').map(([r]) => r)), [levels]);
+  const admin = useDisclosure();
+  const integrations = useDisclosure();
   const search = useDisclosure();
   const [searchScope, setSearchScope] = useState<SearchScope>('all');
   const [jump, setJump] = useState<JumpRequest | null>(null);
@@ -368,6 +372,14 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
                 <Menu.Item value="notifications" onSelect={notifySettings.onOpen}>
                   Notifications
                 </Menu.Item>
+                <Menu.Item value="integrations" onSelect={integrations.onOpen}>
+                  API tokens and bots
+                </Menu.Item>
+                {me.role === 'admin' && (
+                  <Menu.Item value="admin" onSelect={admin.onOpen}>
+                    Site administration
+                  </Menu.Item>
+                )}
                 <Menu.Item value="sign-out" onSelect={logout}>
                   Sign out
                 </Menu.Item>
@@ -446,6 +458,8 @@ export function ChatApp({ me, onMeChanged, onSignedOut }: { me: Me; onMeChanged:
         onClose={notifySettings.onClose}
         onMeChanged={onMeChanged}
       />
+      <IntegrationsDialog open={integrations.open} onClose={integrations.onClose} />
+      {me.role === 'admin' && <AdminDialog open={admin.open} onClose={admin.onClose} />}
       <SearchPanel
         open={search.open}
         onClose={search.onClose}

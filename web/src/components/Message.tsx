@@ -1,5 +1,5 @@
 import { memo, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { Box, Button, Flex, IconButton, Input, Menu, Popover, Portal, SimpleGrid, Text, Textarea } from '@chakra-ui/react';
+import { Badge, Box, Button, Flex, IconButton, Input, Menu, Popover, Portal, SimpleGrid, Text, Textarea } from '@chakra-ui/react';
 import type { ChatMessage, ReactionCount, ReplyTo, UserPublic } from '../generated/protocol';
 import type { PendingMessage, PendingOp } from '../lib/timeline';
 import { AttachmentView, LinkPreviewCard } from './Attachments';
@@ -296,6 +296,11 @@ export const MessageItem = memo(function MessageItem({
             <Text fontWeight="bold" fontSize="sm">
               {message.author.username}
             </Text>
+            {message.bot && (
+              <Badge size="xs" variant="subtle" data-testid="bot-badge">
+                BOT
+              </Badge>
+            )}
             <Text fontSize="xs" color="fg.muted">
               {time(message.created_at)}
             </Text>

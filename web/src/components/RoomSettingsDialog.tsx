@@ -17,6 +17,7 @@ import {
 } from '@chakra-ui/react';
 import type { Ban, Me, Member, Room, RoomRole } from '../generated/protocol';
 import { api, ApiError } from '../lib/api';
+import { WebhooksTab } from './WebhooksTab';
 import { canEditRoom, canManageMembers, memberActions, sortMembers } from '../lib/rooms';
 import { useSubmit } from '../lib/useSubmit';
 import { DotsIcon } from './icons';
@@ -61,6 +62,7 @@ export function RoomSettingsDialog({ open, onClose, room, me, members, onRoomCha
                   <Tabs.Trigger value="about">About</Tabs.Trigger>
                   <Tabs.Trigger value="members">Members</Tabs.Trigger>
                   {manage && <Tabs.Trigger value="bans">Banned</Tabs.Trigger>}
+                  {manage && room.kind === 'room' && <Tabs.Trigger value="webhooks">Webhooks</Tabs.Trigger>}
                 </Tabs.List>
                 <Tabs.Content value="about" p={0}>
                   <AboutTab room={room} onRoomChanged={onRoomChanged} />
@@ -71,6 +73,11 @@ export function RoomSettingsDialog({ open, onClose, room, me, members, onRoomCha
                 {manage && (
                   <Tabs.Content value="bans" p={0}>
                     <BansTab room={room} />
+                  </Tabs.Content>
+                )}
+                {manage && room.kind === 'room' && (
+                  <Tabs.Content value="webhooks" p={0}>
+                    <WebhooksTab room={room} />
                   </Tabs.Content>
                 )}
               </Tabs.Root>

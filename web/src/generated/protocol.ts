@@ -13,7 +13,7 @@ export type ClientMsgId = string;
 
 export type ClientRef = string;
 
-export type ErrorCode = "bad_request" | "validation" | "unauthorized" | "invalid_credentials" | "forbidden" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "unavailable" | "internal";
+export type ErrorCode = "bad_request" | "validation" | "unauthorized" | "invalid_credentials" | "password_change_required" | "forbidden" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "unavailable" | "internal";
 
 export type UserPublic = { 
 /**
@@ -114,6 +114,10 @@ seq: number,
  * Who wrote it.
  */
 author: UserPublic, 
+/**
+ * Whether the author is a bot account (a bot's token or an incoming webhook).
+ */
+bot?: boolean, 
 /**
  * The text (already validated: up to 4000 characters; empty only with an attachment).
  * Markdown, rendered without raw HTML.
@@ -575,7 +579,11 @@ email: string,
 /**
  * 8-128 characters.
  */
-password: string, };
+password: string, 
+/**
+ * An invite code (needed when the server registers by invite).
+ */
+invite?: string, };
 
 export type RegistrationPending = { 
 /**
@@ -591,7 +599,12 @@ login: string,
 /**
  * The password.
  */
-password: string, };
+password: string, 
+/**
+ * The new password, when an administrator's reset requires one (the sign-in is refused
+ * with `password_change_required` without it).
+ */
+new_password?: string, };
 
 export type ChangePasswordRequest = { 
 /**
@@ -631,7 +644,11 @@ push_previews: boolean,
 /**
  * Whether you get an e-mail digest of what you missed (when the server sends e-mail).
  */
-email_notifications: boolean, };
+email_notifications: boolean, 
+/**
+ * Your role on the site.
+ */
+role: SiteRole, };
 
 export type UpdateMeRequest = { 
 /**
@@ -1116,4 +1133,284 @@ tag: string,
  * The room.
  */
 room: RoomId, };
+
+export type SiteRole = "admin" | "user";
+
+export type CreateInviteRequest = { 
+/**
+ * How many accounts it may create, 1-1000.
+ */
+uses: number, 
+/**
+ * Seconds until it stops working, 1 second to 90 days.
+ */
+expires_in_secs: bigint, };
+
+export type Invite = { 
+/**
+ * Its id (for revoking it).
+ */
+id: string, 
+/**
+ * The code to register with (`POST /api/auth/register {invite}`); only when created.
+ */
+code?: string, 
+/**
+ * The sign-up link carrying the code; only when created.
+ */
+url?: string, 
+/**
+ * Accounts it may create in all.
+ */
+uses: number, 
+/**
+ * Accounts it has created.
+ */
+used: number, 
+/**
+ * When it stops working, milliseconds since the Unix epoch.
+ */
+expires_at: number, 
+/**
+ * When it was made, milliseconds since the Unix epoch.
+ */
+created_at: number, 
+/**
+ * Who made it.
+ */
+created_by: UserId, 
+/**
+ * Set once revoked.
+ */
+revoked_at: number | null, };
+
+export type AdminUser = { 
+/**
+ * Id.
+ */
+id: UserId, 
+/**
+ * Username.
+ */
+username: string, 
+/**
+ * Email.
+ */
+email: string, 
+/**
+ * Site role.
+ */
+role: SiteRole, 
+/**
+ * Whether it is a bot account.
+ */
+bot: boolean, 
+/**
+ * When it was deactivated, if it is.
+ */
+deactivated_at: number | null, 
+/**
+ * Whether the next sign-in must choose a new password.
+ */
+must_change_password: boolean, 
+/**
+ * Registration time, milliseconds since the Unix epoch.
+ */
+created_at: number, };
+
+export type AdminUserPage = { 
+/**
+ * The accounts.
+ */
+users: Array<AdminUser>, 
+/**
+ * Pass as `after` for the next page; none when this is the last.
+ */
+next: string | null, };
+
+export type UpdateUserRequest = { 
+/**
+ * The new site role.
+ */
+role: SiteRole, };
+
+export type PasswordReset = { 
+/**
+ * Shown once.
+ */
+temporary_password: string, };
+
+export type AuditEntry = { 
+/**
+ * Position in the log (pages go by it).
+ */
+id: number, 
+/**
+ * When, milliseconds since the Unix epoch.
+ */
+at: number, 
+/**
+ * Who (none: the `confab admin` command line).
+ */
+actor: UserId | null, 
+/**
+ * Their username then (or `confab admin`).
+ */
+actor_name: string, 
+/**
+ * What: `user.deactivate`, `user.reactivate`, `user.reset_password`, `user.role`,
+ * `user.create`, `room.delete`, `message.remove`, `invite.create`,
+ * `invite.revoke`.
+ */
+action: string, 
+/**
+ * The account it concerned.
+ */
+target_user: UserId | null, 
+/**
+ * The room it concerned.
+ */
+target_room: RoomId | null, 
+/**
+ * More about it (a role, a message id).
+ */
+detail: string | null, };
+
+export type AuditPage = { 
+/**
+ * The entries.
+ */
+entries: Array<AuditEntry>, 
+/**
+ * Pass as `before` for older entries; none when this is the last page.
+ */
+next_before: number | null, };
+
+export type TokenScope = "read" | "post";
+
+export type CreateTokenRequest = { 
+/**
+ * A name to recognise it by, 1-64 characters.
+ */
+name: string, 
+/**
+ * What it may do (at least one).
+ */
+scopes: Array<TokenScope>, };
+
+export type TokenCreated = { 
+/**
+ * Its id (for revoking it).
+ */
+id: string, 
+/**
+ * The secret.
+ */
+token: string, };
+
+export type TokenInfo = { 
+/**
+ * Id.
+ */
+id: string, 
+/**
+ * Name.
+ */
+name: string, 
+/**
+ * Scopes.
+ */
+scopes: Array<TokenScope>, 
+/**
+ * When it was made, milliseconds since the Unix epoch.
+ */
+created_at: number, };
+
+export type CreateBotRequest = { 
+/**
+ * Its username (the rules of usernames).
+ */
+name: string, 
+/**
+ * An https URL of its picture.
+ */
+avatar_url?: string, };
+
+export type Bot = { 
+/**
+ * Its user id (add it to rooms like any member).
+ */
+id: UserId, 
+/**
+ * Its username.
+ */
+username: string, 
+/**
+ * Its picture.
+ */
+avatar_url: string | null, 
+/**
+ * Who owns it.
+ */
+owner: UserId, 
+/**
+ * When it was made, milliseconds since the Unix epoch.
+ */
+created_at: number, };
+
+export type PostMessageRequest = { 
+/**
+ * The sender's id for this message (1-64 of `[A-Za-z0-9_-]`).
+ */
+client_msg_id: ClientMsgId, 
+/**
+ * Markdown text.
+ */
+body: string, 
+/**
+ * The message of the room it answers.
+ */
+reply_to?: MessageId, };
+
+export type CreateWebhookRequest = { 
+/**
+ * A name (1-64 characters), also the name its messages are posted under.
+ */
+name: string, };
+
+export type Webhook = { 
+/**
+ * Id.
+ */
+id: string, 
+/**
+ * The room it posts into.
+ */
+room: RoomId, 
+/**
+ * Its name.
+ */
+name: string, 
+/**
+ * The bot account its messages come from.
+ */
+bot: UserId, 
+/**
+ * `POST` JSON `{text, username?}` here; only when created.
+ */
+url?: string, 
+/**
+ * When it was made, milliseconds since the Unix epoch.
+ */
+created_at: number, };
+
+export type WebhookPost = { 
+/**
+ * Markdown text.
+ */
+text: string, 
+/**
+ * A name to show beside the webhook's (prefixed to the text in bold).
+ */
+username?: string, };
 

@@ -156,6 +156,7 @@ mod tests {
             room: RoomId(Uuid::from_u128(2)),
             seq: 0,
             author: author.clone(),
+            bot: false,
             body: "\"seq\":0, in a body".into(),
             client_msg_id: ClientMsgId::parse("c").unwrap(),
             attachment: None,

@@ -21,6 +21,9 @@ pub const RECEIPT_EVERY: Duration = Duration::from_secs(2);
 
 impl<T: Transport> Session<T> {
     pub(super) async fn on_frame(&mut self, frame: ClientFrame) -> Step {
+        if let Some(refused) = self.outside_scopes(&frame) {
+            return self.reply_error(refused.0, refused.1).await;
+        }
         match frame {
             ClientFrame::Subscribe { room, after_seq } => self.subscribe(room, after_seq).await,
             ClientFrame::Unsubscribe { room } => {
@@ -65,6 +68,42 @@ impl<T: Transport> Session<T> {
                 self.renew_attention().await;
                 self.reply(&ServerFrame::Pong).await
             }
+        }
+    }
+
+    /// An API token's socket may read (`subscribe`, `unsubscribe`, `read`, `typing`,
+    /// `visibility`, `ping`)
+    /// with `read`, and `send` with `post`; nothing else. The refusal and its `ref`.
+    fn outside_scopes(&self, frame: &ClientFrame) -> Option<(ApiError, Option<String>)> {
+        use confab_shared::admin::TokenScope;
+        if self.access == crate::auth::Access::Session {
+            return None;
+        }
+        let (scope, reference) = match frame {
+            ClientFrame::Subscribe { room, .. } | ClientFrame::Unsubscribe { room } => {
+                (Some(TokenScope::Read), Some(room.to_string()))
+            }
+            ClientFrame::Typing { .. }
+            | ClientFrame::Read { .. }
+            | ClientFrame::Visibility { .. }
+            | ClientFrame::Ping {} => (Some(TokenScope::Read), None),
+            ClientFrame::Send { client_msg_id, .. } => {
+                (Some(TokenScope::Post), Some(client_msg_id.to_string()))
+            }
+            ClientFrame::React { reference, .. }
+            | ClientFrame::Edit { reference, .. }
+            | ClientFrame::Delete { reference, .. } => (None, Some(reference.to_string())),
+        };
+        match scope {
+            Some(scope) if self.access.allows(scope) => None,
+            Some(_) => Some((
+                ApiError::Forbidden("this token's scopes do not allow it"),
+                reference,
+            )),
+            None => Some((
+                ApiError::Forbidden("an API token cannot do this"),
+                reference,
+            )),
         }
     }
 
@@ -155,6 +194,7 @@ impl<T: Transport> Session<T> {
             body: &body,
             attachment: attachment.as_ref(),
             reply_to,
+            bot: matches!(self.access, crate::auth::Access::Token { bot: true, .. }),
         };
         let posted = crate::chat::post(&self.state, &self.user, room, post).await;
         metrics::histogram!("confab_broker_publish_seconds")

@@ -98,6 +98,8 @@ pub struct Session<T> {
     state: AppState,
     user: UserPublic,
     session: SessionId,
+    /// A signed-in user, or an API token limited to its scopes.
+    access: crate::auth::Access,
     io: T,
     out: Writer,
     reader: Reader,
@@ -122,6 +124,7 @@ impl<T: Transport> Session<T> {
             mailbox: state.hub.connect(user.id, wakeups.mail_waker()),
             mail: Batch::default(),
             session: auth.session,
+            access: auth.access,
             io,
             out: Writer::new(Duration::from_secs(config.write_timeout_secs.max(1))),
             reader: Reader::new(config.max_frame_bytes, config.frame_rate, config.send_rate),
