@@ -134,15 +134,7 @@ async fn act(store: &DynStore, action: AdminAction, public: &str) -> anyhow::Res
             };
             let user = store
                 .register_user(
-                    NewUser {
-                        id: UserId(uuid::Uuid::now_v7()),
-                        username_folded: username.folded(),
-                        username: username.into_inner(),
-                        email_folded: email.folded(),
-                        email: email.into_inner(),
-                        password_hash: hash,
-                        created_at: now_ms(),
-                    },
+                    NewUser::new(username, email, hash),
                     Admission::Operator(role),
                     now_ms(),
                 )

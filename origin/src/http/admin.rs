@@ -120,15 +120,7 @@ async fn create_user(
     let user = state
         .store
         .register_user(
-            NewUser {
-                id: UserId(Uuid::now_v7()),
-                username_folded: username.folded(),
-                username: username.into_inner(),
-                email_folded: email.folded(),
-                email: email.into_inner(),
-                password_hash: hash,
-                created_at: now_ms(),
-            },
+            NewUser::new(username, email, hash),
             Admission::Operator(req.role),
             now_ms(),
         )

@@ -29,7 +29,7 @@ use confab_shared::api::{
 };
 use confab_shared::claims::{ACCESS_COOKIE, REFRESH_COOKIE};
 use confab_shared::domain::{Email, Password, Username};
-use confab_shared::ids::{SessionId, UserId};
+use confab_shared::ids::SessionId;
 use cookie::{Cookie, SameSite};
 use std::time::Instant;
 use uuid::Uuid;
@@ -161,15 +161,7 @@ async fn register(
     let user = state
         .store
         .register_user(
-            NewUser {
-                id: UserId(Uuid::now_v7()),
-                username_folded: username.folded(),
-                username: username.into_inner(),
-                email_folded: email.folded(),
-                email: email.into_inner(),
-                password_hash: hash,
-                created_at: now_ms(),
-            },
+            NewUser::new(username, email, hash),
             admission(&state, req.invite.as_deref()),
             now_ms(),
         )
@@ -293,15 +285,7 @@ async fn confirm(
     let user = state
         .store
         .register_user(
-            NewUser {
-                id: UserId(Uuid::now_v7()),
-                username_folded: username.folded(),
-                username: username.into_inner(),
-                email_folded: email.folded(),
-                email: email.into_inner(),
-                password_hash: pending.password_hash,
-                created_at: now_ms(),
-            },
+            NewUser::new(username, email, pending.password_hash),
             admission(&state, pending.invite.as_deref()),
             now_ms(),
         )

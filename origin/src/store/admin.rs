@@ -259,18 +259,7 @@ macro_rules! admin_sql_store {
                 .await
                 .map_err($crate::store::sql::map_conflict)?;
                 tx.commit().await?;
-                Ok(UserRecord {
-                    id: user.id,
-                    username: user.username,
-                    email: user.email,
-                    password_hash: user.password_hash,
-                    created_at: user.created_at,
-                    share_read_receipts: true,
-                    role,
-                    deactivated_at: None,
-                    must_change_password: false,
-                    bot_owner: None,
-                })
+                Ok(UserRecord::inserted(user, role, None))
             }
 
             async fn create_bot(
@@ -296,18 +285,7 @@ macro_rules! admin_sql_store {
                 .execute(&self.pool)
                 .await
                 .map_err($crate::store::sql::map_conflict)?;
-                Ok(UserRecord {
-                    id: user.id,
-                    username: user.username,
-                    email: user.email,
-                    password_hash: user.password_hash,
-                    created_at: user.created_at,
-                    share_read_receipts: true,
-                    role: confab_shared::admin::SiteRole::User,
-                    deactivated_at: None,
-                    must_change_password: false,
-                    bot_owner: Some(owner),
-                })
+                Ok(UserRecord::inserted(user, confab_shared::admin::SiteRole::User, Some(owner)))
             }
 
             async fn bots(

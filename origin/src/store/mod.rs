@@ -98,6 +98,48 @@ pub struct NewUser {
     pub created_at: i64,
 }
 
+impl NewUser {
+    /// A new account: a fresh id, the folded forms of its name and address, created now.
+    pub fn new(
+        username: confab_shared::domain::Username,
+        email: confab_shared::domain::Email,
+        password_hash: String,
+    ) -> Self {
+        Self {
+            id: UserId(uuid::Uuid::now_v7()),
+            username_folded: username.folded(),
+            username: username.into_inner(),
+            email_folded: email.folded(),
+            email: email.into_inner(),
+            password_hash,
+            created_at: crate::time::now_ms(),
+        }
+    }
+}
+
+impl UserRecord {
+    /// What the row just inserted for `user` reads as: receipts shared, no password change
+    /// pending, active.
+    pub fn inserted(
+        user: NewUser,
+        role: confab_shared::admin::SiteRole,
+        bot_owner: Option<UserId>,
+    ) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            password_hash: user.password_hash,
+            created_at: user.created_at,
+            share_read_receipts: true,
+            role,
+            deactivated_at: None,
+            must_change_password: false,
+            bot_owner,
+        }
+    }
+}
+
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {

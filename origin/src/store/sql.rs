@@ -569,18 +569,7 @@ macro_rules! sql_store {
         .execute(&self.pool)
         .await
         .map_err($crate::store::sql::map_conflict)?;
-        Ok(UserRecord {
-            id: user.id,
-            username: user.username,
-            email: user.email,
-            password_hash: user.password_hash,
-            created_at: user.created_at,
-            share_read_receipts: true,
-            role: confab_shared::admin::SiteRole::User,
-            deactivated_at: None,
-            must_change_password: false,
-            bot_owner: None,
-        })
+        Ok(UserRecord::inserted(user, confab_shared::admin::SiteRole::User, None))
     }
 
     async fn user_by_login(&self, folded: &str) -> Result<Option<UserRecord>, StoreError> {
