@@ -111,14 +111,7 @@ async fn register_raw(base: &str, name: &str, invite: Option<&str>) -> (u16, Val
     if let Some(code) = invite {
         body["invite"] = json!(code);
     }
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/auth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    post_raw(base, "/api/auth/register", &body).await
 }
 
 async fn login_raw(base: &str, login: &str, password: &str, new: Option<&str>) -> (u16, Value) {
@@ -126,9 +119,14 @@ async fn login_raw(base: &str, login: &str, password: &str, new: Option<&str>) -
     if let Some(n) = new {
         body["new_password"] = json!(n);
     }
+    post_raw(base, "/api/auth/login", &body).await
+}
+
+/// POSTs `body` to `base` + `path` with no cookies; the status and JSON body.
+async fn post_raw(base: &str, path: &str, body: &Value) -> (u16, Value) {
     let res = reqwest::Client::new()
-        .post(format!("{base}/api/auth/login"))
-        .json(&body)
+        .post(format!("{base}{path}"))
+        .json(body)
         .send()
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{Client, TestServer, WAIT};
+use common::{Client, TestServer, Ws, WAIT};
 use confab_shared::api::Room;
 use confab_shared::notify::PushPayload;
 use serde_json::json;
@@ -258,6 +258,16 @@ async fn subscriptions_stored(server: &TestServer) -> i64 {
     n
 }
 
+/// The tab of this socket is hidden, and the server has read that (the pong to a later ping
+/// says so).
+async fn hide_tab(ws: &mut Ws) {
+    ws.send(json!({"type": "visibility", "visible": false}))
+        .await;
+    ws.send(json!({"type": "ping"})).await;
+    ws.expect(|f| matches!(f, confab_shared::protocol::ServerFrame::Pong))
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dm_to_someone_with_no_tab_arrives_encrypted_and_signed() {
     let (fixture, mut pushes) = push_service().await;
@@ -322,14 +332,8 @@ async fn a_room_open_and_visible_is_not_notified_and_a_hidden_one_is() {
     let mut ws = ann.ws().await;
     ws.say(&room, "m1", "@bob are you looking?").await;
     settle(&mut ws, &room, &mut pushes, 1).await;
-    // Bob hides the tab (the pong says the server has read that frame): now he gets it.
-    bob_ws
-        .send(json!({"type": "visibility", "visible": false}))
-        .await;
-    bob_ws.send(json!({"type": "ping"})).await;
-    bob_ws
-        .expect(|f| matches!(f, confab_shared::protocol::ServerFrame::Pong))
-        .await;
+    // Bob hides the tab: now he gets it.
+    hide_tab(&mut bob_ws).await;
     ws.say(&room, "m2", "@bob now you are not").await;
     let push = next_push(&mut pushes).await;
     assert_eq!(push.name, "bob");
@@ -820,13 +824,7 @@ async fn across_instances_with_workers_and_a_worker_killed_mid_send() {
     let mut ws = ann.ws().await;
     ws.say(&room, "m1", "@bob are you there").await;
     settle(&mut ws, &room, &mut pushes, 1).await;
-    bob_ws
-        .send(json!({"type": "visibility", "visible": false}))
-        .await;
-    bob_ws.send(json!({"type": "ping"})).await;
-    bob_ws
-        .expect(|f| matches!(f, confab_shared::protocol::ServerFrame::Pong))
-        .await;
+    hide_tab(&mut bob_ws).await;
     ws.say(&room, "m2", "@bob hidden now").await;
     let push = next_push(&mut pushes).await;
     assert_eq!(
