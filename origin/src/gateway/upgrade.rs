@@ -52,15 +52,21 @@ pub async fn upgrade(
     // Frames a little over the limit are read and refused with 1009 by the session; the
     // transport cap (4x) bounds what is buffered at all.
     // Small buffers (tungstenite's default is 128 KiB each way): idle connections must stay
-    // cheap. The read buffer is allocated up front; the write buffer only when used, and lets
-    // a burst of frames go out in one write (see the session's writer).
-    ws.read_buffer_size(1024)
+    // cheap. The read buffer is allocated up front and kept for the connection's life, so it
+    // is as small as the client's usual frames (subscribe, ping, typing, a short send: one
+    // read each; a longer frame takes a read per 256 bytes, and grows the buffer to its
+    // size). The write buffer is allocated when used, and lets a burst of frames go out in one
+    // write (see the session's writer).
+    ws.read_buffer_size(256)
         .write_buffer_size(8192)
         .max_message_size(max.saturating_mul(4))
         .max_frame_size(max.saturating_mul(4))
         .on_upgrade(move |socket| {
+            // Made here, not inside the tracked future: that future then holds the session
+            // once, not also the state, user and socket it was made from.
+            let session = Session::run(state, user, socket);
             tracker.track_future(async move {
-                Session::run(state, user, socket).await;
+                session.await;
                 drop((permit, slots));
             })
         })

@@ -36,6 +36,7 @@ use confab_shared::protocol::{ServerFrame, UserPublic};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use inbound::{Inbound, Reader};
 use rooms::Rooms;
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -93,6 +94,36 @@ enum Wakeup {
     Tick,
 }
 
+/// The session's clock: one interval drives the idle timeout, the pings and revalidation.
+struct Timers {
+    tick: Interval,
+    idle: Duration,
+    ping_every: Duration,
+    next_ping: Instant,
+    revalidate: Duration,
+    next_revalidate: Instant,
+}
+
+impl Timers {
+    fn new(config: &crate::config::Config) -> Self {
+        let idle = config.idle_timeout();
+        let mut tick = tokio::time::interval(
+            (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+        );
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let ping_every = PING_EVERY.min(idle / 2);
+        let revalidate = Duration::from_secs(config.revalidate_secs.max(1));
+        Self {
+            tick,
+            idle,
+            ping_every,
+            next_ping: Instant::now() + ping_every,
+            revalidate,
+            next_revalidate: Instant::now() + revalidate,
+        }
+    }
+}
+
 /// A live WebSocket session.
 pub struct Session<T> {
     state: AppState,
@@ -116,11 +147,31 @@ pub struct Session<T> {
 
 impl<T: Transport> Session<T> {
     /// Runs the session until the client leaves, misbehaves, is revoked, or the server stops.
-    pub async fn run(state: AppState, auth: AuthUser, io: T) {
+    ///
+    /// The session is built here, before the future: the future captures it and works on it
+    /// in place, so a parked connection's task holds one copy of its state, not also the
+    /// arguments it was made from (an `async fn` keeps its arguments for its whole life).
+    pub fn run(state: AppState, auth: AuthUser, io: T) -> impl Future<Output = ()> + Send {
+        let mut session = Self::new(state, auth, io);
+        async move {
+            let connections = metrics::gauge!("confab_ws_connections");
+            connections.increment(1.0);
+            let outcome = session.start().await;
+            connections.decrement(1.0);
+            session.out.report();
+            Box::pin(session.leave_all()).await;
+            session.state.hub.disconnect(&session.mailbox);
+            if let Err(Stop::Close(code, reason)) = outcome {
+                Box::pin(session.close(code, reason)).await;
+            }
+        }
+    }
+
+    fn new(state: AppState, auth: AuthUser, io: T) -> Self {
         let wakeups = Wakeups::new();
         let config = state.config.clone();
         let user = auth.public();
-        let mut session = Session {
+        Session {
             mailbox: state.hub.connect(user.id, wakeups.mail_waker()),
             mail: Batch::default(),
             session: auth.session,
@@ -134,16 +185,6 @@ impl<T: Transport> Session<T> {
             visible: true,
             user,
             state,
-        };
-        let connections = metrics::gauge!("confab_ws_connections");
-        connections.increment(1.0);
-        let outcome = session.start().await;
-        connections.decrement(1.0);
-        session.out.report();
-        session.leave_all().await;
-        session.state.hub.disconnect(&session.mailbox);
-        if let Err(Stop::Close(code, reason)) = outcome {
-            session.close(code, reason).await;
         }
     }
 
@@ -159,48 +200,45 @@ impl<T: Transport> Session<T> {
                 return Err(Stop::Close(close::INTERNAL, "server error"));
             }
         }
-        self.event_loop().await
-    }
-
-    async fn event_loop(&mut self) -> Step {
-        let idle = self.state.config.idle_timeout();
-        let mut tick = tokio::time::interval(
-            (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
-        );
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let ping_every = PING_EVERY.min(idle / 2);
-        let mut next_ping = Instant::now() + ping_every;
-        let revalidate = Duration::from_secs(self.state.config.revalidate_secs.max(1));
-        let mut next_revalidate = Instant::now() + revalidate;
-
+        let mut timers = Timers::new(&self.state.config);
         let ready = ServerFrame::Ready {
             user: self.user.clone(),
-            idle_timeout_ms: idle.as_millis() as i64,
+            idle_timeout_ms: timers.idle.as_millis() as i64,
         };
-        self.reply(&ready).await?;
+        Box::pin(self.reply(&ready)).await?;
+        self.event_loop(&mut timers).await
+    }
+
+    /// Waits for a source, handles it, waits again. Each handler's future is boxed while it
+    /// runs: what a parked connection keeps is only this loop's wait, not the largest state
+    /// any command, delivery or tick could reach (several KiB; docs/BENCHMARKS.md).
+    async fn event_loop(&mut self, timers: &mut Timers) -> Step {
         loop {
-            let wakeup = std::future::poll_fn(|cx| self.poll_wakeup(cx, &mut tick)).await;
+            let wakeup = std::future::poll_fn(|cx| self.poll_wakeup(cx, &mut timers.tick)).await;
             match wakeup {
-                Wakeup::Mail => self.on_mail().await?,
-                Wakeup::Inbound(inbound) => self.on_inbound(inbound).await?,
-                Wakeup::Tick => {
-                    self.out.report();
-                    self.publish_receipts().await;
-                    let now = Instant::now();
-                    if now.duration_since(self.reader.last_inbound) > idle {
-                        return Err(Stop::Close(close::NORMAL, "idle timeout"));
-                    } else if now >= next_revalidate {
-                        next_revalidate = now + revalidate;
-                        self.revalidate().await?;
-                    } else if now >= next_ping {
-                        next_ping = now + ping_every;
-                        self.out
-                            .send(&mut self.io, Message::Ping(Default::default()))
-                            .await?;
-                    }
-                }
+                Wakeup::Mail => Box::pin(self.on_mail()).await?,
+                Wakeup::Inbound(inbound) => Box::pin(self.on_inbound(inbound)).await?,
+                Wakeup::Tick => Box::pin(self.on_tick(timers)).await?,
             }
         }
+    }
+
+    async fn on_tick(&mut self, timers: &mut Timers) -> Step {
+        self.out.report();
+        self.publish_receipts().await;
+        let now = Instant::now();
+        if now.duration_since(self.reader.last_inbound) > timers.idle {
+            return Err(Stop::Close(close::NORMAL, "idle timeout"));
+        } else if now >= timers.next_revalidate {
+            timers.next_revalidate = now + timers.revalidate;
+            self.revalidate().await?;
+        } else if now >= timers.next_ping {
+            timers.next_ping = now + timers.ping_every;
+            self.out
+                .send(&mut self.io, Message::Ping(Default::default()))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Waits for the next source that has something: mail taken from the mailbox, a message
