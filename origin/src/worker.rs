@@ -10,7 +10,10 @@
 //! entry already stored is skipped by its unique (room, actor, reference); see
 //! [`Store::append`](crate::store::Store::append) for entries that arrive out of order), and
 //! acknowledges (and deletes) the entries only after the commit. One stream is read with a
-//! blocking read; many are polled, back to back while they are busy and less often as they go
+//! blocking read, and after a round that filled no batch the worker lingers
+//! (`CONFAB_WORKER_LINGER_MS`) so the next round finds many entries: a transaction, a read and
+//! an acknowledgement per batch rather than per message is most of what the durable path
+//! costs. Many streams are polled, back to back while they are busy and less often as they go
 //! quiet (a blocking read per stream would need a connection per stream: a blocked command
 //! holds up everything behind it on its connection).
 //!
@@ -39,7 +42,8 @@ const CLAIM_EVERY: Duration = Duration::from_secs(5);
 const BUSY_PAUSE: Duration = Duration::from_millis(50);
 const IDLE_PAUSE: Duration = Duration::from_millis(200);
 
-fn consumer_name(config: &WorkerConfig) -> String {
+/// This worker's consumer name in the persistence and notification groups.
+pub(crate) fn consumer_name(config: &WorkerConfig) -> String {
     config.worker_name.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_owned())
@@ -77,6 +81,8 @@ pub struct Worker {
     keys: KeySpace,
     name: String,
     batch: usize,
+    /// After a batch that was not full, how long to gather entries before the next.
+    linger: Duration,
     claim_idle_ms: u64,
     wait_replicas: u32,
     wait_timeout_ms: u64,
@@ -113,6 +119,7 @@ impl Worker {
             keys,
             name: consumer_name(config),
             batch: config.batch.max(1),
+            linger: Duration::from_millis(config.linger_ms),
             claim_idle_ms: config.claim_idle_ms,
             wait_replicas: config.redis_cluster.wait_replicas,
             wait_timeout_ms: config.redis_cluster.wait_timeout_ms,
@@ -375,7 +382,10 @@ impl Worker {
                         pause = BUSY_PAUSE;
                         pause
                     }
-                    Ok(_) => Duration::ZERO,
+                    // One stream: an empty round was a blocking read that timed out; after a
+                    // batch that was not full, gather for a while (see `linger`).
+                    Ok((0, false)) => Duration::ZERO,
+                    Ok(_) => self.linger,
                     Err(e) => {
                         // Nothing was acknowledged: the entries stay pending and are read again.
                         tracing::warn!(error = format!("{e:#}"), "persisting failed; retrying");

@@ -766,18 +766,15 @@ async fn notifications_subscriptions_levels_settings_and_missed(store: DynStore)
         .await
         .unwrap();
 
-    // Recipients with their levels and settings; levels only for rooms one is a member of.
-    let rs = store.notify_recipients(r, ann.id).await.unwrap();
+    // Recipients: the members with a push subscription (Ann has none left), with their
+    // levels and settings; levels only for rooms one is a member of.
+    let rs = store.notify_recipients(&[r]).await.unwrap();
     assert_eq!(rs.len(), 1);
     assert_eq!(
-        (
-            rs[0].user,
-            rs[0].level,
-            rs[0].push_previews,
-            rs[0].subscribed
-        ),
-        (bob.id, None, true, true)
+        (rs[0].room, rs[0].user, rs[0].level, rs[0].push_previews),
+        (r, bob.id, None, true)
     );
+    assert!(store.notify_recipients(&[]).await.unwrap().is_empty());
     store
         .set_notification_level(r, bob.id, NotificationLevel::All)
         .await
@@ -790,7 +787,7 @@ async fn notifications_subscriptions_levels_settings_and_missed(store: DynStore)
         .set_notify_settings(bob.id, Some(false), None)
         .await
         .unwrap();
-    let rs = store.notify_recipients(r, ann.id).await.unwrap();
+    let rs = store.notify_recipients(&[r]).await.unwrap();
     assert_eq!(
         (rs[0].level, rs[0].push_previews),
         (Some(NotificationLevel::None), false)
@@ -802,6 +799,7 @@ async fn notifications_subscriptions_levels_settings_and_missed(store: DynStore)
     let s = store.notify_settings(bob.id).await.unwrap();
     assert_eq!((s.push_previews, s.email), (false, true));
     assert_eq!(store.delete_user_push(bob.id).await.unwrap(), 1);
+    assert!(store.notify_recipients(&[r]).await.unwrap().is_empty());
 
     // Missed: unread mentions (not in a muted room), after the last digest; the e-mail link.
     let mut m1 = chat(r, 1, &ann, "m1");

@@ -9,7 +9,7 @@
 use super::attention::DynAttention;
 use super::sender::{Outcome, PushSender};
 use super::Job;
-use crate::store::notify::default_level;
+use crate::store::notify::{default_level, Recipient};
 use crate::store::DynStore;
 use confab_shared::conversation::RoomKind;
 use confab_shared::ids::{MessageId, RoomId, UserId};
@@ -25,6 +25,8 @@ use tokio_util::task::TaskTracker;
 const EXCERPT_CHARS: usize = 140;
 /// Pushes being sent at once, at most (each to all of one user's subscriptions).
 const MAX_SENDING: usize = 64;
+/// Jobs of the in-process queue handled together, at most.
+const LOCAL_BATCH: usize = 64;
 
 /// Acknowledges a queue entry when the last piece of work that came from it is done (dropped).
 /// With the in-process queue there is nothing to acknowledge.
@@ -114,12 +116,17 @@ impl Dispatcher {
         mut jobs: mpsc::Receiver<Job>,
         stop: tokio_util::sync::CancellationToken,
     ) {
+        let mut batch = Vec::new();
         loop {
             tokio::select! {
-                job = jobs.recv() => match job {
-                    Some(job) => self.handle(job, AckGuard::none()).await,
-                    None => break,
-                },
+                n = jobs.recv_many(&mut batch, LOCAL_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let batch = std::mem::take(&mut batch);
+                    self.handle(batch.into_iter().map(|job| (job, AckGuard::none())).collect())
+                        .await;
+                }
                 _ = stop.cancelled() => break,
             }
         }
@@ -132,49 +139,85 @@ impl Dispatcher {
         self.tasks.wait().await;
     }
 
-    /// Handles one job; `ack` is dropped when everything it caused is done.
-    pub async fn handle(self: &Arc<Self>, job: Job, ack: Arc<AckGuard>) {
-        crate::metrics::since_accepted("confab_push_queue_lag_seconds", job.queued_at());
-        let result = match job {
-            Job::Posted {
-                room,
-                seq,
-                message,
-                author,
-                body,
-                mentions,
-                ..
-            } => {
-                let latest = |room_name: String, previews: bool| Latest {
-                    message,
+    /// Handles a batch of jobs; each one's `ack` is dropped when everything it caused is done.
+    /// Who could be pushed to is read once for every room the batch's messages are in.
+    pub async fn handle(self: &Arc<Self>, jobs: Vec<(Job, Arc<AckGuard>)>) {
+        let mut rooms: Vec<RoomId> = jobs
+            .iter()
+            .filter_map(|(job, _)| match job {
+                Job::Posted { room, .. } => Some(*room),
+                Job::Read { .. } => None,
+            })
+            .collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        let recipients = self.store.notify_recipients(&rooms).await.map(|found| {
+            let mut by_room: HashMap<RoomId, Vec<Recipient>> = HashMap::new();
+            for r in found {
+                by_room.entry(r.room).or_default().push(r);
+            }
+            by_room
+        });
+        if let Err(e) = &recipients {
+            tracing::warn!(error = %e, "reading who to notify failed");
+        }
+        for (job, ack) in jobs {
+            crate::metrics::since_accepted("confab_push_queue_lag_seconds", job.queued_at());
+            let result = match job {
+                Job::Posted {
+                    room,
                     seq,
-                    room_name,
-                    author: author.username.clone(),
-                    excerpt: previews.then(|| excerpt(&body, EXCERPT_CHARS)),
-                };
-                self.posted(room, author.id, &mentions, latest, &ack).await
+                    message,
+                    author,
+                    body,
+                    mentions,
+                    ..
+                } => match &recipients {
+                    // Left unacknowledged below, like any job that failed.
+                    Err(_) => Err(None),
+                    Ok(by_room) => {
+                        let latest = |room_name: String, previews: bool| Latest {
+                            message,
+                            seq,
+                            room_name,
+                            author: author.username.clone(),
+                            excerpt: previews.then(|| excerpt(&body, EXCERPT_CHARS)),
+                        };
+                        let members = by_room.get(&room).map_or(&[][..], Vec::as_slice);
+                        self.posted(room, author.id, members, &mentions, latest, &ack)
+                            .await
+                            .map_err(Some)
+                    }
+                },
+                Job::Read { user, room, .. } => {
+                    self.read(user, room, &ack).await;
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                // The entry stays unacknowledged (Redis: claimed again later).
+                if let Some(e) = e {
+                    tracing::warn!(error = %e, "a notification job failed");
+                }
+                metrics::counter!("confab_push_failed_total", "why" => "store").increment(1);
+                std::mem::forget(ack);
             }
-            Job::Read { user, room, .. } => {
-                self.read(user, room, &ack).await;
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            // The entry stays unacknowledged (Redis: claimed again later).
-            tracing::warn!(error = %e, "a notification job failed");
-            metrics::counter!("confab_push_failed_total", "why" => "store").increment(1);
-            std::mem::forget(ack);
         }
     }
 
+    /// A new message: `members` are the room's members who could be pushed to.
     async fn posted(
         self: &Arc<Self>,
         room: RoomId,
         author: UserId,
+        members: &[Recipient],
         mentions: &[UserId],
         latest: impl Fn(String, bool) -> Latest,
         ack: &Arc<AckGuard>,
     ) -> Result<(), crate::store::StoreError> {
+        if members.iter().all(|r| r.user == author) {
+            return Ok(());
+        }
         let Some(record) = self.store.room(room).await? else {
             return Ok(());
         };
@@ -184,10 +227,10 @@ impl Dispatcher {
         } else {
             record.name.clone()
         };
-        for r in self.store.notify_recipients(room, author).await? {
+        for r in members.iter().filter(|r| r.user != author) {
             let mention = dm || mentions.contains(&r.user);
             let level = r.level.unwrap_or(default_level(record.kind));
-            if !r.subscribed || !level.notifies(mention) {
+            if !level.notifies(mention) {
                 continue;
             }
             if self.attention.looking(r.user, room).await {

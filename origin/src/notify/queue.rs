@@ -11,16 +11,19 @@ use tokio::sync::mpsc;
 /// The consumer group of the workers.
 pub const GROUP: &str = "notify";
 
+/// Jobs waiting to be written to the Redis stream, at most.
+const REDIS_BUFFER: usize = 4096;
+/// Jobs written to the Redis stream in one round trip, at most.
+const REDIS_BATCH: usize = 256;
+
 /// Where [`super::Notifier`] puts jobs.
 pub enum JobQueue {
     /// In process, bounded: when full, the job is dropped and counted.
     Local(mpsc::Sender<Job>),
-    /// A Redis stream, capped at about `max` entries.
-    Redis {
-        conn: redis::aio::ConnectionManager,
-        stream: String,
-        max: i64,
-    },
+    /// A Redis stream, capped at about `max` entries. Jobs are handed to a task that writes
+    /// whatever has gathered in one pipeline, so a busy instance makes one round trip for many
+    /// messages, not one per message.
+    Redis(mpsc::Sender<Job>),
 }
 
 impl JobQueue {
@@ -30,7 +33,8 @@ impl JobQueue {
         (Self::Local(tx), rx)
     }
 
-    /// The Redis stream at `url`.
+    /// The Redis stream at `url`; the writing task ends when the queue is dropped, after
+    /// writing what it holds.
     pub async fn redis(url: &str, stream: &str, max: i64) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let conn = redis::aio::ConnectionManager::new_with_config(
@@ -38,45 +42,51 @@ impl JobQueue {
             crate::broker::redis::manager_config(),
         )
         .await?;
-        Ok(Self::Redis {
-            conn,
-            stream: stream.to_owned(),
-            max,
-        })
+        let (tx, rx) = mpsc::channel(REDIS_BUFFER);
+        tokio::spawn(write_to_stream(conn, stream.to_owned(), max, rx));
+        Ok(Self::Redis(tx))
     }
 
     /// Queues a job; a full queue or a Redis error drops it (counted and logged): a
     /// notification is never worth failing the request that caused it.
     pub async fn push(&self, job: Job) {
-        let ok = match self {
-            Self::Local(tx) => tx.try_send(job).is_ok(),
-            Self::Redis { conn, stream, max } => {
-                let payload = match serde_json::to_string(&job) {
-                    Ok(p) => p,
-                    Err(_) => return,
-                };
-                let mut c = conn.clone();
-                let added: redis::RedisResult<String> = redis::cmd("XADD")
-                    .arg(stream)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(*max)
-                    .arg("*")
-                    .arg("job")
-                    .arg(payload)
-                    .query_async(&mut c)
-                    .await;
-                match added {
-                    Ok(_) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "queueing a notification failed");
-                        false
-                    }
-                }
-            }
-        };
-        if !ok {
+        let (Self::Local(tx) | Self::Redis(tx)) = self;
+        if tx.try_send(job).is_err() {
             metrics::counter!("confab_push_dropped_total", "why" => "queue").increment(1);
+        }
+    }
+}
+
+/// Writes the queued jobs to the stream, each round what has gathered since the last.
+async fn write_to_stream(
+    mut conn: redis::aio::ConnectionManager,
+    stream: String,
+    max: i64,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let mut batch = Vec::with_capacity(REDIS_BATCH);
+    while jobs.recv_many(&mut batch, REDIS_BATCH).await > 0 {
+        let jobs_in_round = batch.len();
+        let mut pipe = redis::pipe();
+        for job in batch.drain(..) {
+            let Ok(payload) = serde_json::to_string(&job) else {
+                continue;
+            };
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max)
+                .arg("*")
+                .arg("job")
+                .arg(payload)
+                .ignore();
+        }
+        let written: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "queueing notifications failed");
+            metrics::counter!("confab_push_dropped_total", "why" => "queue")
+                .increment(jobs_in_round as u64);
         }
     }
 }

@@ -30,6 +30,7 @@ pub async fn run(
     stream: &str,
     consumer: String,
     claim_idle_ms: u64,
+    linger: Duration,
     dispatcher: Arc<Dispatcher>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -123,14 +124,24 @@ pub async fn run(
                 continue;
             }
         }
+        let read = entries.len();
+        let mut jobs = Vec::with_capacity(read);
         for entry in entries {
             let job: Option<Job> = entry
                 .get::<String>("job")
                 .and_then(|j| serde_json::from_str(&j).ok());
             let ack = AckGuard::new(entry.id.clone(), acks.clone());
             match job {
-                Some(job) => dispatcher.handle(job, ack).await,
+                Some(job) => jobs.push((job, ack)),
                 None => tracing::warn!(id = %entry.id, "an unreadable notification job dropped"),
+            }
+        }
+        dispatcher.handle(jobs).await;
+        if read > 0 && read < COUNT && !linger.is_zero() {
+            // Gather the next batch for a moment (see `WorkerConfig::linger_ms`).
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(linger) => {}
             }
         }
     }
@@ -173,16 +184,12 @@ pub async fn start(
         sender,
         Duration::from_millis(config.push.coalesce_ms),
     );
-    let consumer = config.worker_name.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "local".into());
-        format!("worker-{host}")
-    });
+    let consumer = crate::worker::consumer_name(config);
     let claim = config.claim_idle_ms;
+    let linger = Duration::from_millis(config.linger_ms);
     let stream = config.push.stream.clone();
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = run(&url, &stream, consumer, claim, dispatcher, stop).await {
+        if let Err(e) = run(&url, &stream, consumer, claim, linger, dispatcher, stop).await {
             tracing::error!(error = format!("{e:#}"), "the notification worker failed");
         }
     })))

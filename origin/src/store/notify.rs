@@ -22,15 +22,14 @@ pub struct PushSubscriptionRecord {
     pub created_at: i64,
 }
 
-/// A member who may be notified of a new message in a room.
+/// A member who may be notified of a new message in a room: one with a push subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
+    pub room: RoomId,
     pub user: UserId,
     /// Their chosen level; `None`: the room kind's default.
     pub level: Option<NotificationLevel>,
     pub push_previews: bool,
-    /// Whether they have any push subscription at all.
-    pub subscribed: bool,
 }
 
 /// A user's notification settings (defaults when they never chose).
@@ -98,12 +97,10 @@ pub trait NotifyStore: Send + Sync + 'static {
         &self,
         user: UserId,
     ) -> Result<Vec<(RoomId, NotificationLevel)>, StoreError>;
-    /// The room's members but `author`, with what deciding their notification needs.
-    async fn notify_recipients(
-        &self,
-        room: RoomId,
-        author: UserId,
-    ) -> Result<Vec<Recipient>, StoreError>;
+    /// The members of these rooms who have a push subscription, with what deciding their
+    /// notification needs: one query for a whole batch of new messages, and none of a room's
+    /// members when nobody there could be pushed to.
+    async fn notify_recipients(&self, rooms: &[RoomId]) -> Result<Vec<Recipient>, StoreError>;
 
     /// The user's settings.
     async fn notify_settings(&self, user: UserId) -> Result<UserNotifySettings, StoreError>;
@@ -268,32 +265,37 @@ macro_rules! notify_store {
 
             async fn notify_recipients(
                 &self,
-                room: RoomId,
-                author: UserId,
+                rooms: &[RoomId],
             ) -> Result<Vec<$crate::store::notify::Recipient>, StoreError> {
-                let rows: Vec<(uuid::Uuid, Option<String>, Option<bool>, bool)> = sqlx::query_as(
-                    "SELECT m.user_id, l.level, s.push_previews, \
-                       EXISTS (SELECT 1 FROM push_subscriptions p WHERE p.user_id = m.user_id) \
+                if rooms.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b: sqlx::QueryBuilder<$db> = sqlx::QueryBuilder::new(
+                    "SELECT m.room_id, m.user_id, l.level, s.push_previews \
                      FROM room_members m \
                      LEFT JOIN room_notification_levels l \
                        ON l.room_id = m.room_id AND l.user_id = m.user_id \
                      LEFT JOIN notification_settings s ON s.user_id = m.user_id \
-                     WHERE m.room_id = $1 AND m.user_id <> $2",
-                )
-                .bind(room.0)
-                .bind(author.0)
-                .fetch_all(&self.pool)
-                .await?;
+                     WHERE EXISTS (SELECT 1 FROM push_subscriptions p WHERE p.user_id = m.user_id) \
+                       AND m.room_id IN (",
+                );
+                let mut list = b.separated(", ");
+                for room in rooms {
+                    list.push_bind(room.0);
+                }
+                b.push(")");
+                let rows: Vec<(uuid::Uuid, uuid::Uuid, Option<String>, Option<bool>)> =
+                    b.build_query_as().fetch_all(&self.pool).await?;
                 Ok(rows
                     .into_iter()
                     .map(
-                        |(user, level, previews, subscribed)| $crate::store::notify::Recipient {
+                        |(room, user, level, previews)| $crate::store::notify::Recipient {
+                            room: RoomId(room),
                             user: UserId(user),
                             level: level.as_deref().and_then(
                                 confab_shared::notify::NotificationLevel::parse,
                             ),
                             push_previews: previews.unwrap_or(true),
-                            subscribed,
                         },
                     )
                     .collect())
