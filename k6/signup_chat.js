@@ -159,7 +159,7 @@ export function chat(data) {
   acked.add(acks);
   expected.add(acks * (roomSize - 1));
   ok = ok && check(res, { 'ws upgraded': (r) => r && r.status === 101 });
-  if (!res || res.status !== 101) console.warn(`user ${me}: upgrade answered ${res && res.status}`);
+  if (!res || res.status !== 101) console.warn(`user ${me}: upgrade answered ${res && res.status} ${res && res.body}`);
   sessionOk.add(ok);
 }
 
