@@ -9,17 +9,29 @@
 //!
 //! Connections are spread over several source addresses (127.0.0.x) so ephemeral ports do not
 //! run out, and the file-descriptor limit is raised to the hard limit (20,000 here): one process
-//! holds up to about 19,000 connections.
+//! holds up to about 19,000 connections. `--processes N` runs N processes over disjoint ranges of
+//! the users (whole rooms each, so every message stays inside one process), each with its own
+//! file-descriptor budget, started together once all have registered their users; their results
+//! are merged exactly (the HDR histograms added, not percentiles averaged).
+//!
+//! `--report-every SECS` prints one JSON line per interval of the sending phase (that interval's
+//! delivery percentiles and counts) and compares the first and last windows in the results: what
+//! a soak run needs to see a slow drift.
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, ensure, Context};
+use base64::Engine as _;
 use clap::Parser;
 use confab_shared::events::RoomEvent;
 use confab_shared::protocol::ServerFrame;
 use futures::{SinkExt, StreamExt};
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -66,6 +78,55 @@ struct Args {
     /// Password for the generated users.
     #[arg(long, default_value = "loadgen-password")]
     password: String,
+    /// Run as this many processes, each with its own file-descriptor budget, over disjoint
+    /// ranges of the users (whole rooms each); their results are merged exactly.
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+    /// With --processes: process i uses the (i mod n)-th of these URLs as its base URL (e.g.
+    /// the origin instances directly, when one load balancer cannot hold every connection).
+    #[arg(long, value_delimiter = ',')]
+    spread_over: Vec<String>,
+    /// Set by --processes for each process it starts: this one's share of the users, "i/N".
+    #[arg(long, hide = true, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// Set by --processes: the run id its processes share (user and room names).
+    #[arg(long, hide = true)]
+    run_id: Option<String>,
+    /// Print one JSON line per this many seconds of the sending phase: that interval's delivery
+    /// percentiles and counts.
+    #[arg(long)]
+    report_every: Option<u64>,
+    /// Where the interval lines go (default: stderr).
+    #[arg(long)]
+    report_out: Option<std::path::PathBuf>,
+    /// With --report-every: the results compare the first and the last this many seconds of the
+    /// sending phase (whole intervals, at most a third of the phase each).
+    #[arg(long, default_value_t = 300)]
+    window_secs: u64,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or("expected i/N")?;
+    let (i, n) = (
+        i.parse::<usize>().map_err(|e| e.to_string())?,
+        n.parse::<usize>().map_err(|e| e.to_string())?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need i < N"));
+    }
+    Ok((i, n))
+}
+
+/// The users shard `i` of `n` drives: whole rooms, as evenly as the rooms allow.
+fn shard_users(users: usize, room_size: usize, shard: Option<(usize, usize)>) -> Range<usize> {
+    let Some((i, n)) = shard else {
+        return 0..users;
+    };
+    let room_size = room_size.max(1);
+    let rooms = users.div_ceil(room_size);
+    let first = rooms * i / n;
+    let last = rooms * (i + 1) / n;
+    (first * room_size).min(users)..(last * room_size).min(users)
 }
 
 /// Nanoseconds since the start of the run: the clock every client shares.
@@ -143,13 +204,16 @@ async fn register(
     Ok(cookie)
 }
 
-/// Registers everyone, creates the rooms, and joins each user to theirs.
-async fn setup(args: &Args, run: &str) -> anyhow::Result<Vec<User>> {
+/// Registers the users of `range` (whole rooms), creates their rooms, and joins each user to
+/// theirs. Names carry the global index, so processes sharing a run id never collide.
+async fn setup(args: &Args, run: &str, range: Range<usize>) -> anyhow::Result<Vec<User>> {
     let http = reqwest::Client::new();
     let gate = Arc::new(Semaphore::new(args.setup_concurrency.max(1)));
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(args.users);
-    for i in 0..args.users {
+    let users = range.len();
+    let first_room = range.start / args.room_size.max(1);
+    let mut tasks = Vec::with_capacity(users);
+    for i in range {
         let (http, gate, base, pw) = (
             http.clone(),
             gate.clone(),
@@ -162,23 +226,19 @@ async fn setup(args: &Args, run: &str) -> anyhow::Result<Vec<User>> {
             register(&http, &base, &name, &pw).await
         }));
     }
-    let mut cookies = Vec::with_capacity(args.users);
+    let mut cookies = Vec::with_capacity(users);
     for t in tasks {
         cookies.push(t.await??);
     }
-    eprintln!(
-        "registered {} users in {:.1?}",
-        args.users,
-        started.elapsed()
-    );
-    let rooms = args.users.div_ceil(args.room_size.max(1));
+    eprintln!("registered {users} users in {:.1?}", started.elapsed());
+    let rooms = users.div_ceil(args.room_size.max(1));
     let mut room_ids = Vec::with_capacity(rooms);
     for r in 0..rooms {
         let owner = &cookies[r * args.room_size];
         let res = http
             .post(format!("{}/api/rooms", args.base_url))
             .header("cookie", owner)
-            .json(&serde_json::json!({"name": format!("lg{run}r{r}")}))
+            .json(&serde_json::json!({"name": format!("lg{run}r{}", first_room + r)}))
             .send()
             .await?;
         if res.status() != 201 {
@@ -376,7 +436,7 @@ async fn connect(args: &Args, me: usize, user: &User) -> anyhow::Result<(Ws, Dur
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Percentiles {
     p50: f64,
     p90: f64,
@@ -386,8 +446,7 @@ struct Percentiles {
     count: u64,
 }
 
-fn percentiles_ms(h: &Mutex<Histogram<u64>>) -> Percentiles {
-    let h = h.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
+fn percentiles_of(h: &Histogram<u64>) -> Percentiles {
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     Percentiles {
         p50: ms(0.5),
@@ -399,13 +458,27 @@ fn percentiles_ms(h: &Mutex<Histogram<u64>>) -> Percentiles {
     }
 }
 
-#[derive(Serialize)]
+/// A histogram as text for the results: HDR V2 + DEFLATE, base64 (any HdrHistogram
+/// implementation reads it).
+fn encode(h: &Histogram<u64>) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new().serialize(h, &mut bytes)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn decode(text: &str) -> anyhow::Result<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+    Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
+}
+
+#[derive(Serialize, Deserialize)]
 struct Results {
     base_url: String,
     users: usize,
     room_size: usize,
     interval_ms: u64,
     duration_s: u64,
+    processes: usize,
     sessions_ok: u64,
     sessions_failed: u64,
     session_success_ratio: f64,
@@ -418,21 +491,330 @@ struct Results {
     delivered_ratio: f64,
     errors: u64,
     resyncs: u64,
+    /// With --report-every: the first and the last window of the sending phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    windows: Option<Windows>,
+    /// Delivery latency in µs (see `encode`): what merging processes adds up.
+    delivery_histogram: String,
+    /// Connect time in µs.
+    connect_histogram: String,
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        1.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// One process's results from the several that `--processes` ran: counts summed, histograms
+/// added, percentiles read from the sum.
+fn merge(base_url: String, parts: Vec<Results>) -> anyhow::Result<Results> {
+    let first = parts.first().context("no results to merge")?;
+    let (mut delivery, mut connect) = (histogram(), histogram());
+    for p in &parts {
+        delivery.add(decode(&p.delivery_histogram)?)?;
+        connect.add(decode(&p.connect_histogram)?)?;
+    }
+    let sum = |f: fn(&Results) -> u64| parts.iter().map(f).sum::<u64>();
+    let users = parts.iter().map(|p| p.users).sum::<usize>();
+    let (sessions_ok, delivered, expected) = (
+        sum(|p| p.sessions_ok),
+        sum(|p| p.delivered),
+        sum(|p| p.expected),
+    );
+    Ok(Results {
+        base_url,
+        users,
+        room_size: first.room_size,
+        interval_ms: first.interval_ms,
+        duration_s: first.duration_s,
+        processes: parts.len(),
+        sessions_ok,
+        sessions_failed: sum(|p| p.sessions_failed),
+        session_success_ratio: ratio(sessions_ok, users as u64),
+        connect_ms: percentiles_of(&connect),
+        delivery_ms: percentiles_of(&delivery),
+        sent: sum(|p| p.sent),
+        acked: sum(|p| p.acked),
+        delivered,
+        expected,
+        delivered_ratio: ratio(delivered, expected),
+        errors: sum(|p| p.errors),
+        resyncs: sum(|p| p.resyncs),
+        windows: None,
+        delivery_histogram: encode(&delivery)?,
+        connect_histogram: encode(&connect)?,
+    })
+}
+
+/// Drops `--name VALUE` and `--name=VALUE` from a command line.
+fn without_flags(args: Vec<OsString>, names: &[&str]) -> Vec<OsString> {
+    let mut kept = Vec::with_capacity(args.len());
+    let mut skip_value = false;
+    for a in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        let text = a.to_string_lossy();
+        if names.contains(&text.as_ref()) {
+            skip_value = true;
+        } else if !names.iter().any(|n| text.starts_with(&format!("{n}="))) {
+            kept.push(a);
+        }
+    }
+    kept
+}
+
+/// `--processes N`: starts this program N times with `--shard i/N` (the same command line
+/// otherwise), lets them all register their users, starts them together, and merges what they
+/// report. Each process has its own file-descriptor limit (20,000 on the development machine).
+async fn run_processes(args: &Args) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    ensure!(
+        args.report_every.is_none(),
+        "--report-every runs in one process only"
+    );
+    let n = args.processes;
+    let exe = std::env::current_exe()?;
+    let run = format!("{:x}", rand::thread_rng().gen::<u32>());
+    let passed = without_flags(
+        std::env::args_os().skip(1).collect(),
+        &["--processes", "--out"],
+    );
+    let mut children = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut child = tokio::process::Command::new(&exe)
+            .args(&passed)
+            .arg("--shard")
+            .arg(format!("{i}/{n}"))
+            .arg("--run-id")
+            .arg(&run)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start a load-generator process")?;
+        let out = tokio::io::BufReader::new(child.stdout.take().context("child stdout")?);
+        children.push((child, out));
+    }
+    // Registration takes each process a different time: start the chat only when all are ready.
+    for (i, (_, out)) in children.iter_mut().enumerate() {
+        let mut line = String::new();
+        out.read_line(&mut line).await?;
+        ensure!(line.trim() == "ready", "process {i} failed during setup");
+    }
+    for (child, _) in &mut children {
+        let stdin = child.stdin.as_mut().context("child stdin")?;
+        stdin.write_all(b"go\n").await?;
+        stdin.flush().await?;
+    }
+    let mut parts = Vec::with_capacity(n);
+    for (i, (mut child, mut out)) in children.into_iter().enumerate() {
+        let mut json = String::new();
+        out.read_to_string(&mut json).await?;
+        let status = child.wait().await?;
+        ensure!(status.success(), "process {i}: {status}");
+        parts.push(serde_json::from_str(&json).with_context(|| format!("process {i} results"))?);
+    }
+    let base = if args.spread_over.is_empty() {
+        args.base_url.clone()
+    } else {
+        args.spread_over.join(",")
+    };
+    let results = merge(base, parts)?;
+    emit(&results, args.out.as_deref())
+}
+
+fn emit(results: &Results, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(results)?;
+    println!("{json}");
+    if let Some(out) = out {
+        std::fs::write(out, &json)?;
+    }
+    Ok(())
+}
+
+/// The counters and the delivery histogram at one moment of the sending phase.
+struct Snapshot {
+    at: Instant,
+    latency: Histogram<u64>,
+    connected: u64,
+    sent: u64,
+    acked: u64,
+    delivered: u64,
+    errors: u64,
+    dropped: u64,
+    resyncs: u64,
+}
+
+impl Snapshot {
+    fn take(shared: &Shared) -> Self {
+        let c = &shared.counters;
+        Snapshot {
+            at: Instant::now(),
+            latency: shared
+                .latency
+                .lock()
+                .map(|h| h.clone())
+                .unwrap_or_else(|_| histogram()),
+            connected: c.connected.load(Relaxed),
+            sent: c.sent.load(Relaxed),
+            acked: c.acked.load(Relaxed),
+            delivered: c.delivered.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            resyncs: c.resyncs.load(Relaxed),
+        }
+    }
+
+    /// The deliveries recorded since `earlier`.
+    fn latency_since(&self, earlier: &Snapshot) -> anyhow::Result<Histogram<u64>> {
+        let mut h = self.latency.clone();
+        h.subtract(&earlier.latency)?;
+        Ok(h)
+    }
+}
+
+/// One `--report-every` line: what happened between two snapshots.
+#[derive(Serialize)]
+struct IntervalReport {
+    /// Seconds from the start of the sending phase to the end of this interval.
+    t_s: f64,
+    interval_s: f64,
+    connected: u64,
+    sent: u64,
+    acked: u64,
+    delivered: u64,
+    errors: u64,
+    dropped: u64,
+    resyncs: u64,
+    delivery_ms: Percentiles,
+    /// The last line: from the last whole interval to the end, the final drain included.
+    last: bool,
+}
+
+fn interval_report(
+    from: Instant,
+    a: &Snapshot,
+    b: &Snapshot,
+    last: bool,
+) -> anyhow::Result<IntervalReport> {
+    Ok(IntervalReport {
+        t_s: (b.at - from).as_secs_f64(),
+        interval_s: (b.at - a.at).as_secs_f64(),
+        connected: b.connected,
+        sent: b.sent - a.sent,
+        acked: b.acked - a.acked,
+        delivered: b.delivered - a.delivered,
+        errors: b.errors - a.errors,
+        dropped: b.dropped - a.dropped,
+        resyncs: b.resyncs - a.resyncs,
+        delivery_ms: percentiles_of(&b.latency_since(a)?),
+        last,
+    })
+}
+
+type ReportSink = Box<dyn std::io::Write + Send>;
+
+/// Snapshots at `from`, `from + every`, … up to `until`, a line per interval into `sink`.
+async fn report(
+    shared: Arc<Shared>,
+    from: Instant,
+    until: Instant,
+    every: Duration,
+    mut sink: ReportSink,
+) -> anyhow::Result<(Vec<Snapshot>, ReportSink)> {
+    tokio::time::sleep_until(from.into()).await;
+    let mut snapshots = vec![Snapshot::take(&shared)];
+    for k in 1u32.. {
+        let at = from + every * k;
+        if at > until {
+            break;
+        }
+        tokio::time::sleep_until(at.into()).await;
+        let now = Snapshot::take(&shared);
+        if let Some(prev) = snapshots.last() {
+            let line = serde_json::to_string(&interval_report(from, prev, &now, false)?)?;
+            writeln!(sink, "{line}")?;
+            sink.flush()?;
+        }
+        snapshots.push(now);
+    }
+    Ok((snapshots, sink))
+}
+
+/// The first and the last window of the sending phase, for a soak run to compare.
+#[derive(Serialize, Deserialize)]
+struct Windows {
+    window_s: u64,
+    first: Percentiles,
+    last: Percentiles,
+}
+
+/// `snapshots[k]` was taken `k * every` into the sending phase of `duration` seconds; `end`
+/// after the final drain.
+fn windows(
+    snapshots: &[Snapshot],
+    end: &Snapshot,
+    every: u64,
+    duration: u64,
+    window: u64,
+) -> anyhow::Result<Windows> {
+    let every = every.max(1);
+    let intervals = (window.min(duration / 3) / every).max(1) as usize;
+    let start = snapshots.first().context("no snapshot")?;
+    let first = match snapshots.get(intervals) {
+        Some(s) => s.latency_since(start)?,
+        None => end.latency_since(start)?,
+    };
+    let from = (duration.saturating_sub(intervals as u64 * every) / every) as usize;
+    let base = &snapshots[from.min(snapshots.len() - 1)];
+    Ok(Windows {
+        window_s: intervals as u64 * every,
+        first: percentiles_of(&first),
+        last: percentiles_of(&end.latency_since(base)?),
+    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Arc::new(Args::parse());
+    let mut args = Args::parse();
+    if args.processes > 1 && args.shard.is_none() {
+        return run_processes(&args).await;
+    }
+    if let Some((i, _)) = args.shard {
+        if !args.spread_over.is_empty() {
+            args.base_url = args.spread_over[i % args.spread_over.len()].clone();
+        }
+    }
+    let args = Arc::new(args);
+    let range = shard_users(args.users, args.room_size, args.shard);
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    if (limit as usize) < args.users + 100 {
+    if (limit as usize) < range.len() + 100 {
         bail!(
             "file-descriptor limit {limit} is too low for {} users",
-            args.users
+            range.len()
         );
     }
     now_ns();
-    let run: String = format!("{:x}", rand::thread_rng().gen::<u32>());
-    let users = setup(&args, &run).await?;
+    let run = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{:x}", rand::thread_rng().gen::<u32>()));
+    let users = setup(&args, &run, range).await?;
+    if args.shard.is_some() {
+        // Tell the parent this process is ready, and wait for its word to start.
+        use tokio::io::AsyncBufReadExt;
+        println!("ready");
+        std::io::stdout().flush()?;
+        let mut go = String::new();
+        tokio::io::BufReader::new(tokio::io::stdin())
+            .read_line(&mut go)
+            .await?;
+        ensure!(go.trim() == "go", "the parent process went away");
+    }
     let shared = Arc::new(Shared {
         counters: Counters::default(),
         latency: Mutex::new(histogram()),
@@ -458,6 +840,23 @@ async fn main() -> anyhow::Result<()> {
             at,
         )));
     }
+    let reporter = match args.report_every {
+        Some(every) => {
+            let sink: ReportSink = match &args.report_out {
+                Some(path) => Box::new(std::fs::File::create(path).context("--report-out")?),
+                None => Box::new(std::io::stderr()),
+            };
+            let every = Duration::from_secs(every.max(1));
+            Some(tokio::spawn(report(
+                shared.clone(),
+                begin + ramp,
+                until,
+                every,
+                sink,
+            )))
+        }
+        None => None,
+    };
     let progress = {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -485,37 +884,156 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     progress.abort();
+    let windows = match reporter {
+        Some(reporter) => {
+            let (snapshots, mut sink) = reporter.await??;
+            let end = Snapshot::take(&shared);
+            let start = begin + ramp;
+            if let Some(prev) = snapshots.last() {
+                let line = serde_json::to_string(&interval_report(start, prev, &end, true)?)?;
+                writeln!(sink, "{line}")?;
+                sink.flush()?;
+            }
+            let every = args.report_every.unwrap_or(1);
+            Some(windows(
+                &snapshots,
+                &end,
+                every,
+                args.duration,
+                args.window_secs,
+            )?)
+        }
+        None => None,
+    };
     let c = &shared.counters;
     let acked = c.acked.load(Relaxed);
     let expected = acked * (args.room_size as u64 - 1);
     let delivered = c.delivered.load(Relaxed);
+    let (latency, connect) = (
+        shared
+            .latency
+            .lock()
+            .map(|h| h.clone())
+            .map_err(|_| anyhow!("poisoned"))?,
+        shared
+            .connect
+            .lock()
+            .map(|h| h.clone())
+            .map_err(|_| anyhow!("poisoned"))?,
+    );
     let results = Results {
         base_url: args.base_url.clone(),
         users: n,
         room_size: args.room_size,
         interval_ms: args.interval_ms,
         duration_s: args.duration,
+        processes: 1,
         sessions_ok: ok,
         sessions_failed: n as u64 - ok,
-        session_success_ratio: ok as f64 / n.max(1) as f64,
-        connect_ms: percentiles_ms(&shared.connect),
-        delivery_ms: percentiles_ms(&shared.latency),
+        session_success_ratio: ratio(ok, n as u64),
+        connect_ms: percentiles_of(&connect),
+        delivery_ms: percentiles_of(&latency),
         sent: c.sent.load(Relaxed),
         acked,
         delivered,
         expected,
-        delivered_ratio: if expected == 0 {
-            1.0
-        } else {
-            delivered as f64 / expected as f64
-        },
+        delivered_ratio: ratio(delivered, expected),
         errors: c.errors.load(Relaxed),
         resyncs: c.resyncs.load(Relaxed),
+        windows,
+        delivery_histogram: encode(&latency)?,
+        connect_histogram: encode(&connect)?,
     };
-    let json = serde_json::to_string_pretty(&results)?;
-    println!("{json}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &json)?;
+    if args.shard.is_some() {
+        // The parent reads this and writes the merged results.
+        println!("{}", serde_json::to_string(&results)?);
+        return Ok(());
     }
-    Ok(())
+    emit(&results, args.out.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_the_users_in_whole_rooms() {
+        for (users, room, n) in [(30_000, 10, 3), (3_000, 10, 4), (1_005, 10, 3), (7, 10, 2)] {
+            let ranges: Vec<_> = (0..n)
+                .map(|i| shard_users(users, room, Some((i, n))))
+                .collect();
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges[n - 1].end, users);
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+                assert_eq!(w[0].end % room, 0, "a room split between processes");
+            }
+        }
+        assert_eq!(shard_users(1000, 10, None), 0..1000);
+    }
+
+    #[test]
+    fn merged_percentiles_come_from_the_summed_histograms() {
+        // One process saw only fast deliveries, the other only slow ones: the merged p99 is the
+        // slow one, which no average of the two p99s gives.
+        let (mut fast, mut slow) = (histogram(), histogram());
+        for _ in 0..985 {
+            fast.saturating_record(1_000);
+        }
+        for _ in 0..15 {
+            slow.saturating_record(80_000);
+        }
+        let part = |h: &Histogram<u64>| -> Results {
+            Results {
+                base_url: String::new(),
+                users: 10,
+                room_size: 10,
+                interval_ms: 1000,
+                duration_s: 1,
+                processes: 1,
+                sessions_ok: 10,
+                sessions_failed: 0,
+                session_success_ratio: 1.0,
+                connect_ms: percentiles_of(h),
+                delivery_ms: percentiles_of(h),
+                sent: h.len(),
+                acked: h.len(),
+                delivered: h.len(),
+                expected: h.len(),
+                delivered_ratio: 1.0,
+                errors: 0,
+                resyncs: 0,
+                windows: None,
+                delivery_histogram: encode(h).expect("encode"),
+                connect_histogram: encode(h).expect("encode"),
+            }
+        };
+        let merged = merge(String::new(), vec![part(&fast), part(&slow)]).expect("merge");
+        assert_eq!(merged.delivery_ms.count, 1000);
+        assert_eq!(merged.delivered, 1000);
+        assert_eq!(merged.users, 20);
+        assert!((merged.delivery_ms.p50 - 1.0).abs() < 0.01);
+        assert!((merged.delivery_ms.p99 - 80.0).abs() < 0.1);
+        assert!((merged.delivery_ms.max - 80.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn flags_for_the_parent_are_not_passed_on() {
+        let args = [
+            "--users",
+            "30",
+            "--processes",
+            "3",
+            "--out=x.json",
+            "--duration",
+            "5",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        let kept = without_flags(args, &["--processes", "--out"]);
+        assert_eq!(
+            kept,
+            ["--users", "30", "--duration", "5"].map(OsString::from)
+        );
+    }
 }
