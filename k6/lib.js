@@ -204,8 +204,13 @@ export function chatSession(protocol, m, { cookie, me, room, roomSize, sendFrom,
         console.warn(`user ${me}: closed ${Math.round((endAt - Date.now()) / 1000)} s early`);
       }
     });
-    if (protocol.keepalive) socket.setInterval(() => socket.send(protocol.keepalive), 20000);
-    socket.setTimeout(() => socket.close(), Math.max(0, endAt - Date.now()) + 3000);
+    // Nothing is sent once the close is: a keepalive due at the same moment would fail the
+    // session with "close sent".
+    let closing = false;
+    if (protocol.keepalive) {
+      socket.setInterval(() => { if (!closing) socket.send(protocol.keepalive); }, 20000);
+    }
+    socket.setTimeout(() => { closing = true; socket.close(); }, Math.max(0, endAt - Date.now()) + 3000);
   });
   m.delivered.add(got);
   m.acked.add(acks);

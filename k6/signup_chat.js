@@ -10,9 +10,9 @@
 import http from 'k6/http';
 import ws from 'k6/ws';
 import exec from 'k6/execution';
-import { check, sleep } from 'k6';
+import { sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { BASE_URL, WS_URL, RUN, PASSWORD, register, api } from './lib.js';
+import { BASE_URL, WS_URL, RUN, PASSWORD, chatMetrics, chatSession, confabChat, registerRooms } from './lib.js';
 
 const USERS = parseInt(__ENV.USERS || '100', 10);
 const NEW_USERS = parseInt(__ENV.NEW_USERS || '100', 10);
@@ -24,14 +24,7 @@ const RAMP_S = parseInt(__ENV.RAMP || '20', 10);
 // counted in dropped_iterations (attempted, not completed).
 const SIGNUP_VUS = parseInt(__ENV.SIGNUP_VUS || '100', 10);
 
-const deliveryLatency = new Trend('delivery_latency', true);
-const connectTime = new Trend('ws_connect_time', true);
-const sent = new Counter('messages_sent');
-const acked = new Counter('messages_acked');
-const delivered = new Counter('messages_delivered');
-const expected = new Counter('messages_expected');
-const wsErrors = new Counter('ws_errors');
-const sessionOk = new Rate('ws_session_ok');
+const metrics = chatMetrics();
 const signupLatency = new Trend('signup_latency', true);
 const signupsAttempted = new Counter('signups_attempted');
 const signupOk = new Rate('signup_ok');
@@ -74,93 +67,20 @@ export const options = {
 
 // The chatting population: registered, in rooms, before anything is measured (as k6/chat.js).
 export function setup() {
-  const rooms = [];
-  const cookies = [];
-  for (let i = 0; i < USERS; i++) {
-    cookies.push(register(`k6${RUN}u${i}`));
-  }
-  for (let r = 0; r * ROOM_SIZE < USERS; r++) {
-    const owner = cookies[r * ROOM_SIZE];
-    const res = api('POST', '/api/rooms', owner, { name: `k6${RUN}r${r}` }, 'create room');
-    check(res, { 'room created': (x) => x.status === 201 });
-    rooms.push(res.json('id'));
-    for (let i = r * ROOM_SIZE + 1; i < Math.min(USERS, (r + 1) * ROOM_SIZE); i++) {
-      api('POST', `/api/rooms/${rooms[r]}/join`, cookies[i], {}, 'join room');
-    }
-  }
-  return { rooms, cookies, sendFrom: Date.now() + RAMP_S * 1000 + 2000 };
+  return Object.assign(registerRooms(USERS, ROOM_SIZE), { sendFrom: Date.now() + RAMP_S * 1000 + 2000 });
 }
 
-// One chatting user, as in k6/chat.js; the user index comes from the scenario (VU numbers are
-// shared with the sign-up scenario).
+// One chatting user, k6/chat.js's session; the user index comes from the scenario (VU numbers
+// are shared with the sign-up scenario).
 export function chat(data) {
   const me = exec.scenario.iterationInTest;
-  const room = data.rooms[Math.floor(me / ROOM_SIZE)];
   sleep((RAMP_S * me) / USERS);
-  const started = Date.now();
-  const endAt = data.sendFrom + DURATION * 1000;
-  let ok = true;
-  let n = 0;
-  let got = 0;
-  let acks = 0;
-  const roomSize = Math.min(ROOM_SIZE, USERS - Math.floor(me / ROOM_SIZE) * ROOM_SIZE);
-  const res = ws.connect(WS_URL, { headers: { Cookie: data.cookies[me] } }, (socket) => {
-    socket.on('message', (text) => {
-      if (text.startsWith('{"type":"message"')) {
-        const at = text.indexOf('"body":"k6 ');
-        if (at >= 0) {
-          const from = at + 11;
-          const space = text.indexOf(' ', from);
-          if (parseInt(text.substring(from, space), 10) !== me) {
-            deliveryLatency.add(Date.now() - parseInt(text.substring(space + 1, text.indexOf('"', space)), 10));
-            got += 1;
-          }
-        }
-        return;
-      }
-      const f = JSON.parse(text);
-      if (f.type === 'ready') {
-        connectTime.add(Date.now() - started);
-        socket.send(JSON.stringify({ type: 'subscribe', room }));
-      } else if (f.type === 'subscribed') {
-        const offset = Math.max(0, data.sendFrom - Date.now()) + Math.random() * INTERVAL_MS;
-        socket.setTimeout(() => {
-          socket.setInterval(() => {
-            if (Date.now() >= endAt) return;
-            n += 1;
-            socket.send(JSON.stringify({ type: 'send', room, client_msg_id: `k${n}`, body: `k6 ${me} ${Date.now()}` }));
-            sent.add(1);
-          }, INTERVAL_MS);
-        }, offset);
-      } else if (f.type === 'ack') {
-        acks += 1;
-      } else if (f.type === 'error') {
-        wsErrors.add(1);
-        if (__ENV.DEBUG) console.warn(`error frame: ${text}`);
-      } else if (f.type === 'resync') {
-        socket.send(JSON.stringify({ type: 'subscribe', room }));
-      }
-    });
-    socket.on('error', (e) => {
-      ok = false;
-      wsErrors.add(1);
-      console.warn(`user ${me}: socket error: ${e.error()}`);
-    });
-    socket.on('close', () => {
-      if (Date.now() < endAt) {
-        ok = false;
-        console.warn(`user ${me}: closed ${Math.round((endAt - Date.now()) / 1000)} s early`);
-      }
-    });
-    socket.setInterval(() => socket.send('{"type":"ping"}'), 20000);
-    socket.setTimeout(() => socket.close(), Math.max(0, endAt - Date.now()) + 3000);
+  chatSession(confabChat, metrics, {
+    cookie: data.cookies[me], me,
+    room: data.rooms[Math.floor(me / ROOM_SIZE)],
+    roomSize: Math.min(ROOM_SIZE, USERS - Math.floor(me / ROOM_SIZE) * ROOM_SIZE),
+    sendFrom: data.sendFrom, endAt: data.sendFrom + DURATION * 1000, intervalMs: INTERVAL_MS,
   });
-  delivered.add(got);
-  acked.add(acks);
-  expected.add(acks * (roomSize - 1));
-  ok = ok && check(res, { 'ws upgraded': (r) => r && r.status === 101 });
-  if (!res || res.status !== 101) console.warn(`user ${me}: upgrade answered ${res && res.status} ${res && res.body}`);
-  sessionOk.add(ok);
 }
 
 // One new user arriving: registers (Argon2id on the origin's hashing pool), then signs in on
