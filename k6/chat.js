@@ -5,13 +5,8 @@
 //
 //   BASE_URL=http://127.0.0.1:18080 USERS=1000 ROOM_SIZE=10 INTERVAL_MS=1000 DURATION=60 k6 run k6/chat.js
 import { sleep } from 'k6';
-import { chatMetrics, chatSession, chatSummary, confabChat, registerRooms } from './lib.js';
+import { chatMetrics, chatSession, chatSummary, confabChat, registerRooms, USERS, ROOM_SIZE, INTERVAL_MS, DURATION, RAMP_S } from './lib.js';
 
-const USERS = parseInt(__ENV.USERS || '100', 10);
-const ROOM_SIZE = parseInt(__ENV.ROOM_SIZE || '10', 10);
-const INTERVAL_MS = parseInt(__ENV.INTERVAL_MS || '1000', 10);
-const DURATION = parseInt(__ENV.DURATION || '30', 10);
-const RAMP_S = parseInt(__ENV.RAMP || '20', 10);
 
 const metrics = chatMetrics();
 

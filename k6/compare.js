@@ -8,16 +8,11 @@
 //   TARGET=confab   BASE_URL=http://127.0.0.1:18080 USERS=1000 k6 run k6/compare.js
 //   TARGET=socketio BASE_URL=http://127.0.0.1:PORT  USERS=1000 k6 run k6/compare.js
 import { sleep } from 'k6';
-import { RUN, chatMetrics, chatSession, chatSummary, confabChat, registerRooms, socketioChat } from './lib.js';
+import { RUN, chatMetrics, chatSession, chatSummary, confabChat, registerRooms, socketioChat, USERS, ROOM_SIZE, INTERVAL_MS, DURATION, RAMP_S } from './lib.js';
 
 const TARGET = __ENV.TARGET || 'confab';
 const PROTOCOLS = { confab: confabChat, socketio: socketioChat };
 if (!PROTOCOLS[TARGET]) throw new Error(`TARGET must be confab or socketio, not ${TARGET}`);
-const USERS = parseInt(__ENV.USERS || '100', 10);
-const ROOM_SIZE = parseInt(__ENV.ROOM_SIZE || '10', 10);
-const INTERVAL_MS = parseInt(__ENV.INTERVAL_MS || '1000', 10);
-const DURATION = parseInt(__ENV.DURATION || '30', 10);
-const RAMP_S = parseInt(__ENV.RAMP || '20', 10);
 
 const metrics = chatMetrics();
 

@@ -10,6 +10,13 @@ export const WS_URL = BASE_URL.replace(/^http/, 'ws') + '/ws';
 export const RUN = __ENV.RUN_ID || Math.floor(Math.random() * 1e9).toString(36);
 export const PASSWORD = 'k6-load-password';
 
+// The chat scenarios' load, from the environment (the same names in every script).
+export const USERS = parseInt(__ENV.USERS || '100', 10);
+export const ROOM_SIZE = parseInt(__ENV.ROOM_SIZE || '10', 10);
+export const INTERVAL_MS = parseInt(__ENV.INTERVAL_MS || '1000', 10);
+export const DURATION = parseInt(__ENV.DURATION || '30', 10);
+export const RAMP_S = parseInt(__ENV.RAMP || '20', 10);
+
 // Registers a user and returns the Cookie header that authenticates it. The target must run
 // with CONFAB_REGISTRATION=open (scripts/cluster and scripts/bench set it).
 export function register(name) {

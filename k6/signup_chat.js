@@ -12,14 +12,9 @@ import ws from 'k6/ws';
 import exec from 'k6/execution';
 import { sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { BASE_URL, WS_URL, RUN, PASSWORD, chatMetrics, chatSession, confabChat, registerRooms } from './lib.js';
+import { BASE_URL, WS_URL, RUN, PASSWORD, chatMetrics, chatSession, confabChat, registerRooms, USERS, ROOM_SIZE, INTERVAL_MS, DURATION, RAMP_S } from './lib.js';
 
-const USERS = parseInt(__ENV.USERS || '100', 10);
 const NEW_USERS = parseInt(__ENV.NEW_USERS || '100', 10);
-const ROOM_SIZE = parseInt(__ENV.ROOM_SIZE || '10', 10);
-const INTERVAL_MS = parseInt(__ENV.INTERVAL_MS || '1000', 10);
-const DURATION = parseInt(__ENV.DURATION || '30', 10);
-const RAMP_S = parseInt(__ENV.RAMP || '20', 10);
 // Sign-ups in flight at once are bounded by these VUs; a sign-up that finds none free is
 // counted in dropped_iterations (attempted, not completed).
 const SIGNUP_VUS = parseInt(__ENV.SIGNUP_VUS || '100', 10);
