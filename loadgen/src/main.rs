@@ -23,6 +23,7 @@ use base64::Engine as _;
 use clap::Parser;
 use confab_shared::events::RoomEvent;
 use confab_shared::protocol::ServerFrame;
+use confab_ws::Message;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
@@ -32,14 +33,15 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpSocket;
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "confab-loadgen", version, about)]
@@ -103,6 +105,10 @@ struct Args {
     /// sending phase (whole intervals, at most a third of the phase each).
     #[arg(long, default_value_t = 300)]
     window_secs: u64,
+    /// Offer permessage-deflate (RFC 7692) on every connection; the results say how many
+    /// sessions the server agreed it with and the bytes received per frame.
+    #[arg(long)]
+    deflate: bool,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -145,6 +151,11 @@ struct Counters {
     delivered: AtomicU64,
     errors: AtomicU64,
     resyncs: AtomicU64,
+    /// Sessions that agreed permessage-deflate.
+    deflated: AtomicU64,
+    /// Messages received, and the bytes they took on the wire (headers included).
+    frames_in: AtomicU64,
+    wire_bytes_in: AtomicU64,
 }
 
 struct Shared {
@@ -305,6 +316,10 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
     };
     record(&shared.connect, connect_time.as_micros() as u64);
     c.connected.fetch_add(1, Relaxed);
+    if ws.compresses() {
+        c.deflated.fetch_add(1, Relaxed);
+    }
+    let mut frames_in = 1u64; // `ready`
     let subscribe = serde_json::json!({"type": "subscribe", "room": user.room}).to_string();
     if ws.send(Message::Text(subscribe.into())).await.is_err() {
         c.dropped.fetch_add(1, Relaxed);
@@ -339,7 +354,7 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
                     break false;
                 }
             }
-            msg = ws.next() => match msg {
+            msg = ws.next() => match msg.inspect(|_| frames_in += 1) {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
                     Ok(ServerFrame::Entry(RoomEvent::Message(m))) => {
                         if let Some(rest) = m.body.strip_prefix("lg ") {
@@ -377,7 +392,7 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
     loop {
         tokio::select! {
             _ = &mut grace => break,
-            msg = ws.next() => match msg {
+            msg = ws.next() => match msg.inspect(|_| frames_in += 1) {
                 Some(Ok(Message::Text(t))) => {
                     if let Ok(ServerFrame::Entry(RoomEvent::Message(m))) = serde_json::from_str::<ServerFrame>(&t) {
                         if let Some((from, sent)) = m.body.strip_prefix("lg ").and_then(|r| r.split_once(' ')) {
@@ -397,11 +412,53 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
             }
         }
     }
-    let _ = ws.close(None).await;
+    let _ = ws.send(Message::Close(None)).await;
+    c.frames_in.fetch_add(frames_in, Relaxed);
+    c.wire_bytes_in.fetch_add(ws.get_ref().bytes_in, Relaxed);
     ok
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+type Ws = confab_ws::WebSocket<Counted>;
+
+/// A TCP stream that counts the bytes it reads.
+struct Counted {
+    inner: TcpStream,
+    bytes_in: u64,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.bytes_in += (buf.filled().len() - before) as u64;
+        polled
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 async fn connect(args: &Args, me: usize, user: &User) -> anyhow::Result<(Ws, Duration)> {
     let url = url::Url::parse(&args.base_url)?;
@@ -421,15 +478,18 @@ async fn connect(args: &Args, me: usize, user: &User) -> anyhow::Result<(Ws, Dur
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = socket.connect(target).await?;
     stream.set_nodelay(true)?;
-    let ws_url = format!("ws://{host}:{port}/ws");
-    let mut req = ws_url.into_client_request()?;
-    req.headers_mut().insert("cookie", user.cookie.parse()?);
-    // Small buffers: thousands of connections live in this one process.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await?;
+    let options = confab_ws::Options {
+        deflate: args.deflate,
+        ..confab_ws::Options::new(confab_ws::Role::Client)
+    };
+    let stream = Counted {
+        inner: stream,
+        bytes_in: 0,
+    };
+    let authority = format!("{host}:{port}");
+    let headers = [("Cookie", user.cookie.as_str())];
+    let mut ws =
+        confab_ws::handshake::connect(stream, &authority, "/ws", &headers, options).await?;
     match ws.next().await {
         Some(Ok(Message::Text(t))) if t.contains("\"ready\"") => Ok((ws, started.elapsed())),
         other => bail!("no ready frame: {other:?}"),
@@ -491,6 +551,17 @@ struct Results {
     delivered_ratio: f64,
     errors: u64,
     resyncs: u64,
+    /// Sessions that agreed permessage-deflate (with --deflate).
+    #[serde(default)]
+    deflate_sessions: u64,
+    /// Messages received by every session, the bytes they took on the wire (frame headers
+    /// included, the handshake's response too), and the mean per message.
+    #[serde(default)]
+    frames_in: u64,
+    #[serde(default)]
+    wire_bytes_in: u64,
+    #[serde(default)]
+    wire_bytes_per_frame_in: f64,
     /// With --report-every: the first and the last window of the sending phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     windows: Option<Windows>,
@@ -498,6 +569,15 @@ struct Results {
     delivery_histogram: String,
     /// Connect time in µs.
     connect_histogram: String,
+}
+
+/// A mean, to one decimal.
+fn per(total: u64, count: u64) -> f64 {
+    if count == 0 {
+        0.0
+    } else {
+        (total as f64 / count as f64 * 10.0).round() / 10.0
+    }
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {
@@ -543,6 +623,10 @@ fn merge(base_url: String, parts: Vec<Results>) -> anyhow::Result<Results> {
         delivered_ratio: ratio(delivered, expected),
         errors: sum(|p| p.errors),
         resyncs: sum(|p| p.resyncs),
+        deflate_sessions: sum(|p| p.deflate_sessions),
+        frames_in: sum(|p| p.frames_in),
+        wire_bytes_in: sum(|p| p.wire_bytes_in),
+        wire_bytes_per_frame_in: per(sum(|p| p.wire_bytes_in), sum(|p| p.frames_in)),
         windows: None,
         delivery_histogram: encode(&delivery)?,
         connect_histogram: encode(&connect)?,
@@ -940,6 +1024,10 @@ async fn main() -> anyhow::Result<()> {
         delivered_ratio: ratio(delivered, expected),
         errors: c.errors.load(Relaxed),
         resyncs: c.resyncs.load(Relaxed),
+        deflate_sessions: c.deflated.load(Relaxed),
+        frames_in: c.frames_in.load(Relaxed),
+        wire_bytes_in: c.wire_bytes_in.load(Relaxed),
+        wire_bytes_per_frame_in: per(c.wire_bytes_in.load(Relaxed), c.frames_in.load(Relaxed)),
         windows,
         delivery_histogram: encode(&latency)?,
         connect_histogram: encode(&connect)?,
@@ -1003,6 +1091,10 @@ mod tests {
                 delivered_ratio: 1.0,
                 errors: 0,
                 resyncs: 0,
+                deflate_sessions: 0,
+                frames_in: 0,
+                wire_bytes_in: 0,
+                wire_bytes_per_frame_in: 0.0,
                 windows: None,
                 delivery_histogram: encode(h).expect("encode"),
                 connect_histogram: encode(h).expect("encode"),

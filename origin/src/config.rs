@@ -89,6 +89,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WRITE_TIMEOUT_SECS", default_value_t = 10)]
     pub write_timeout_secs: u64,
 
+    /// Compress WebSocket messages (permessage-deflate, RFC 7692) for clients that offer it, as
+    /// browsers do: about a third fewer bytes for a chat message, at no per-connection memory
+    /// (no context takeover; a message sent to a room is compressed once). `false` turns it off.
+    #[arg(long, env = "CONFAB_WS_DEFLATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ws_deflate: bool,
+
     /// Seconds to wait for WebSockets and queued writes on shutdown.
     #[arg(long, env = "CONFAB_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
@@ -391,6 +397,7 @@ impl Config {
             idle_timeout_secs: 60,
             revalidate_secs: 60,
             write_timeout_secs: 10,
+            ws_deflate: true,
             shutdown_timeout_secs: 10,
             drain_secs: 0,
             max_connections: 10_000,

@@ -769,3 +769,86 @@ async fn shutdown_closes_sockets_with_1001() {
     assert_eq!(u16::from(frame.code), 1001);
     stopping.await.unwrap();
 }
+
+/// A deflate client of the real server: our own client, offering permessage-deflate.
+async fn deflate_client(
+    user: &common::Client,
+    offer: bool,
+) -> confab_ws::WebSocket<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(user.addr).await.unwrap();
+    let cookie = user.cookie_header("/");
+    let options = confab_ws::Options {
+        deflate: offer,
+        ..confab_ws::Options::new(confab_ws::Role::Client)
+    };
+    let headers = [("Cookie", cookie.as_str())];
+    let host = user.addr.to_string();
+    confab_ws::handshake::connect(stream, &host, "/ws", &headers, options)
+        .await
+        .unwrap()
+}
+
+async fn next_text(ws: &mut confab_ws::WebSocket<tokio::net::TcpStream>) -> ServerFrame {
+    use futures::StreamExt;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .unwrap();
+        if let confab_ws::Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permessage_deflate_is_agreed_when_offered_and_can_be_turned_off() {
+    let server = TestServer::start().await;
+    let ann = server.register("ann").await;
+    let bob = server.register("bob").await;
+    let room = ann.create_room("general").await;
+    bob.join(&room).await;
+
+    // Ann compresses, Bob does not (tungstenite's client offers nothing): one room, the same
+    // message to both, ann's compressed send read by the server.
+    let mut a = deflate_client(&ann, true).await;
+    assert!(a.compresses(), "agreed");
+    assert!(matches!(next_text(&mut a).await, ServerFrame::Ready { .. }));
+    let mut b = bob.ws().await;
+    let subscribe = json!({"type": "subscribe", "room": room.id}).to_string();
+    a.send(confab_ws::Message::Text(subscribe.into()))
+        .await
+        .unwrap();
+    b.subscribe(&room, None).await;
+    let body = "a long message that compresses well, ".repeat(40);
+    let send = json!({"type": "send", "room": room.id, "client_msg_id": "d-1", "body": body});
+    a.send(confab_ws::Message::Text(send.to_string().into()))
+        .await
+        .unwrap();
+    let ServerFrame::Entry(RoomEvent::Message(m)) = b.expect(is_message).await else {
+        unreachable!()
+    };
+    assert_eq!(m.body, body.trim());
+    let mut echoed = false;
+    while !echoed {
+        match next_text(&mut a).await {
+            ServerFrame::Entry(RoomEvent::Message(m)) => {
+                assert_eq!(m.body, body.trim());
+                echoed = true;
+            }
+            ServerFrame::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    // A client that does not offer it gets plain frames from the same server.
+    assert!(!deflate_client(&bob, false).await.compresses());
+    server.stop().await;
+
+    let server = TestServer::start_with(|c| c.ws_deflate = false).await;
+    let carl = server.register("carl").await;
+    let mut c = deflate_client(&carl, true).await;
+    assert!(!c.compresses(), "turned off by CONFAB_WS_DEFLATE=false");
+    assert!(matches!(next_text(&mut c).await, ServerFrame::Ready { .. }));
+    server.stop().await;
+}

@@ -3,7 +3,6 @@
 //! the local fan-out), built by `startup::build_state` without a listener.
 #![allow(clippy::unwrap_used)]
 
-use axum::extract::ws::Message;
 use confab_origin::auth::AuthUser;
 use confab_origin::broker::{entry_delivery, Change};
 use confab_origin::gateway::session::Session;
@@ -14,6 +13,7 @@ use confab_shared::domain::MessageBody;
 use confab_shared::events::{MessageEdited, RoomEvent};
 use confab_shared::ids::{ClientMsgId, MessageId, RoomId, SessionId, UserId};
 use confab_shared::protocol::{ServerFrame, UserPublic};
+use confab_ws::Message;
 use futures::channel::mpsc;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::pin::Pin;
@@ -23,40 +23,44 @@ use uuid::Uuid;
 
 /// The server's end of a fake socket.
 struct FakeSocket {
-    inbound: mpsc::Receiver<Result<Message, axum::Error>>,
+    inbound: mpsc::Receiver<Result<Message, confab_ws::Error>>,
     outbound: mpsc::Sender<Message>,
 }
 
 impl Stream for FakeSocket {
-    type Item = Result<Message, axum::Error>;
+    type Item = Result<Message, confab_ws::Error>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inbound.poll_next_unpin(cx)
     }
 }
 
 impl Sink<Message> for FakeSocket {
-    type Error = axum::Error;
+    type Error = confab_ws::Error;
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.outbound.poll_ready(cx).map_err(axum::Error::new)
+        self.outbound
+            .poll_ready(cx)
+            .map_err(|_| confab_ws::Error::Closed)
     }
     fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
-        self.outbound.start_send(item).map_err(axum::Error::new)
+        self.outbound
+            .start_send(item)
+            .map_err(|_| confab_ws::Error::Closed)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Pin::new(&mut self.outbound)
             .poll_flush(cx)
-            .map_err(axum::Error::new)
+            .map_err(|_| confab_ws::Error::Closed)
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Pin::new(&mut self.outbound)
             .poll_close(cx)
-            .map_err(axum::Error::new)
+            .map_err(|_| confab_ws::Error::Closed)
     }
 }
 
 /// The client's end.
 struct Client {
-    tx: mpsc::Sender<Result<Message, axum::Error>>,
+    tx: mpsc::Sender<Result<Message, confab_ws::Error>>,
     rx: mpsc::Receiver<Message>,
 }
 
@@ -76,6 +80,8 @@ impl Client {
                 .expect("the session is running");
             match m {
                 Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                // A fanned-out frame, serialized once for every recipient.
+                Message::Shared(s) => return serde_json::from_str(s.text()).unwrap(),
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("unexpected {other:?}"),
             }

@@ -12,43 +12,54 @@
 pub mod hub;
 pub mod mailbox;
 
-use bytes::Bytes;
 use confab_shared::ids::UserId;
 use confab_shared::protocol::UserPublic;
+use confab_ws::{Message, Shared, Utf8Bytes};
 use std::sync::Arc;
 
 pub use hub::RoomHub;
 pub use mailbox::{Batch, Mail, Mailbox};
 
 /// A server frame's JSON text, shared by every recipient: cloning it is a reference-count
-/// increment. Always valid UTF-8 (it is only ever made from a `String`).
+/// increment. A connection that compresses sends its deflated form, made once for all of them
+/// by the first that needs it ([`confab_ws::Shared`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Frame(Bytes);
+pub struct Frame(Arc<Shared>);
 
 impl Frame {
     /// Takes a serialized frame without copying it.
     pub fn from_json(json: String) -> Self {
-        Self(Bytes::from(json))
+        Self(Arc::new(Shared::new(json.into())))
     }
 
     /// A frame known at compile time.
-    pub const fn from_static(json: &'static str) -> Self {
-        Self(Bytes::from_static(json.as_bytes()))
+    pub fn from_static(json: &'static str) -> Self {
+        Self(Arc::new(Shared::new(Utf8Bytes::from_static(json))))
     }
 
-    /// The bytes, for a transport.
-    pub fn bytes(&self) -> &Bytes {
-        &self.0
+    /// The frame as a message for a connection.
+    pub fn message(&self) -> Message {
+        Message::Shared(self.0.clone())
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        self.0.text()
+    }
+
+    /// The JSON text's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.0.text().as_bytes()
     }
 
     /// The length in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.text().len()
     }
 
     /// Whether the frame is empty (the placeholder of a [`DeliveryKind::Resync`]).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.text().is_empty()
     }
 }
 

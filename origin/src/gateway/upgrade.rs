@@ -7,19 +7,27 @@ use crate::auth::{access_token, AuthUser};
 use crate::error::ApiError;
 use crate::peer::ClientAddr;
 use crate::state::AppState;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header::ORIGIN;
-use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 
-/// Upgrades to a WebSocket session after the checks, or answers 403 / 401 / 503 / 429.
+/// Upgrades to a WebSocket session after the checks, or answers 400 / 403 / 401 / 503 / 429.
 pub async fn upgrade(
     State(state): State<AppState>,
     ClientAddr(address): ClientAddr,
-    parts: Parts,
-    ws: WebSocketUpgrade,
+    request: Request,
 ) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let accept = match confab_ws::handshake::accept(&parts.headers, state.config.ws_deflate) {
+        Ok(accept) => accept,
+        Err(e) => return ApiError::BadRequest(e.to_string()).into_response(),
+    };
+    let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
+        return ApiError::BadRequest("this connection cannot be upgraded".into()).into_response();
+    };
     // Browsers always send Origin on WebSocket handshakes: a foreign one is a cross-site
     // hijacking attempt. Clients that are not browsers send none and are not at that risk.
     if let Some(origin) = parts.headers.get(ORIGIN) {
@@ -47,27 +55,36 @@ pub async fn upgrade(
         Ok(slots) => slots,
         Err(e) => return e.into_response(),
     };
-    let max = state.config.max_frame_bytes;
-    let tracker = state.sessions.clone();
     // Frames a little over the limit are read and refused with 1009 by the session; the
-    // transport cap (4x) bounds what is buffered at all.
-    // Small buffers (tungstenite's default is 128 KiB each way): idle connections must stay
-    // cheap. The read buffer is allocated up front and kept for the connection's life, so it
-    // is as small as the client's usual frames (subscribe, ping, typing, a short send: one
-    // read each; a longer frame takes a read per 256 bytes, and grows the buffer to its
-    // size). The write buffer is allocated when used, and lets a burst of frames go out in one
-    // write (see the session's writer).
-    ws.read_buffer_size(256)
-        .write_buffer_size(8192)
-        .max_message_size(max.saturating_mul(4))
-        .max_frame_size(max.saturating_mul(4))
-        .on_upgrade(move |socket| {
-            // Made here, not inside the tracked future: that future then holds the session
-            // once, not also the state, user and socket it was made from.
-            let session = Session::run(state, user, socket);
-            tracker.track_future(async move {
-                session.await;
-                drop((permit, slots));
-            })
-        })
+    // transport cap (4x) bounds what is buffered at all, from a frame's header.
+    let options = confab_ws::Options {
+        deflate: accept.deflate,
+        max_message: state.config.max_frame_bytes.saturating_mul(4),
+        ..confab_ws::Options::new(confab_ws::Role::Server)
+    };
+    // Two tasks: this one waits for hyper to hand over the connection, then starts the
+    // session's own task with the session built outside it, so a parked connection's task
+    // holds the session once, not also what it was made from (docs/BENCHMARKS.md).
+    tokio::spawn(async move {
+        let io = match on_upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(e) => {
+                tracing::debug!(error = %e, "the WebSocket upgrade did not complete");
+                return;
+            }
+        };
+        let tracker = state.sessions.clone();
+        let session = Session::run(
+            state,
+            user,
+            confab_ws::WebSocket::new(io, options, Vec::new()),
+        );
+        tokio::spawn(tracker.track_future(async move {
+            session.await;
+            drop((permit, slots));
+        }));
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    response.headers_mut().extend(accept.headers());
+    response
 }

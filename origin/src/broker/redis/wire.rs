@@ -181,7 +181,7 @@ mod tests {
         assert!(
             matches!(&d.kind, DeliveryKind::Message { seq: 42, author: a, mentions } if *a == author && mentions.is_empty())
         );
-        assert_eq!(d.frame.bytes().as_ref(), spliced.as_bytes());
+        assert_eq!(d.frame.bytes(), spliced.as_bytes());
 
         let edited = RoomEvent::Edited(MessageEdited {
             room: RoomId(Uuid::from_u128(2)),

@@ -5,8 +5,8 @@
 
 use super::{close, Stop};
 use crate::error::ApiError;
-use axum::extract::ws::Message;
 use confab_shared::protocol::ClientFrame;
+use confab_ws::Message;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -62,21 +62,27 @@ impl Reader {
     }
 
     /// Reads what the socket yielded.
-    pub fn read(&mut self, inbound: Option<Result<Message, axum::Error>>) -> Result<Inbound, Stop> {
+    pub fn read(
+        &mut self,
+        inbound: Option<Result<Message, confab_ws::Error>>,
+    ) -> Result<Inbound, Stop> {
         let message = match inbound {
             None => return Err(Stop::Gone),
-            Some(Err(e)) => {
-                // The transport refuses frames over its cap (4x the limit) before buffering
-                // them; tungstenite reports that only as text through axum's error type.
-                let text = e.to_string();
-                return Err(
-                    if text.contains("too long") || text.contains("Space limit") {
-                        Stop::Close(close::TOO_BIG, "frame too large")
-                    } else {
-                        Stop::Gone
-                    },
-                );
+            // The transport refuses frames over its cap (4x the limit) from their header,
+            // before buffering them, and messages that inflate past it.
+            Some(Err(confab_ws::Error::TooBig)) => {
+                return Err(Stop::Close(close::TOO_BIG, "frame too large"))
             }
+            Some(Err(confab_ws::Error::Protocol(_))) => {
+                return Err(Stop::Close(close::PROTOCOL, "protocol error"))
+            }
+            Some(Err(confab_ws::Error::InvalidText)) => {
+                return Err(Stop::Close(
+                    close::INVALID_TEXT,
+                    "text frames must be UTF-8",
+                ))
+            }
+            Some(Err(_)) => return Err(Stop::Gone),
             Some(Ok(message)) => message,
         };
         self.last_inbound = Instant::now();
@@ -103,7 +109,8 @@ impl Reader {
                 )))
             }
             // Pongs only prove liveness; pings are answered by the WebSocket layer.
-            Message::Ping(_) | Message::Pong(_) => Ok(Inbound::Nothing),
+            // (A shared message is only ever sent.)
+            Message::Ping(_) | Message::Pong(_) | Message::Shared(_) => Ok(Inbound::Nothing),
             Message::Close(_) => Err(Stop::Gone),
         }
     }

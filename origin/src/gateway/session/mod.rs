@@ -30,9 +30,9 @@ use crate::broker::UserEvent;
 use crate::error::ApiError;
 use crate::fanout::{Batch, Mailbox};
 use crate::state::AppState;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use confab_shared::ids::SessionId;
 use confab_shared::protocol::{ServerFrame, UserPublic};
+use confab_ws::{CloseFrame, Message, Utf8Bytes};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use inbound::{Inbound, Reader};
 use rooms::Rooms;
@@ -53,21 +53,26 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL: u16 = 1002;
+    pub const INVALID_TEXT: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
 }
 
-/// What a session runs over: a stream and a sink of WebSocket messages (axum's `WebSocket`,
-/// or a pair of channels in tests).
+/// What a session runs over: a stream and a sink of WebSocket messages (a
+/// [`confab_ws::WebSocket`], or a pair of channels in tests).
 pub trait Transport:
-    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+    Stream<Item = Result<Message, confab_ws::Error>>
+    + Sink<Message, Error = confab_ws::Error>
+    + Unpin
+    + Send
 {
 }
 
 impl<T> Transport for T where
-    T: Stream<Item = Result<Message, axum::Error>>
-        + Sink<Message, Error = axum::Error>
+    T: Stream<Item = Result<Message, confab_ws::Error>>
+        + Sink<Message, Error = confab_ws::Error>
         + Unpin
         + Send
 {
@@ -90,7 +95,7 @@ enum Wakeup {
     /// Mail was taken from the mailbox into `Session::mail`.
     Mail,
     /// The socket yielded this.
-    Inbound(Option<Result<Message, axum::Error>>),
+    Inbound(Option<Result<Message, confab_ws::Error>>),
     Tick,
 }
 
@@ -255,7 +260,7 @@ impl<T: Transport> Session<T> {
         })
     }
 
-    async fn on_inbound(&mut self, inbound: Option<Result<Message, axum::Error>>) -> Step {
+    async fn on_inbound(&mut self, inbound: Option<Result<Message, confab_ws::Error>>) -> Step {
         match self.reader.read(inbound)? {
             Inbound::Frame(frame) => self.on_frame(frame).await,
             Inbound::Refused(e) => self.reply_error(e, None).await,

@@ -6,8 +6,8 @@
 
 use super::{Stop, Transport};
 use crate::fanout::Frame;
-use axum::extract::ws::{Message, Utf8Bytes};
 use confab_shared::protocol::ServerFrame;
+use confab_ws::{Message, Utf8Bytes};
 use futures::{FutureExt, SinkExt};
 use std::future::Future;
 use std::time::Duration;
@@ -59,11 +59,10 @@ impl Writer {
             .await
     }
 
-    /// Writes a frame serialized once for every recipient.
+    /// Writes a frame serialized (and, for connections that compress, deflated) once for
+    /// every recipient.
     pub async fn shared<T: Transport>(&mut self, io: &mut T, frame: &Frame) -> Result<(), Stop> {
-        // A `Frame` is always made from a `String`; the check is a fast scan, no copy.
-        let text = Utf8Bytes::try_from(frame.bytes().clone()).map_err(|_| Stop::Gone)?;
-        self.send(io, Message::Text(text)).await
+        self.send(io, frame.message()).await
     }
 
     /// Starts a burst: writes are queued until [`Writer::end_burst`].
@@ -91,7 +90,7 @@ impl Writer {
 /// set up when the write cannot complete at once.
 async fn bounded(
     limit: Duration,
-    write: impl Future<Output = Result<(), axum::Error>>,
+    write: impl Future<Output = Result<(), confab_ws::Error>>,
 ) -> Result<(), Stop> {
     let mut write = std::pin::pin!(write);
     let done = match (&mut write).now_or_never() {
