@@ -624,6 +624,39 @@ async function main() {
       assert((await message(bob, 'raw').locator('b').count()) === 0, 'no raw HTML element');
     });
 
+    await step('Chromium and the server agree permessage-deflate on /ws; compressed frames both ways', async () => {
+      // A page of Alice's without the test's WebSocket routing: the browser's own socket.
+      const p = await aliceCtx.newPage();
+      watch('deflate probe', p);
+      await p.goto(`${origin.url}/#/rooms/${await currentRoomId(alice)}`);
+      await seen(p, 'good to be here');
+      const probe = await p.evaluate(async (room) => {
+        const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/ws`);
+        const frames = [];
+        await new Promise((resolve, reject) => {
+          ws.onopen = resolve;
+          ws.onerror = () => reject(new Error('socket error'));
+        });
+        ws.onmessage = (e) => frames.push(JSON.parse(e.data));
+        const until = async (pred) => {
+          for (let i = 0; i < 100 && !frames.some(pred); i++) await new Promise((r) => setTimeout(r, 50));
+          return frames.find(pred);
+        };
+        ws.send(JSON.stringify({ type: 'subscribe', room }));
+        await until((f) => f.type === 'subscribed');
+        // Long enough that both sides compress it.
+        const body = 'compressed both ways, '.repeat(30).trim();
+        ws.send(JSON.stringify({ type: 'send', room, client_msg_id: 'deflate-probe', body }));
+        const echoed = await until((f) => f.type === 'message' && f.body === body);
+        ws.close();
+        return { extensions: ws.extensions, echoed: Boolean(echoed), body };
+      }, await currentRoomId(alice));
+      assert(probe.extensions.startsWith('permessage-deflate'), `negotiated: "${probe.extensions}"`);
+      assert(probe.echoed, 'the compressed message came back compressed and intact');
+      await seen(bob, 'compressed both ways, compressed');
+      await p.close();
+    });
+
     await step('own messages can be edited and deleted, live for the other user', async () => {
       await send(alice, 'a message with a tpyo');
       await seen(bob, 'a message with a tpyo');
