@@ -5,7 +5,7 @@
 //! real-time path, and each of its many threads keeps the 19 MiB it hashed with in its own
 //! allocator arena, so memory grows with every burst and does not come back. Here the cores left
 //! to the runtime and the memory (19 MiB a thread) are fixed, and the hashing threads run at a
-//! lower scheduling priority (nice 10), so that where several instances share a machine the
+//! lowest scheduling priority (nice 19), so that where several instances share a machine the
 //! real-time threads still come first on a busy core. Requests beyond the pool wait in line, and
 //! a request given up while waiting (its client gone, its deadline passed) costs no hash at all.
 
@@ -122,9 +122,11 @@ impl Pool {
     }
 }
 
-/// Niceness of the hashing threads: on a busy core the scheduler gives a nice-0 thread about
-/// ten times the time of a nice-10 one, so sign-ins still progress while chat comes first.
-const HASHING_NICENESS: i32 = 10;
+/// Niceness of the hashing threads, the lowest there is: on a busy core the scheduler gives a
+/// nice-0 thread about 70 times the time of a nice-19 one (weights 1024 and 15), so hashing
+/// gets little more than the time chat leaves, and sign-ins still progress (measured against
+/// nice 10 in docs/BENCHMARKS.md, "Chat while new users sign up").
+const HASHING_NICENESS: i32 = 19;
 
 /// Lowers the calling thread's priority (Linux applies `setpriority` to one thread).
 fn lower_priority() {
