@@ -18,7 +18,7 @@
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::future::Future;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -41,7 +41,10 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 })
                 .and_then(|b| b.install_recorder());
             match built {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    start_upkeep(handle.clone());
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed");
                     None
@@ -49,6 +52,25 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The exporter keeps every histogram sample until it is folded into the buckets, which
+/// rendering does, and otherwise only its upkeep: without this, a server nobody scrapes grows by
+/// every sample it records (tens of bytes a message, without bound). A thread, not a task: the
+/// recorder may be installed outside a runtime, and it outlives any one of them.
+fn start_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "metrics upkeep not started");
+    }
 }
 
 /// The metrics in Prometheus text format.
