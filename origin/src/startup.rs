@@ -9,7 +9,7 @@ use crate::broker::redis::conn::RedisTarget;
 use crate::broker::redis::{RedisBroker, RedisSettings};
 use crate::broker::{DynBroker, Hub};
 use crate::config::Config;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::store::DynStore;
 use anyhow::{bail, Context};
 use std::future::Future;
@@ -174,6 +174,7 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
                     shards: config.redis_cluster.shards,
                     wait_replicas: config.redis_cluster.wait_replicas,
                     wait_timeout_ms: config.redis_cluster.wait_timeout_ms,
+                    resend_window_secs: config.resend_window_secs,
                 },
             )
             .await
@@ -239,7 +240,7 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
             shutdown.clone(),
         )));
     }
-    let state = AppState {
+    let state = AppState::new(Services {
         notifier,
         posts: Arc::new(crate::limits::PostRate::new(config.send_rate)),
         mailer,
@@ -260,7 +261,7 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
         shutdown,
         sessions: TaskTracker::new(),
         uploads,
-    };
+    });
     Ok(Built {
         state,
         mail_task,

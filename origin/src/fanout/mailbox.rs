@@ -53,7 +53,22 @@ impl<U> Default for Batch<U> {
     }
 }
 
+/// Mail a handled batch keeps room for, at most. A bigger burst grows the queue for its own
+/// time only: a parked connection does not keep the room its largest burst took.
+const KEEP: usize = 4;
+
 impl<U> Batch<U> {
+    /// Empties a handled batch for reuse (the session hands it back to the mailbox at the
+    /// next [`Mailbox::take`]), keeping its allocation only while it is small.
+    pub fn recycle(&mut self) {
+        self.mail.clear();
+        if self.mail.capacity() > KEEP {
+            self.mail = VecDeque::new();
+        }
+        self.missed_rooms = Vec::new();
+        self.missed_user_events = false;
+    }
+
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.mail.is_empty()
@@ -209,6 +224,28 @@ mod tests {
         assert!(mailbox.take(&mut batch));
         assert_eq!(batch.mail.len(), 1);
         assert!(batch.missed_rooms.is_empty() && !batch.missed_user_events);
+    }
+
+    #[test]
+    fn a_parked_connection_keeps_no_room_for_its_largest_burst() {
+        let mailbox: Mailbox<()> =
+            Mailbox::new(UserId(Uuid::nil()), 64, futures::task::noop_waker());
+        let room = RoomId(Uuid::from_u128(1));
+        let mut batch = Batch::default();
+        // Bursts of 64, then 2: once handled and recycled, each side holds a small queue.
+        for burst in [64, 2] {
+            for seq in 1..=burst {
+                mailbox.deliver(room, delivery(seq));
+            }
+            assert!(mailbox.take(&mut batch));
+            assert_eq!(batch.mail.len(), burst as usize);
+            batch.recycle();
+            assert!(batch.mail.capacity() <= KEEP, "{}", batch.mail.capacity());
+        }
+        // The mailbox fills the queue the last take handed it: small too.
+        mailbox.deliver(room, delivery(1));
+        assert!(mailbox.take(&mut batch));
+        assert!(batch.mail.capacity() <= KEEP);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod mailbox;
 
 use confab_shared::ids::UserId;
 use confab_shared::protocol::UserPublic;
-use confab_ws::{Message, Shared, Utf8Bytes};
+use confab_ws::{Shared, Utf8Bytes};
 use std::sync::Arc;
 
 pub use hub::RoomHub;
@@ -37,9 +37,10 @@ impl Frame {
         Self(Arc::new(Shared::new(Utf8Bytes::from_static(json))))
     }
 
-    /// The frame as a message for a connection.
-    pub fn message(&self) -> Message {
-        Message::Shared(self.0.clone())
+    /// The frame's encodings, shared with every other recipient (the gateway writes it as a
+    /// `confab_ws::Message::Shared`).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.0.clone()
     }
 
     /// The JSON text.

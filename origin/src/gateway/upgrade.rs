@@ -11,8 +11,10 @@ use axum::extract::{Request, State};
 use axum::http::header::ORIGIN;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hyper::upgrade::OnUpgrade;
+use futures::FutureExt;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 
 /// Upgrades to a WebSocket session after the checks, or answers 400 / 403 / 401 / 503 / 429.
 pub async fn upgrade(
@@ -74,17 +76,55 @@ pub async fn upgrade(
             }
         };
         let tracker = state.sessions.clone();
-        let session = Session::run(
-            state,
-            user,
-            confab_ws::WebSocket::new(io, options, Vec::new()),
-        );
-        tokio::spawn(tracker.track_future(async move {
-            session.await;
-            drop((permit, slots));
-        }));
+        let socket = confab_ws::WebSocket::new(io, options, Vec::new());
+        tokio::spawn(tracker.track_future(connection(state, user, socket, (permit, slots))));
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     response.headers_mut().extend(accept.headers());
     response
+}
+
+/// The socket a session runs over once hyper hands the connection over.
+type Socket = confab_ws::WebSocket<TokioIo<Upgraded>>;
+
+/// A connection's task: its session, then the release of the slots it held (`held`: the
+/// connection permit and the per-user and per-address slots). What a parked connection costs
+/// is mostly this future's size (a tokio task stores it inline). A combinator, not an `async`
+/// block: a block that awaits a future it captured stores that future twice.
+fn connection<H: Send + 'static>(
+    state: AppState,
+    user: AuthUser,
+    socket: Socket,
+    held: H,
+) -> impl Future<Output = ()> + Send {
+    Session::run(state, user, socket).map(move |()| drop(held))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what a function returns, from its type alone.
+    fn returned_size<A, B, C, D, R>(_: impl FnOnce(A, B, C, D) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// A parked connection's task holds this future inline: it guards the per-connection
+    /// memory of docs/BENCHMARKS.md (1,104 bytes in a release build; a debug build lays
+    /// futures out less tightly, so it gets twice the room).
+    #[test]
+    fn a_connection_task_stays_small() {
+        let size = returned_size(
+            connection::<(
+                tokio::sync::OwnedSemaphorePermit,
+                crate::limits::SocketSlots,
+            )>,
+        );
+        println!("connection task future: {size} bytes");
+        let bound = if cfg!(debug_assertions) { 3072 } else { 1536 };
+        assert!(
+            size <= bound,
+            "the connection's future grew to {size} bytes"
+        );
+    }
 }

@@ -25,7 +25,7 @@ impl<T: Transport> Session<T> {
         let mut batch = std::mem::take(&mut self.mail);
         self.out.begin_burst();
         let handled = self.on_batch(&mut batch).await;
-        batch.mail.clear();
+        batch.recycle();
         self.mail = batch;
         handled?;
         self.out.end_burst(&mut self.io).await

@@ -206,11 +206,14 @@ impl<T: Transport> Session<T> {
             }
         }
         let mut timers = Timers::new(&self.state.config);
-        let ready = ServerFrame::Ready {
+        // Boxed: held across an await, a `ServerFrame` (the size of its largest variant)
+        // would be part of the session's future for the connection's life.
+        let ready = Box::new(ServerFrame::Ready {
             user: self.user.clone(),
             idle_timeout_ms: timers.idle.as_millis() as i64,
-        };
+        });
         Box::pin(self.reply(&ready)).await?;
+        drop(ready);
         self.event_loop(&mut timers).await
     }
 
@@ -320,5 +323,56 @@ impl<T: Transport> Session<T> {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    type Socket = confab_ws::WebSocket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+    fn size_of_run() -> usize {
+        fn returned<A, B, C, R>(_: impl FnOnce(A, B, C) -> R) -> usize {
+            size_of::<R>()
+        }
+        returned(Session::<Socket>::run)
+    }
+
+    /// The session's state, which a parked connection's task holds inline, part by part
+    /// (printed with `--nocapture`; docs/BENCHMARKS.md quotes the release figures).
+    #[test]
+    fn a_session_stays_small() {
+        let parts = [
+            ("AppState", size_of::<AppState>()),
+            ("UserPublic", size_of::<UserPublic>()),
+            ("Access", size_of::<crate::auth::Access>()),
+            ("socket", size_of::<Socket>()),
+            ("Writer", size_of::<Writer>()),
+            ("Reader", size_of::<Reader>()),
+            ("Batch", size_of::<Batch<UserEvent>>()),
+            ("Rooms", size_of::<Rooms>()),
+            ("Wakeups", size_of::<Wakeups>()),
+            ("Timers", size_of::<Timers>()),
+            ("ServerFrame", size_of::<ServerFrame>()),
+        ];
+        let session = size_of::<Session<Socket>>();
+        fn returned<A, B, R>(_: impl FnOnce(A, B) -> R) -> usize {
+            size_of::<R>()
+        }
+        fn returned1<A, R>(_: impl FnOnce(A) -> R) -> usize {
+            size_of::<R>()
+        }
+        let futures = [
+            ("start", returned1(Session::<Socket>::start)),
+            ("event_loop", returned(Session::<Socket>::event_loop)),
+            ("run", size_of_run()),
+        ];
+        println!("Session: {session} bytes; {parts:?}; futures {futures:?}");
+        assert!(
+            session <= 768,
+            "the session grew to {session} bytes: {parts:?}"
+        );
     }
 }

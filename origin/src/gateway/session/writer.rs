@@ -62,7 +62,7 @@ impl Writer {
     /// Writes a frame serialized (and, for connections that compress, deflated) once for
     /// every recipient.
     pub async fn shared<T: Transport>(&mut self, io: &mut T, frame: &Frame) -> Result<(), Stop> {
-        self.send(io, frame.message()).await
+        self.send(io, Message::Shared(frame.shared())).await
     }
 
     /// Starts a burst: writes are queued until [`Writer::end_burst`].
