@@ -36,6 +36,13 @@ pub struct Config {
     #[arg(long, env = "CONFAB_STREAM_MAX", default_value_t = 100_000)]
     pub stream_max: i64,
 
+    /// How long (seconds) Redis remembers the answer to each accepted change, so that a resend
+    /// with the same `client_msg_id` (or `ref`) gets the same ack and is not published twice.
+    /// Redis holds about 190 bytes per change for this long.
+    #[arg(long, env = "CONFAB_RESEND_WINDOW_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u32).range(60..))]
+    pub resend_window_secs: u32,
+
     /// Redis Cluster, and acks that wait for Redis replicas.
     #[command(flatten)]
     pub redis_cluster: RedisClusterConfig,
@@ -385,6 +392,7 @@ impl Config {
             database_max_connections: 10,
             redis_url: None,
             stream_max: 100_000,
+            resend_window_secs: 86_400,
             redis_cluster: RedisClusterConfig::default(),
             public_url: None,
             allowed_origins: Vec::new(),

@@ -650,6 +650,51 @@ fn free_port() -> u16 {
 /// Redis goes away: sends fail with a retryable error (never a false ack). It comes back:
 /// the broker resubscribes, subscribed rooms are told to resync, and sends work again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_remembered_for_the_resend_window() {
+    let redis = PrivateRedis::start(free_port());
+    let (store, room, ann, _dir) = store_with_room().await;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let settings = RedisSettings {
+        resend_window_secs: 300,
+        ..RedisSettings::with_stream_max(1000)
+    };
+    let broker = RedisBroker::start(
+        &RedisTarget::Single(url.clone()),
+        Arc::new(Hub::new(64)),
+        store,
+        settings,
+    )
+    .await
+    .unwrap();
+    let first = broker.append(post(room, &ann, "w1", "hi")).await.unwrap();
+    let again = broker.append(post(room, &ann, "w1", "hi")).await.unwrap();
+    assert_eq!(
+        again, first,
+        "a resend within the window gets the first answer"
+    );
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*:w1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "one answer key: {keys:?}");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (250..=300).contains(&ttl),
+        "kept for the window, not a day: {ttl}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_gives_retryable_errors_then_recovers() {
     let mut redis = PrivateRedis::start(free_port());
     let (store, room, ann, _dir) = store_with_room().await;

@@ -62,9 +62,6 @@ use uuid::Uuid;
 
 /// Recent entries kept per room in Redis for recovery.
 const RECENT_PER_ROOM: i64 = 256;
-/// How long a request's answer is remembered for idempotency (the store's unique rules cover
-/// older resends).
-const ANSWER_TTL_SECS: i64 = 24 * 3600;
 /// When Redis has lost a room's seq counter but the database has entries, restart the count
 /// this far ahead, so seqs handed out but lost with Redis are never reused.
 const SEQ_REINIT_GAP: i64 = 1000;
@@ -119,6 +116,9 @@ pub struct RedisSettings {
     pub wait_replicas: u32,
     /// How long to wait for them before answering `unavailable`.
     pub wait_timeout_ms: u64,
+    /// How long a change's answer is remembered, so a resend gets it again (seconds; the
+    /// store's unique rules keep an older resend of a post out of the database).
+    pub resend_window_secs: u32,
 }
 
 impl RedisSettings {
@@ -129,6 +129,7 @@ impl RedisSettings {
             shards: 64,
             wait_replicas: 0,
             wait_timeout_ms: 500,
+            resend_window_secs: 86_400,
         }
     }
 }
@@ -265,7 +266,7 @@ impl RedisBroker {
         let (_renewed, replicas): (i64, u32) = redis::pipe()
             .cmd("EXPIRE")
             .arg(key)
-            .arg(ANSWER_TTL_SECS)
+            .arg(self.settings.resend_window_secs)
             .cmd("WAIT")
             .arg(self.settings.wait_replicas)
             .arg(self.settings.wait_timeout_ms)
@@ -340,7 +341,7 @@ impl RedisBroker {
             .arg(after)
             .arg(RECENT_PER_ROOM)
             .arg(self.settings.stream_max)
-            .arg(ANSWER_TTL_SECS)
+            .arg(self.settings.resend_window_secs)
             .arg(keys.room_channel(room))
             .arg(head)
             .arg(tail)
