@@ -651,9 +651,9 @@ fn free_port() -> u16 {
 /// the broker resubscribes, subscribed rooms are told to resync, and sends work again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_remembered_for_the_resend_window() {
-    let redis = PrivateRedis::start(free_port());
+    let server = PrivateRedis::start(free_port());
     let (store, room, ann, _dir) = store_with_room().await;
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let url = format!("redis://127.0.0.1:{}", server.port);
     let settings = RedisSettings {
         resend_window_secs: 300,
         ..RedisSettings::with_stream_max(1000)
@@ -672,18 +672,18 @@ async fn answers_are_remembered_for_the_resend_window() {
         again, first,
         "a resend within the window gets the first answer"
     );
-    let mut conn = redis::Client::open(url)
+    let mut conn = ::redis::Client::open(url)
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
+    let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg("*:w1")
         .query_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(keys.len(), 1, "one answer key: {keys:?}");
-    let ttl: i64 = redis::cmd("TTL")
+    let ttl: i64 = ::redis::cmd("TTL")
         .arg(&keys[0])
         .query_async(&mut conn)
         .await
