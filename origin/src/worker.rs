@@ -17,6 +17,14 @@
 //! quiet (a blocking read per stream would need a connection per stream: a blocked command
 //! holds up everything behind it on its connection).
 //!
+//! With Web Push on (one Redis), the worker also queues each stored message's notification
+//! job (the push stream of [`crate::notify::queue`]), after the commit and before the
+//! acknowledgement, and only for rooms where a member other than the author has a push
+//! subscription (one query per round): the instances queue none, so a message is one stream
+//! entry, not two, and a room nobody could be pushed to costs nothing more. A worker that
+//! fails in between reads the entries again and queues their jobs again (pushes are at least
+//! once).
+//!
 //! With `CONFAB_REDIS_WAIT_REPLICAS`, a worker persists only entries that are on that many
 //! replicas (it `WAIT`s after reading them), so nothing a failover takes back is ever in the
 //! database.
@@ -26,8 +34,10 @@ use crate::broker::redis::keys::{KeySpace, Shard, PERSIST_GROUP};
 use crate::broker::redis::scripts::REPLICAS;
 use crate::broker::redis::wire;
 use crate::config::WorkerConfig;
+use crate::notify::{queue, Job};
 use crate::store::DynStore;
 use anyhow::Context;
+use confab_shared::ids::RoomId;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
 use std::future::Future;
@@ -71,6 +81,13 @@ struct Read {
     own_done: bool,
 }
 
+/// Where a worker queues the notification jobs of the messages it stores.
+struct PushJobs {
+    stream: String,
+    /// About how many entries the stream keeps.
+    max: i64,
+}
+
 /// One worker: a store, a Redis connection and a consumer name.
 pub struct Worker {
     store: DynStore,
@@ -89,6 +106,8 @@ pub struct Worker {
     /// Per shard: whether this consumer may have unacknowledged entries to read first (at
     /// start, and after a batch that was not written or not yet replicated).
     own_pending: Vec<bool>,
+    /// With Web Push on (one Redis: the notification workers read one stream).
+    push: Option<PushJobs>,
 }
 
 impl Worker {
@@ -124,6 +143,10 @@ impl Worker {
             wait_replicas: config.redis_cluster.wait_replicas,
             wait_timeout_ms: config.redis_cluster.wait_timeout_ms,
             own_pending: vec![true; keys.shard_count() as usize],
+            push: (config.push.enabled && config.redis_url.is_some()).then(|| PushJobs {
+                stream: config.push.stream.clone(),
+                max: config.push.queue_capacity as i64,
+            }),
         })
     }
 
@@ -339,16 +362,64 @@ impl Worker {
                 None => tracing::error!(id = %e.id, "dropping an unreadable stream entry"),
             }
         }
+        let mut posted = Vec::new();
         for batch in entries.chunks(self.batch) {
             metrics::histogram!("confab_persist_batch_size").record(batch.len() as f64);
-            crate::metrics::db("append", self.store.append(batch))
+            let outcomes = crate::metrics::db("append", self.store.append(batch))
                 .await
                 .context("writing a batch")?;
+            if self.push.is_some() {
+                posted.extend(
+                    batch
+                        .iter()
+                        .zip(&outcomes)
+                        .filter_map(|(entry, outcome)| Job::stored(entry, outcome)),
+                );
+            }
         }
         for entry in &entries {
             crate::metrics::since_accepted("confab_persist_lag_seconds", entry.at);
         }
+        if let Some(push) = &self.push {
+            self.queue_notifications(push, posted)
+                .await
+                .context("queueing notifications")?;
+        }
         Ok(entries.len())
+    }
+
+    /// Queues the jobs of the messages just stored whose room has a member other than the
+    /// author who could be pushed to.
+    async fn queue_notifications(&self, push: &PushJobs, posted: Vec<Job>) -> anyhow::Result<()> {
+        let room_of = |job: &Job| match job {
+            Job::Posted { room, author, .. } => Some((*room, author.id)),
+            Job::Read { .. } => None,
+        };
+        let mut rooms: Vec<RoomId> = posted.iter().filter_map(room_of).map(|(r, _)| r).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let recipients = self.store.notify_recipients(&rooms).await?;
+        let mut pipe = redis::pipe();
+        let mut queued = 0;
+        for job in &posted {
+            let Some((room, author)) = room_of(job) else {
+                continue;
+            };
+            if recipients
+                .iter()
+                .any(|r| r.room == room && r.user != author)
+            {
+                queue::add_to_stream(&mut pipe, &push.stream, push.max, job);
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            let () = pipe.query_async(&mut self.conn.clone()).await?;
+        }
+        Ok(())
     }
 
     async fn log_lag(&mut self) {

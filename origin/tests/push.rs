@@ -850,3 +850,54 @@ async fn across_instances_with_workers_and_a_worker_killed_mid_send() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Entries ever added to the stream (Redis counts them past the workers' deletions).
+async fn entries_added(stream: &str) -> i64 {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: std::collections::HashMap<String, redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    redis::from_redis_value(&info["entries-added"]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaled_out_a_message_is_queued_once_by_its_worker_and_only_where_someone_can_be_pushed() {
+    let (fixture, mut pushes) = push_service().await;
+    let scaled = Scaled::new(&fixture).await;
+    let a = scaled.instance().await;
+    let _w = scaled.worker("push-queue-w1");
+    let ann = a.register("ann").await;
+    let bob = a.register("bob").await;
+    let dave = a.register("dave").await;
+    fixture.subscribe(&bob, "bob").await;
+    let quiet = ann.create_room("quiet").await;
+    dave.join(&quiet).await;
+    let plans = ann.create_room("plans").await;
+    bob.join(&plans).await;
+
+    // Nobody in "quiet" has a push subscription: its message is stored and queues nothing.
+    // The one in "plans" is queued once, by the worker that stored it (stored in order, so
+    // the first message's decision is made before the second's job is queued).
+    let mut ws = ann.ws().await;
+    ws.say(&quiet, "q1", "@dave nobody can be pushed here")
+        .await;
+    ws.say(&plans, "p1", "@bob this one is pushed").await;
+    let push = next_push(&mut pushes).await;
+    assert_eq!(
+        (push.name.as_str(), message(&push).1),
+        ("bob", Some("@bob this one is pushed"))
+    );
+    assert_eq!(entries_added(&scaled.stream).await, 1);
+    let pool = sqlx::PgPool::connect(&scaled.db).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 2, "both messages are stored");
+    pool.close().await;
+    a.stop().await;
+}

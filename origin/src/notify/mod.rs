@@ -13,7 +13,8 @@
 //! - [`digest`]: the e-mail digest of mentions and direct messages still unread after a delay.
 //!
 //! A post: `chat::post` → [`Notifier::posted`] puts a [`Job`] on the queue (never failing
-//! the post) → the dispatcher decides per member and sends. A read: the gateway or
+//! the post; scaled out, the worker that stores the message queues it instead, see
+//! [`Job::stored`]) → the dispatcher decides per member and sends. A read: the gateway or
 //! `POST /api/rooms/{id}/read` → [`Notifier::read`] → the dispatcher closes what it showed.
 
 pub mod attention;
@@ -43,7 +44,8 @@ pub enum Job {
         author: UserPublic,
         body: String,
         mentions: Vec<UserId>,
-        /// When it was queued (ms), for the queue-lag metric.
+        /// When it was queued (ms; a job the worker queued: when its message was accepted),
+        /// for the queue-lag metric.
         at: i64,
     },
     /// A user read a room up to `seq`: close what was shown for it.
@@ -56,6 +58,34 @@ pub enum Job {
 }
 
 impl Job {
+    /// The job of a message entry a worker has just stored (`outcome`: what the database said
+    /// of it), or `None` for an entry that is not a new message. An entry stored before (read
+    /// again after a worker failed between storing and acknowledging it) gives the first
+    /// entry's id and seq: pushes are at least once.
+    pub fn stored(
+        entry: &crate::store::LogEntry,
+        outcome: &crate::store::AppendOutcome,
+    ) -> Option<Self> {
+        use crate::store::AppendOutcome;
+        let confab_shared::events::RoomEvent::Message(m) = &entry.event else {
+            return None;
+        };
+        let (message, seq) = match outcome {
+            AppendOutcome::Appended => (m.id, m.seq),
+            AppendOutcome::Duplicate { id: Some(id), seq } => (*id, *seq),
+            AppendOutcome::Duplicate { id: None, .. } => return None,
+        };
+        Some(Self::Posted {
+            room: m.room,
+            seq,
+            message,
+            author: m.author.clone(),
+            body: m.body.clone(),
+            mentions: m.mentions.clone(),
+            at: entry.at,
+        })
+    }
+
     /// When it was queued (ms).
     pub fn queued_at(&self) -> i64 {
         match self {
@@ -108,9 +138,12 @@ impl Notifier {
     }
 
     /// A message was accepted: queue its notifications. Never fails the post (a full queue
-    /// drops the job and counts it).
+    /// drops the job and counts it). Scaled out (the Redis queue) this does nothing: the
+    /// worker that stores the message queues its job (see [`crate::worker`]).
     pub async fn posted(&self, post: Posted<'_>) {
-        let Some(queue) = &self.queue else { return };
+        let Some(queue @ queue::JobQueue::Local(_)) = &self.queue else {
+            return;
+        };
         queue
             .push(Job::Posted {
                 room: post.room,

@@ -1,6 +1,9 @@
 //! The way from a request to the dispatcher, off the request path. Embedded: a bounded
 //! in-process queue drained by one task. Scaled out: a Redis stream (`CONFAB_PUSH_STREAM`, capped)
-//! read by `confab worker` processes through a consumer group; an entry is acknowledged only
+//! read by `confab worker` processes through a consumer group. There the instances queue only
+//! reads; a new message's job is queued by the worker that stored it, from the persistence
+//! stream, and only when someone in its room could be pushed to (see
+//! [`crate::worker`]), so a message costs no second stream entry. An entry is acknowledged only
 //! once every push it caused is done (or merged into a later one that is), and entries a dead
 //! worker left pending are claimed by another one, so a killed worker loses nothing (pushes
 //! are at least once; their payload's id lets the service worker ignore a repeat).
@@ -69,18 +72,7 @@ async fn write_to_stream(
         let jobs_in_round = batch.len();
         let mut pipe = redis::pipe();
         for job in batch.drain(..) {
-            let Ok(payload) = serde_json::to_string(&job) else {
-                continue;
-            };
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(max)
-                .arg("*")
-                .arg("job")
-                .arg(payload)
-                .ignore();
+            add_to_stream(&mut pipe, &stream, max, &job);
         }
         let written: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
         if let Err(e) = written {
@@ -89,4 +81,20 @@ async fn write_to_stream(
                 .increment(jobs_in_round as u64);
         }
     }
+}
+
+/// Adds `job` to `pipe` as an entry of the stream (capped at about `max` entries).
+pub fn add_to_stream(pipe: &mut redis::Pipeline, stream: &str, max: i64, job: &Job) {
+    let Ok(payload) = serde_json::to_string(job) else {
+        return;
+    };
+    pipe.cmd("XADD")
+        .arg(stream)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(max)
+        .arg("*")
+        .arg("job")
+        .arg(payload)
+        .ignore();
 }

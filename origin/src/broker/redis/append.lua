@@ -7,7 +7,7 @@
 --       (entries scored by seq), 4 the persistence stream, 5 the room's outbox (payloads
 --       scored by seq), 6 the node that last moved the seq counter
 -- ARGV: 1 the answer's message id, 2 the entry's JSON before its seq, 3 after it,
---       4 how many recent entries to keep, 5 the most entries the stream may hold,
+--       4 how many recent entries to keep (at least), 5 the most entries the stream may hold,
 --       6 how long the answer is remembered (s), 7 the room's channel,
 --       8 the pub/sub header before the seq, 9 after it,
 --       10 the actor's id, 11 the request's reference, 12 when it was accepted (ms),
@@ -72,7 +72,10 @@ if ARGV[15] ~= '' then
 end
 
 redis.call('ZADD', KEYS[3], seq, entry)
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[4]) + 1))
+if seq % 16 == 0 then
+  -- Trimmed at every 16th entry, not at each: the history holds up to 15 more than asked.
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[4]) + 1))
+end
 redis.call('XADD', KEYS[4], '*', 'f', entry, 'a', ARGV[10], 'r', ARGV[11], 't', ARGV[12])
 local payload = ARGV[8] .. seq .. ARGV[9] .. '\n' .. entry
 if defer then

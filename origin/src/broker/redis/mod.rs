@@ -60,7 +60,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Recent entries kept per room in Redis for recovery.
+/// Recent entries kept per room in Redis for recovery (at least: the script trims at every
+/// 16th entry).
 const RECENT_PER_ROOM: i64 = 256;
 /// When Redis has lost a room's seq counter but the database has entries, restart the count
 /// this far ahead, so seqs handed out but lost with Redis are never reused.
