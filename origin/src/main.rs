@@ -43,15 +43,26 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
         )
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // A worker's rounds run one after another and wait on Redis and the database: one
+    // thread, so no wake-ups between threads. Everything else: a thread per core (or
+    // TOKIO_WORKER_THREADS).
+    let mut runtime = match command {
+        Command::Worker(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime.enable_all().build()?.block_on(run(command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(config) => {
             let app = Application::build(*config).await?;
             println!("Confab is running at {}", app.public_url());

@@ -733,15 +733,29 @@ async fn fresh_postgres() -> String {
     url.to_string()
 }
 
+/// A Redis database of its own (emptied first), so that nothing another test left in the
+/// persistence stream (entries of rooms this test's database does not have) is in the way of
+/// this test's workers.
+async fn own_redis(index: u8) -> String {
+    let mut url = url::Url::parse(&redis_url()).unwrap();
+    url.set_path(&format!("/{index}"));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
+    url.to_string()
+}
+
 struct Scaled {
     db: String,
+    redis: String,
     dir: tempfile::TempDir,
     stream: String,
     allow: String,
 }
 
 impl Scaled {
-    async fn new(fixture: &Fixture) -> Self {
+    /// Everything the scaled-out shape needs, on Redis database `redis_index` (one per test).
+    async fn new(fixture: &Fixture, redis_index: u8) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("jwt.pem"),
@@ -755,6 +769,7 @@ impl Scaled {
         .unwrap();
         Self {
             db: fresh_postgres().await,
+            redis: own_redis(redis_index).await,
             stream: format!("confab:test-notify:{}", uuid::Uuid::new_v4().simple()),
             allow: fixture.host_port(),
             dir,
@@ -762,15 +777,16 @@ impl Scaled {
     }
 
     async fn instance(&self) -> TestServer {
-        let (db, dir, stream, allow) = (
+        let (db, redis, dir, stream, allow) = (
             self.db.clone(),
+            self.redis.clone(),
             self.dir.path().to_owned(),
             self.stream.clone(),
             self.allow.clone(),
         );
         TestServer::start_with(move |c| {
             c.database_url = Some(db);
-            c.redis_url = Some(redis_url());
+            c.redis_url = Some(redis);
             c.jwt_private_key_file = Some(dir.join("jwt.pem"));
             c.push.vapid_private_key_file = Some(dir.join("vapid.pem"));
             c.push.allowlist = allow;
@@ -784,7 +800,7 @@ impl Scaled {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
             .arg("worker")
             .env("CONFAB_DATABASE_URL", &self.db)
-            .env("CONFAB_REDIS_URL", redis_url())
+            .env("CONFAB_REDIS_URL", &self.redis)
             .env("CONFAB_WORKER_NAME", name)
             .env("CONFAB_WORKER_CLAIM_IDLE_MS", "1000")
             .env(
@@ -805,7 +821,7 @@ impl Scaled {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_instances_with_workers_and_a_worker_killed_mid_send() {
     let (fixture, mut pushes) = push_service().await;
-    let scaled = Scaled::new(&fixture).await;
+    let scaled = Scaled::new(&fixture, 11).await;
     let a = scaled.instance().await;
     let b = scaled.instance().await;
     let mut w1 = scaled.worker("push-w1");
@@ -852,8 +868,8 @@ async fn across_instances_with_workers_and_a_worker_killed_mid_send() {
 }
 
 /// Entries ever added to the stream (Redis counts them past the workers' deletions).
-async fn entries_added(stream: &str) -> i64 {
-    let client = redis::Client::open(redis_url()).unwrap();
+async fn entries_added(redis: &str, stream: &str) -> i64 {
+    let client = redis::Client::open(redis).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let info: std::collections::HashMap<String, redis::Value> = redis::cmd("XINFO")
         .arg("STREAM")
@@ -867,7 +883,7 @@ async fn entries_added(stream: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaled_out_a_message_is_queued_once_by_its_worker_and_only_where_someone_can_be_pushed() {
     let (fixture, mut pushes) = push_service().await;
-    let scaled = Scaled::new(&fixture).await;
+    let scaled = Scaled::new(&fixture, 12).await;
     let a = scaled.instance().await;
     let _w = scaled.worker("push-queue-w1");
     let ann = a.register("ann").await;
@@ -891,7 +907,7 @@ async fn scaled_out_a_message_is_queued_once_by_its_worker_and_only_where_someon
         (push.name.as_str(), message(&push).1),
         ("bob", Some("@bob this one is pushed"))
     );
-    assert_eq!(entries_added(&scaled.stream).await, 1);
+    assert_eq!(entries_added(&scaled.redis, &scaled.stream).await, 1);
     let pool = sqlx::PgPool::connect(&scaled.db).await.unwrap();
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
         .fetch_one(&pool)
