@@ -516,6 +516,18 @@ pub struct WorkerConfig {
     pub push: PushConfig,
 }
 
+impl WorkerConfig {
+    /// This worker's consumer name in the persistence and notification groups.
+    pub fn consumer_name(&self) -> String {
+        self.worker_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "local".into());
+            format!("worker-{host}")
+        })
+    }
+}
+
 /// Redis Cluster, and acks that wait for Redis replicas: the settings `confab serve` and
 /// `confab worker` share.
 #[derive(Debug, Clone, Args)]

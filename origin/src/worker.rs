@@ -52,16 +52,6 @@ const CLAIM_EVERY: Duration = Duration::from_secs(5);
 const BUSY_PAUSE: Duration = Duration::from_millis(50);
 const IDLE_PAUSE: Duration = Duration::from_millis(200);
 
-/// This worker's consumer name in the persistence and notification groups.
-pub(crate) fn consumer_name(config: &WorkerConfig) -> String {
-    config.worker_name.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "local".into());
-        format!("worker-{host}")
-    })
-}
-
 /// Creates the consumer group on `stream` (reading from its start) unless it exists.
 pub async fn ensure_group(conn: &mut RedisConn, stream: &str) -> redis::RedisResult<()> {
     let created: redis::RedisResult<()> = conn
@@ -136,7 +126,7 @@ impl Worker {
             conn,
             wait_conn,
             keys,
-            name: consumer_name(config),
+            name: config.consumer_name(),
             batch: config.batch.max(1),
             linger: Duration::from_millis(config.linger_ms),
             claim_idle_ms: config.claim_idle_ms,

@@ -184,7 +184,7 @@ pub async fn start(
         sender,
         Duration::from_millis(config.push.coalesce_ms),
     );
-    let consumer = crate::worker::consumer_name(config);
+    let consumer = config.consumer_name();
     let claim = config.claim_idle_ms;
     let linger = Duration::from_millis(config.linger_ms);
     let stream = config.push.stream.clone();
