@@ -17,6 +17,13 @@
 //! quiet (a blocking read per stream would need a connection per stream: a blocked command
 //! holds up everything behind it on its connection).
 //!
+//! An entry the database refuses (its room or author is not there, or its data breaks a rule
+//! of the schema) or that cannot be read is set aside, with the reason, in its shard's
+//! dead-letter stream (`confab:persist:dead`, or `confab:{7}:persist:dead` on a cluster) and
+//! acknowledged: retried, it would fail the same way forever and hold up every entry behind
+//! it until the stream filled and the instances refused new messages. Any other failure (the
+//! database unreachable, a timeout) leaves the round's entries pending, to be read again.
+//!
 //! With Web Push on (one Redis), the worker also queues each stored message's notification
 //! job (the push stream of [`crate::notify::queue`]), after the commit and before the
 //! acknowledgement, and only for rooms where a member other than the author has a push
@@ -35,7 +42,7 @@ use crate::broker::redis::scripts::REPLICAS;
 use crate::broker::redis::wire;
 use crate::config::WorkerConfig;
 use crate::notify::{queue, Job};
-use crate::store::DynStore;
+use crate::store::{AppendOutcome, DynStore, LogEntry, StoreError};
 use anyhow::Context;
 use confab_shared::ids::RoomId;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
@@ -43,6 +50,8 @@ use redis::AsyncCommands;
 use std::future::Future;
 use std::time::Duration;
 
+/// About how many set-aside entries each dead-letter stream keeps.
+const DEAD_LETTERS_KEPT: usize = 10_000;
 /// How long one read blocks waiting for new entries (one stream only).
 const BLOCK_MS: usize = 1000;
 /// How often other consumers' stale entries are claimed and lag is logged.
@@ -98,6 +107,14 @@ pub struct Worker {
     own_pending: Vec<bool>,
     /// With Web Push on (one Redis: the notification workers read one stream).
     push: Option<PushJobs>,
+}
+
+/// What an operator reads in the dead-letter stream: the database's own words where it gave any.
+fn reason(e: &StoreError) -> String {
+    match e {
+        StoreError::Database(db) => db.to_string(),
+        other => other.to_string(),
+    }
 }
 
 impl Worker {
@@ -342,30 +359,67 @@ impl Worker {
         Ok((written, full))
     }
 
-    /// Writes what a round read, `batch` entries per transaction. Entries that cannot be
-    /// decoded are logged and dropped (acknowledged), so they never block a stream.
+    /// Writes what a round read, `batch` entries per transaction. An entry the database
+    /// refuses (see [`StoreError::rejects_the_data`]) or that cannot be read is set aside in
+    /// its shard's dead-letter stream with the reason, before it is acknowledged with the
+    /// rest, so it never holds up the entries behind it: a batch the database refuses is
+    /// written again an entry at a time to find it. Any other failure fails the round, and
+    /// everything unacknowledged is read again (entries already stored are skipped).
     async fn persist(&self, reads: &[Read]) -> anyhow::Result<usize> {
         let mut entries = Vec::new();
-        for e in reads.iter().flat_map(|r| &r.entries) {
-            match wire::decode_stream_entry(e) {
-                Some(entry) => entries.push(entry),
-                None => tracing::error!(id = %e.id, "dropping an unreadable stream entry"),
+        let mut sources = Vec::new();
+        let mut refused = Vec::new();
+        for read in reads {
+            for e in &read.entries {
+                match wire::decode_stream_entry(e) {
+                    Some(entry) => {
+                        entries.push(entry);
+                        sources.push((read.shard, e));
+                    }
+                    None => refused.push((read.shard, e, "the entry cannot be read".to_owned())),
+                }
             }
         }
         let mut posted = Vec::new();
-        for batch in entries.chunks(self.batch) {
+        for (batch, from) in entries.chunks(self.batch).zip(sources.chunks(self.batch)) {
             metrics::histogram!("confab_persist_batch_size").record(batch.len() as f64);
-            let outcomes = crate::metrics::db("append", self.store.append(batch))
-                .await
-                .context("writing a batch")?;
+            let stored: Vec<(&LogEntry, AppendOutcome)> = match crate::metrics::db(
+                "append",
+                self.store.append(batch),
+            )
+            .await
+            {
+                Ok(outcomes) => batch.iter().zip(outcomes).collect(),
+                Err(e) if e.rejects_the_data() => {
+                    tracing::warn!(error = %e, "the database refuses a batch; writing it an entry at a time");
+                    let mut stored = Vec::with_capacity(batch.len());
+                    for (entry, &(shard, source)) in batch.iter().zip(from) {
+                        match self.store.append(std::slice::from_ref(entry)).await {
+                            Ok(outcomes) => stored.extend(outcomes.into_iter().map(|o| (entry, o))),
+                            Err(e) if e.rejects_the_data() => {
+                                refused.push((shard, source, reason(&e)))
+                            }
+                            Err(e) => {
+                                return Err(anyhow::Error::from(e).context("writing an entry"))
+                            }
+                        }
+                    }
+                    stored
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("writing a batch")),
+            };
             if self.push.is_some() {
                 posted.extend(
-                    batch
+                    stored
                         .iter()
-                        .zip(&outcomes)
                         .filter_map(|(entry, outcome)| Job::stored(entry, outcome)),
                 );
             }
+        }
+        for (shard, source, reason) in &refused {
+            self.set_aside(*shard, source, reason)
+                .await
+                .context("setting an entry aside")?;
         }
         for entry in &entries {
             crate::metrics::since_accepted("confab_persist_lag_seconds", entry.at);
@@ -376,6 +430,36 @@ impl Worker {
                 .context("queueing notifications")?;
         }
         Ok(entries.len())
+    }
+
+    /// Copies an entry that cannot be stored into its shard's dead-letter stream, with its id
+    /// and the reason; it is acknowledged (and deleted) with its round's other entries. A
+    /// worker that fails before that acknowledgement sets it aside again.
+    async fn set_aside(&self, shard: Shard, source: &StreamId, reason: &str) -> anyhow::Result<()> {
+        tracing::error!(
+            id = %source.id,
+            stream = shard.persist_stream(),
+            reason,
+            "setting aside an entry that cannot be stored"
+        );
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(shard.dead_letter_stream())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(DEAD_LETTERS_KEPT)
+            .arg("*")
+            .arg("id")
+            .arg(&source.id)
+            .arg("error")
+            .arg(reason);
+        for (field, value) in &source.map {
+            if let redis::Value::BulkString(bytes) = value {
+                cmd.arg(field).arg(bytes.as_slice());
+            }
+        }
+        let _: String = cmd.query_async(&mut self.conn.clone()).await?;
+        metrics::counter!("confab_persist_dead_letters_total").increment(1);
+        Ok(())
     }
 
     /// Queues the jobs of the messages just stored whose room has a member other than the

@@ -1236,3 +1236,134 @@ async fn replica_wait_cost() {
         f.broker.shutdown().await;
     }
 }
+
+/// A real `confab worker` stores what its database takes and sets aside what it refuses: an
+/// entry for a room that database does not have (another deployment's, here) and an entry that
+/// cannot be read go to the dead-letter stream with the reason, are acknowledged, and the
+/// messages on either side of them are stored. Retried, either would fail forever and hold up
+/// every entry behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_sets_aside_what_its_database_refuses_and_stores_the_rest() {
+    // A Redis database of its own, emptied: nothing another test left in a stream is read.
+    let mut url = url::Url::parse(&redis_url()).unwrap();
+    url.set_path("/14");
+    let url = url.to_string();
+    let mut conn = ::redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = ::redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
+    let start = |store: DynStore| {
+        let target = RedisTarget::Single(url.clone());
+        async move {
+            RedisBroker::start(
+                &target,
+                Arc::new(Hub::new(64)),
+                store,
+                RedisSettings::with_stream_max(1000),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (store, room, ann, dir) = store_with_room().await;
+    let (elsewhere, stray_room, stray_author, _elsewhere_dir) = store_with_room().await;
+    let broker = start(store.clone()).await;
+    let other = start(elsewhere).await;
+    broker
+        .append(post(room, &ann, "c1", "before"))
+        .await
+        .unwrap();
+    other
+        .append(post(stray_room, &stray_author, "c2", "stray"))
+        .await
+        .unwrap();
+    let unreadable: String = ::redis::cmd("XADD")
+        .arg("confab:persist")
+        .arg("*")
+        .arg(&["f", "{not json", "a", "someone", "r", "x", "t", "1"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    broker
+        .append(post(room, &ann, "c3", "after"))
+        .await
+        .unwrap();
+
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+        .arg("worker")
+        .env(
+            "CONFAB_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        )
+        .env("CONFAB_REDIS_URL", &url)
+        .env("CONFAB_WORKER_NAME", "dead-letter-w1")
+        .env("CONFAB_PUSH", "false")
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let left = loop {
+        let left: i64 = ::redis::cmd("XLEN")
+            .arg("confab:persist")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if left == 0 || tokio::time::Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(left, 0, "every entry was acknowledged");
+    let bodies: Vec<String> = store
+        .events_after(room, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| match e {
+            RoomEvent::Message(m) => m.body,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(bodies, ["before", "after"]);
+
+    let dead: ::redis::streams::StreamRangeReply = ::redis::cmd("XRANGE")
+        .arg("confab:persist:dead")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let field = |e: &::redis::streams::StreamId, name: &str| e.get::<String>(name).unwrap();
+    let mut reasons: Vec<(String, String)> = dead
+        .ids
+        .iter()
+        .map(|e| (field(e, "f"), field(e, "error")))
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(
+        reasons[1],
+        (
+            "{not json".to_owned(),
+            "the entry cannot be read".to_owned()
+        )
+    );
+    assert!(
+        reasons[0].0.contains(&stray_room.to_string()),
+        "{reasons:?}"
+    );
+    assert!(reasons[0].1.contains("FOREIGN KEY"), "{reasons:?}");
+    let unreadable_copy = dead
+        .ids
+        .iter()
+        .find(|e| field(e, "f") == "{not json")
+        .unwrap();
+    assert_eq!(field(unreadable_copy, "id"), unreadable);
+    worker.kill().await.unwrap();
+    broker.shutdown().await;
+    other.shutdown().await;
+}

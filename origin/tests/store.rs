@@ -850,6 +850,30 @@ async fn notifications_subscriptions_levels_settings_and_missed(store: DynStore)
     assert!(!store.notify_settings(bob.id).await.unwrap().email);
 }
 
+/// A batch holding an entry the schema refuses (its room is not in this database) fails as a
+/// whole, stores nothing, and says the data is refused (the worker sets such entries aside);
+/// the same entries without it are stored.
+async fn an_entry_the_schema_refuses_fails_its_batch_and_is_named_as_refused(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let r = room(&store, "general", &ann).await;
+    let good = msg(r, 1, &ann, "c-1");
+    let stray = msg(RoomId(Uuid::now_v7()), 1, &ann, "c-2");
+    let later = msg(r, 2, &ann, "c-3");
+    let e = store
+        .append(&[good.clone(), stray, later.clone()])
+        .await
+        .unwrap_err();
+    assert!(e.rejects_the_data(), "{e:?}");
+    assert!(store.events_after(r, 0, 10).await.unwrap().is_empty());
+    let outcomes = store.append(&[good, later]).await.unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(seqs(&store.events_after(r, 0, 10).await.unwrap()), [1, 2]);
+    // A database that is gone is not a refusal of the data: that is retried.
+    store.close().await;
+    let e = store.append(&[msg(r, 3, &ann, "c-4")]).await.unwrap_err();
+    assert!(!e.rejects_the_data(), "{e:?}");
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -886,4 +910,5 @@ suite!(
     concurrent_batches_of_one_room_fold_the_same,
     uploads_are_recorded_then_completed,
     notifications_subscriptions_levels_settings_and_missed,
+    an_entry_the_schema_refuses_fails_its_batch_and_is_named_as_refused,
 );

@@ -57,6 +57,27 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the database refused the data itself, so the same write fails however often it
+    /// is retried: it breaks a rule of the schema (a foreign key, uniqueness, NOT NULL, a
+    /// check; SQLSTATE class 23) or is not valid for its column (class 22), or could not be
+    /// encoded. A lost connection, a timeout or a serialization failure is not.
+    pub fn rejects_the_data(&self) -> bool {
+        match self {
+            StoreError::Conflict(_) | StoreError::Refused(_) => true,
+            StoreError::Database(sqlx::Error::Encode(_)) => true,
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                !matches!(e.kind(), sqlx::error::ErrorKind::Other)
+                    || e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some_and(|pg| {
+                            pg.code().starts_with("22") || pg.code().starts_with("23")
+                        })
+            }
+            StoreError::Database(_) => false,
+        }
+    }
+}
+
 /// A registered user with the fields only the server sees.
 #[derive(Debug, Clone)]
 pub struct UserRecord {

@@ -51,6 +51,13 @@ impl Shard {
         format!("{}{PERSIST}", self.prefix())
     }
 
+    /// Where the workers set aside the shard's entries that no database write can take (the
+    /// database refuses their data, or they cannot be read), each with the reason, so one such
+    /// entry never holds up the stream behind it. In the stream's slot.
+    pub fn dead_letter_stream(self) -> String {
+        format!("{}{PERSIST}:dead", self.prefix())
+    }
+
     /// An instance's presence entries (`room|user`) in this shard, so they can be reaped when
     /// it dies.
     pub fn instance_presence(self, instance: &str) -> String {
@@ -293,5 +300,12 @@ mod tests {
         assert_eq!(used.len(), 64, "UUIDv7 rooms reach every shard");
         assert_eq!(KeySpace::cluster(48).shard_count(), 64);
         assert_eq!(KeySpace::single().persist_stream(room), "confab:persist");
+        let shard = KeySpace::single().room_shard(room);
+        assert_eq!(shard.dead_letter_stream(), "confab:persist:dead");
+        let shard = keys.room_shard(room);
+        assert_eq!(
+            shard.dead_letter_stream(),
+            format!("{}:dead", shard.persist_stream())
+        );
     }
 }
