@@ -14,6 +14,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls;
 use bytes::BytesMut;
 use futures::StreamExt;
 
@@ -49,8 +50,14 @@ impl S3Files {
             None,
             "confab-config",
         );
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
         let mut conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(https)
             .region(Region::new(s.region.clone()))
             .credentials_provider(creds)
             .force_path_style(true);
