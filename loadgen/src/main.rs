@@ -158,6 +158,18 @@ struct Counters {
     wire_bytes_in: AtomicU64,
 }
 
+impl Counters {
+    /// Whether every message sent was acknowledged and delivered to the room's other members.
+    fn all_delivered(&self, room_size: usize) -> bool {
+        let acked = self.acked.load(Relaxed);
+        acked >= self.sent.load(Relaxed)
+            && self.delivered.load(Relaxed) >= acked * (room_size as u64).saturating_sub(1)
+    }
+}
+
+/// The longest a client waits after the end for what is still on its way.
+const DRAIN_CAP: Duration = Duration::from_secs(10);
+
 struct Shared {
     counters: Counters,
     /// Delivery latency in microseconds.
@@ -386,12 +398,16 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
     if !ok {
         c.dropped.fetch_add(1, Relaxed);
     }
-    // Drain briefly so messages sent just before the end are counted, then close.
-    let grace = tokio::time::sleep(Duration::from_secs(2));
+    // Drain, so that messages sent just before the end are counted: until every message this
+    // process sent is acknowledged and delivered to all the others in its room, or for at most
+    // DRAIN_CAP (a session that failed never gets its deliveries); then close.
+    let grace = tokio::time::sleep(DRAIN_CAP);
     tokio::pin!(grace);
+    let mut check = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = &mut grace => break,
+            _ = check.tick() => if c.all_delivered(args.room_size) { break },
             msg = ws.next() => match msg.inspect(|_| frames_in += 1) {
                 Some(Ok(Message::Text(t))) => {
                     if let Ok(ServerFrame::Entry(RoomEvent::Message(m))) = serde_json::from_str::<ServerFrame>(&t) {
