@@ -1253,7 +1253,10 @@ async fn a_worker_sets_aside_what_its_database_refuses_and_stores_the_rest() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let () = ::redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
+    let () = ::redis::cmd("FLUSHDB")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let start = |store: DynStore| {
         let target = RedisTarget::Single(url.clone());
         async move {
