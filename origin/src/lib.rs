@@ -49,6 +49,7 @@ pub mod auth;
 pub mod broker;
 pub mod chat;
 pub mod config;
+pub mod dead_letters;
 pub mod error;
 pub mod fanout;
 pub mod files;

@@ -1,4 +1,4 @@
-//! The `confab` command: `serve`, `migrate`, `worker`, `keygen`, `admin`.
+//! The `confab` command: `serve`, `migrate`, `worker`, `dead-letters`, `keygen`, `admin`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -22,6 +22,8 @@ enum Command {
     Migrate(Box<Config>),
     /// Move accepted messages from the Redis stream into the database (scaled-out shape).
     Worker(Box<WorkerConfig>),
+    /// What the workers set aside because the database refused it (list, replay, discard).
+    DeadLetters(confab_origin::dead_letters::DeadLettersCommand),
     /// Print a new Ed25519 token-signing key (PKCS#8 PEM) for CONFAB_JWT_PRIVATE_KEY_FILE,
     /// or with --vapid a P-256 key for CONFAB_VAPID_PRIVATE_KEY_FILE (Web Push).
     Keygen {
@@ -55,7 +57,9 @@ fn main() -> anyhow::Result<()> {
     // thread, so no wake-ups between threads. Everything else: a thread per core (or
     // TOKIO_WORKER_THREADS).
     let mut runtime = match command {
-        Command::Worker(_) => tokio::runtime::Builder::new_current_thread(),
+        Command::Worker(_) | Command::DeadLetters(_) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     runtime.enable_all().build()?.block_on(run(command))
@@ -118,6 +122,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             result
         }
         Command::Admin(cmd) => confab_origin::operator::run(cmd).await,
+        Command::DeadLetters(cmd) => confab_origin::dead_letters::run(cmd).await,
         Command::Openapi {
             public_url,
             asyncapi,

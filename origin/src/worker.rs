@@ -19,8 +19,9 @@
 //!
 //! An entry the database refuses (its room or author is not there, or its data breaks a rule
 //! of the schema) or that cannot be read is set aside, with the reason, in its shard's
-//! dead-letter stream (`confab:persist:dead`, or `confab:{7}:persist:dead` on a cluster) and
-//! acknowledged: retried, it would fail the same way forever and hold up every entry behind
+//! dead-letter stream (`confab:persist:dead`, or `confab:{7}:persist:dead` on a cluster),
+//! acknowledged and deleted in one atomic step (`confab dead-letters` lists, replays or
+//! discards them; see [`crate::dead_letters`]): retried, it would fail the same way forever and hold up every entry behind
 //! it until the stream filled and the instances refused new messages. Any other failure (the
 //! database unreachable, a timeout) leaves the round's entries pending, to be read again.
 //!
@@ -38,7 +39,7 @@
 
 use crate::broker::redis::conn::{RedisConn, RedisTarget};
 use crate::broker::redis::keys::{KeySpace, Shard, PERSIST_GROUP};
-use crate::broker::redis::scripts::REPLICAS;
+use crate::broker::redis::scripts::{REPLICAS, SET_ASIDE};
 use crate::broker::redis::wire;
 use crate::config::WorkerConfig;
 use crate::notify::{queue, Job};
@@ -432,9 +433,10 @@ impl Worker {
         Ok(entries.len())
     }
 
-    /// Copies an entry that cannot be stored into its shard's dead-letter stream, with its id
-    /// and the reason; it is acknowledged (and deleted) with its round's other entries. A
-    /// worker that fails before that acknowledgement sets it aside again.
+    /// Moves an entry that cannot be stored into its shard's dead-letter stream, with its id
+    /// and the reason, acknowledging and deleting it in the same atomic step (`set_aside.lua`):
+    /// a worker that fails before it sets the entry aside when it reads it again, one that
+    /// fails after it never sees the entry again, so it is set aside once.
     async fn set_aside(&self, shard: Shard, source: &StreamId, reason: &str) -> anyhow::Result<()> {
         tracing::error!(
             id = %source.id,
@@ -442,23 +444,23 @@ impl Worker {
             reason,
             "setting aside an entry that cannot be stored"
         );
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(shard.dead_letter_stream())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(DEAD_LETTERS_KEPT)
-            .arg("*")
-            .arg("id")
+        let mut call = SET_ASIDE
+            .call()
+            .key(shard.dead_letter_stream())
+            .key(shard.persist_stream())
+            .arg(PERSIST_GROUP)
             .arg(&source.id)
-            .arg("error")
-            .arg(reason);
+            .arg(reason)
+            .arg(DEAD_LETTERS_KEPT);
         for (field, value) in &source.map {
             if let redis::Value::BulkString(bytes) = value {
-                cmd.arg(field).arg(bytes.as_slice());
+                call = call.arg(field).arg(bytes.as_slice());
             }
         }
-        let _: String = cmd.query_async(&mut self.conn.clone()).await?;
-        metrics::counter!("confab_persist_dead_letters_total").increment(1);
+        let moved: Option<String> = call.invoke(&mut self.conn.clone()).await?;
+        if moved.is_some() {
+            metrics::counter!("confab_persist_dead_letters_total").increment(1);
+        }
         Ok(())
     }
 

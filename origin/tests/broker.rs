@@ -1243,7 +1243,7 @@ async fn replica_wait_cost() {
 /// messages on either side of them are stored. Retried, either would fail forever and hold up
 /// every entry behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_sets_aside_what_its_database_refuses_and_stores_the_rest() {
+async fn a_worker_sets_aside_what_its_database_refuses_and_an_operator_replays_it_once_fixed() {
     // A Redis database of its own, emptied: nothing another test left in a stream is read.
     let mut url = url::Url::parse(&redis_url()).unwrap();
     url.set_path("/14");
@@ -1271,7 +1271,7 @@ async fn a_worker_sets_aside_what_its_database_refuses_and_stores_the_rest() {
         }
     };
     let (store, room, ann, dir) = store_with_room().await;
-    let (elsewhere, stray_room, stray_author, _elsewhere_dir) = store_with_room().await;
+    let (elsewhere, stray_room, stray_author, elsewhere_dir) = store_with_room().await;
     let broker = start(store.clone()).await;
     let other = start(elsewhere).await;
     broker
@@ -1367,6 +1367,199 @@ async fn a_worker_sets_aside_what_its_database_refuses_and_stores_the_rest() {
         .unwrap();
     assert_eq!(field(unreadable_copy, "id"), unreadable);
     worker.kill().await.unwrap();
+    worker.wait().await.unwrap();
+
+    // The operator's view: `confab dead-letters list`, one JSON object per entry.
+    let dead_letters = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+            .arg("dead-letters")
+            .args(args)
+            .env("CONFAB_REDIS_URL", &url)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (ok, listed, err) = dead_letters(&["list"]);
+    assert!(ok, "{err}");
+    let listed: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let by_id = |id: &str| {
+        listed
+            .iter()
+            .find(|e| e["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {listed:?}"))
+    };
+    let unreadable_ref = by_id(&unreadable)["ref"].as_str().unwrap().to_owned();
+    assert!(unreadable_ref.starts_with("0/"), "{unreadable_ref}");
+    assert_eq!(by_id(&unreadable)["error"], "the entry cannot be read");
+    let stray = listed.iter().find(|e| e["id"] != unreadable).unwrap();
+    assert_eq!(stray["room"], stray_room.to_string());
+    assert_eq!(stray["kind"], "message");
+    assert_eq!(stray["actor"], stray_author.id.0.to_string());
+    assert!(stray["error"].as_str().unwrap().contains("FOREIGN KEY"));
+    let stray_ref = stray["ref"].as_str().unwrap().to_owned();
+
+    // Names that are not entries change nothing and say so.
+    let (ok, _, err) = dead_letters(&["replay", &stray_ref, "not-a-ref"]);
+    assert!(!ok && err.contains("not-a-ref"), "{err}");
+    let (ok, _, err) = dead_letters(&["discard", "0/1-0"]);
+    assert!(!ok && err.contains("not there"), "{err}");
+    let (_, listed_again, _) = dead_letters(&["list"]);
+    assert_eq!(listed_again.lines().count(), 2);
+
+    // The stray message belongs to the other deployment's database: a worker pointed at it,
+    // and every entry replayed. The stray one is stored there; the unreadable one, still
+    // unreadable, is set aside again with its reason.
+    let (ok, replayed, err) = dead_letters(&["replay", "--all"]);
+    assert!(ok, "{err}");
+    assert!(replayed.contains("2 replayed"), "{replayed}");
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+        .arg("worker")
+        .env(
+            "CONFAB_DATABASE_URL",
+            format!("sqlite://{}", elsewhere_dir.path().join("t.db").display()),
+        )
+        .env("CONFAB_REDIS_URL", &url)
+        .env("CONFAB_WORKER_NAME", "dead-letter-w2")
+        .env("CONFAB_PUSH", "false")
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let elsewhere = confab_origin::store::open(
+        &format!("sqlite://{}", elsewhere_dir.path().join("t.db").display()),
+        2,
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        let stored = elsewhere.events_after(stray_room, 0, 10).await.unwrap();
+        if !stored.is_empty() || tokio::time::Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        matches!(&stored[..], [RoomEvent::Message(m)] if m.body == "stray"),
+        "{stored:?}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let (_, listed, _) = dead_letters(&["list"]);
+        let left: i64 = ::redis::cmd("XLEN")
+            .arg("confab:persist")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if (left == 0 && listed.lines().count() == 1) || tokio::time::Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let again: serde_json::Value = serde_json::from_str(listed.trim()).unwrap();
+    assert_eq!(again["entry"], "{not json", "{listed}");
+    assert_eq!(again["error"], "the entry cannot be read");
+
+    // Discarded for good.
+    let again_ref = again["ref"].as_str().unwrap();
+    assert_ne!(again_ref, unreadable_ref, "set aside anew");
+    let (ok, out, err) = dead_letters(&["discard", again_ref]);
+    assert!(ok && out.contains("1 discarded"), "{out}{err}");
+    let (_, listed, _) = dead_letters(&["list"]);
+    assert_eq!(listed, "");
+    worker.kill().await.unwrap();
     broker.shutdown().await;
     other.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_entry_is_set_aside_once_however_often_workers_try() {
+    use confab_origin::broker::redis::conn::RedisConn;
+    use confab_origin::broker::redis::scripts::SET_ASIDE;
+    let url = redis_url();
+    let mut raw = ::redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut conn = RedisConn::connect(&RedisTarget::Single(url)).await.unwrap();
+    let tag = Uuid::new_v4();
+    let (stream, dead) = (format!("t:{tag}:persist"), format!("t:{tag}:dead"));
+    let () = ::redis::cmd("XGROUP")
+        .arg(&["CREATE", &stream, "g", "0", "MKSTREAM"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let id: String = ::redis::cmd("XADD")
+        .arg(&stream)
+        .arg(&["*", "f", "{not json", "a", "someone"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // Two workers hold it (one took it over from the other): both read it, both set it aside.
+    let _: ::redis::Value = ::redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "g", "w1", "STREAMS", &stream, ">"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let set_aside = || {
+        SET_ASIDE
+            .call()
+            .key(&dead)
+            .key(&stream)
+            .arg("g")
+            .arg(&id)
+            .arg("the entry cannot be read")
+            .arg(100)
+            .arg("f")
+            .arg("{not json")
+            .arg("a")
+            .arg("someone")
+    };
+    let first: Option<String> = set_aside().invoke(&mut conn).await.unwrap();
+    let second: Option<String> = set_aside().invoke(&mut conn).await.unwrap();
+    assert!(first.is_some());
+    assert_eq!(second, None, "already moved");
+    let copies: ::redis::streams::StreamRangeReply = ::redis::cmd("XRANGE")
+        .arg(&[&dead, "-", "+"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(copies.ids.len(), 1);
+    let copy = &copies.ids[0];
+    assert_eq!(copy.get::<String>("id").unwrap(), id);
+    assert_eq!(
+        copy.get::<String>("error").unwrap(),
+        "the entry cannot be read"
+    );
+    assert_eq!(copy.get::<String>("f").unwrap(), "{not json");
+    assert_eq!(copy.get::<String>("a").unwrap(), "someone");
+    let (left, pending): (i64, ::redis::Value) = ::redis::pipe()
+        .cmd("XLEN")
+        .arg(&stream)
+        .cmd("XPENDING")
+        .arg(&[&stream, "g"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "deleted from the stream");
+    assert!(
+        matches!(&pending, ::redis::Value::Array(v) if v.first() == Some(&::redis::Value::Int(0))),
+        "acknowledged: {pending:?}"
+    );
+    let () = ::redis::cmd("DEL")
+        .arg(&[&stream, &dead])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
 }

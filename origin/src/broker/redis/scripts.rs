@@ -23,6 +23,13 @@ pub static FIND_MESSAGE: LazyLock<Lua> =
 /// Records a presence transition and publishes it when it is the user's first or last.
 pub static PRESENCE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("presence.lua")));
 
+/// Moves a persistence stream entry the database cannot take into the dead-letter stream.
+pub static SET_ASIDE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("set_aside.lua")));
+
+/// Moves one set-aside entry from a dead-letter stream back onto its persistence stream.
+pub static REPLAY_DEAD_LETTER: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("replay_dead_letter.lua")));
+
 /// Server error codes the scripts answer with (matched by code, never by text).
 pub mod errors {
     /// The room's seq counter is missing (Redis lost it): initialize it and retry.
