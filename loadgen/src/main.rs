@@ -2,7 +2,9 @@
 //! what k6 cannot do on one small machine (10,000+ concurrent connections).
 //!
 //! Scenario (the same as `k6/chat.js`): USERS users register, are grouped into rooms of
-//! ROOM_SIZE, connect to `/ws`, subscribe to their room, and each sends a message every
+//! ROOM_SIZE, connect to `/ws`, subscribe to their room (from the seq they have, as a real client
+//! does: a subscription that lands after the room's first sends recovers them, as after a
+//! `resync`; each entry is counted once, by its seq), and each sends a message every
 //! INTERVAL_MS for DURATION. Every receipt by another member is timed from the send (the body
 //! carries the send time), into an HDR histogram. Results: connect-time and delivery-latency
 //! percentiles, delivered/expected ratio, session success, errors, as JSON.
@@ -332,8 +334,15 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
         c.deflated.fetch_add(1, Relaxed);
     }
     let mut frames_in = 1u64; // `ready`
-    let subscribe = serde_json::json!({"type": "subscribe", "room": user.room}).to_string();
-    if ws.send(Message::Text(subscribe.into())).await.is_err() {
+                              // As a client that keeps its place: subscribed from seq 0 (the run's rooms are new), so a
+                              // client whose subscription lands after its room's first sends gets them by recovery, as it
+                              // does after a `resync`; each entry is counted once, by its seq.
+    let mut rx = Receiver {
+        me,
+        room: user.room.clone(),
+        last_seq: 0,
+    };
+    if ws.send(rx.subscribe()).await.is_err() {
         c.dropped.fetch_add(1, Relaxed);
         return false;
     }
@@ -367,29 +376,11 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
                 }
             }
             msg = ws.next() => match msg.inspect(|_| frames_in += 1) {
-                Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
-                    Ok(ServerFrame::Entry(RoomEvent::Message(m))) => {
-                        if let Some(rest) = m.body.strip_prefix("lg ") {
-                            let mut parts = rest.split(' ');
-                            let from: Option<usize> = parts.next().and_then(|p| p.parse().ok());
-                            let sent: Option<u64> = parts.next().and_then(|p| p.parse().ok());
-                            if let (Some(from), Some(sent)) = (from, sent) {
-                                if from != me {
-                                    c.delivered.fetch_add(1, Relaxed);
-                                    record(&shared.latency, now_ns().saturating_sub(sent) / 1000);
-                                }
-                            }
-                        }
+                Some(Ok(Message::Text(t))) => {
+                    if rx.receive(&t, &shared) && ws.send(rx.subscribe()).await.is_err() {
+                        break false;
                     }
-                    Ok(ServerFrame::Ack { .. }) => { c.acked.fetch_add(1, Relaxed); }
-                    Ok(ServerFrame::Error { .. }) => { c.errors.fetch_add(1, Relaxed); }
-                    Ok(ServerFrame::Resync { .. }) => {
-                        c.resyncs.fetch_add(1, Relaxed);
-                        let again = serde_json::json!({"type": "subscribe", "room": user.room}).to_string();
-                        if ws.send(Message::Text(again.into())).await.is_err() { break false; }
-                    }
-                    _ => {}
-                },
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break false,
                 Some(Ok(_)) => {}
             },
@@ -410,17 +401,8 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
             _ = check.tick() => if c.all_delivered(args.room_size) { break },
             msg = ws.next() => match msg.inspect(|_| frames_in += 1) {
                 Some(Ok(Message::Text(t))) => {
-                    if let Ok(ServerFrame::Entry(RoomEvent::Message(m))) = serde_json::from_str::<ServerFrame>(&t) {
-                        if let Some((from, sent)) = m.body.strip_prefix("lg ").and_then(|r| r.split_once(' ')) {
-                            if from.parse::<usize>().ok() != Some(me) {
-                                if let Ok(sent) = sent.parse::<u64>() {
-                                    c.delivered.fetch_add(1, Relaxed);
-                                    record(&shared.latency, now_ns().saturating_sub(sent) / 1000);
-                                }
-                            }
-                        }
-                    } else if t.contains("\"type\":\"ack\"") {
-                        c.acked.fetch_add(1, Relaxed);
+                    if rx.receive(&t, &shared) && ws.send(rx.subscribe()).await.is_err() {
+                        break;
                     }
                 }
                 Some(Ok(_)) => {}
@@ -432,6 +414,60 @@ async fn client(args: Arc<Args>, shared: Arc<Shared>, me: usize, user: User, at:
     c.frames_in.fetch_add(frames_in, Relaxed);
     c.wire_bytes_in.fetch_add(ws.get_ref().bytes_in, Relaxed);
     ok
+}
+
+/// What one client has received of its room.
+struct Receiver {
+    me: usize,
+    room: String,
+    /// The last seq of the room this client has.
+    last_seq: i64,
+}
+
+impl Receiver {
+    /// The room's subscription, from the last seq this client has.
+    fn subscribe(&self) -> Message {
+        let frame =
+            serde_json::json!({"type": "subscribe", "room": self.room, "after_seq": self.last_seq});
+        Message::Text(frame.to_string().into())
+    }
+
+    /// Counts one frame; true when the room must be subscribed again (`resync`).
+    fn receive(&mut self, text: &str, shared: &Shared) -> bool {
+        let c = &shared.counters;
+        match serde_json::from_str::<ServerFrame>(text) {
+            Ok(ServerFrame::Entry(event)) => {
+                // Recovery and the live stream may both carry an entry: count it once.
+                if event.seq() <= self.last_seq {
+                    return false;
+                }
+                self.last_seq = event.seq();
+                if let RoomEvent::Message(m) = event {
+                    let tagged = m.body.strip_prefix("lg ").and_then(|r| r.split_once(' '));
+                    if let Some((from, sent)) = tagged {
+                        if let (Ok(from), Ok(sent)) = (from.parse::<usize>(), sent.parse::<u64>()) {
+                            if from != self.me {
+                                c.delivered.fetch_add(1, Relaxed);
+                                record(&shared.latency, now_ns().saturating_sub(sent) / 1000);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(ServerFrame::Ack { .. }) => {
+                c.acked.fetch_add(1, Relaxed);
+            }
+            Ok(ServerFrame::Error { .. }) => {
+                c.errors.fetch_add(1, Relaxed);
+            }
+            Ok(ServerFrame::Resync { .. }) => {
+                c.resyncs.fetch_add(1, Relaxed);
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
 }
 
 type Ws = confab_ws::WebSocket<Counted>;
@@ -1059,6 +1095,64 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receiver_counts_each_entry_once_and_resubscribes_from_the_seq_it_has() {
+        use confab_shared::ids::{ClientMsgId, MessageId, RoomId, UserId};
+        use confab_shared::protocol::{ChatMessage, UserPublic};
+        let entry = |seq: i64, body: &str| {
+            let m = ChatMessage {
+                id: MessageId(uuid::Uuid::from_u128(seq as u128)),
+                room: RoomId(uuid::Uuid::from_u128(7)),
+                seq,
+                author: UserPublic {
+                    id: UserId(uuid::Uuid::from_u128(1)),
+                    username: "lg".into(),
+                },
+                bot: false,
+                body: body.into(),
+                client_msg_id: ClientMsgId::parse("c").unwrap(),
+                attachment: None,
+                created_at: 0,
+                edited_at: None,
+                deleted_at: None,
+                reply_to: None,
+                mentions: Vec::new(),
+                reactions: Vec::new(),
+                pinned: false,
+            };
+            serde_json::to_string(&ServerFrame::Entry(RoomEvent::Message(m))).unwrap()
+        };
+        let shared = Shared {
+            counters: Counters::default(),
+            latency: Mutex::new(histogram()),
+            connect: Mutex::new(histogram()),
+        };
+        let mut rx = Receiver {
+            me: 3,
+            room: "r".into(),
+            last_seq: 0,
+        };
+        let sent = now_ns();
+        // Recovered, then the same entry again from the live stream; one of this client's own;
+        // one that is not the load generator's.
+        for (seq, from) in [(1, 5), (2, 6), (2, 6), (1, 5), (3, 3)] {
+            assert!(!rx.receive(&entry(seq, &format!("lg {from} {sent}")), &shared));
+        }
+        assert!(!rx.receive(&entry(4, "hello"), &shared));
+        assert_eq!(shared.counters.delivered.load(Relaxed), 2);
+        assert_eq!(rx.last_seq, 4);
+        let Message::Text(again) = rx.subscribe() else {
+            panic!("a text frame")
+        };
+        let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+        assert_eq!(again["after_seq"], 4);
+        let resync = ServerFrame::Resync {
+            room: RoomId(uuid::Uuid::from_u128(7)),
+        };
+        assert!(rx.receive(&serde_json::to_string(&resync).unwrap(), &shared));
+        assert_eq!(shared.counters.resyncs.load(Relaxed), 1);
+    }
 
     #[test]
     fn shards_cover_the_users_in_whole_rooms() {
