@@ -1294,20 +1294,24 @@ async fn a_worker_sets_aside_what_its_database_refuses_and_an_operator_replays_i
         .await
         .unwrap();
 
-    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
-        .arg("worker")
-        .env(
-            "CONFAB_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("t.db").display()),
-        )
-        .env("CONFAB_REDIS_URL", &url)
-        .env("CONFAB_WORKER_NAME", "dead-letter-w1")
-        .env("CONFAB_PUSH", "false")
-        .env("RUST_LOG", "off")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    // A real `confab worker` on the SQLite database in `dir`.
+    let spawn_worker = |dir: &tempfile::TempDir, name: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+            .arg("worker")
+            .env(
+                "CONFAB_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("t.db").display()),
+            )
+            .env("CONFAB_REDIS_URL", &url)
+            .env("CONFAB_WORKER_NAME", name)
+            .env("CONFAB_PUSH", "false")
+            .env("RUST_LOG", "off")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut worker = spawn_worker(&dir, "dead-letter-w1");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let left = loop {
         let left: i64 = ::redis::cmd("XLEN")
@@ -1421,20 +1425,7 @@ async fn a_worker_sets_aside_what_its_database_refuses_and_an_operator_replays_i
     let (ok, replayed, err) = dead_letters(&["replay", "--all"]);
     assert!(ok, "{err}");
     assert!(replayed.contains("2 replayed"), "{replayed}");
-    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
-        .arg("worker")
-        .env(
-            "CONFAB_DATABASE_URL",
-            format!("sqlite://{}", elsewhere_dir.path().join("t.db").display()),
-        )
-        .env("CONFAB_REDIS_URL", &url)
-        .env("CONFAB_WORKER_NAME", "dead-letter-w2")
-        .env("CONFAB_PUSH", "false")
-        .env("RUST_LOG", "off")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut worker = spawn_worker(&elsewhere_dir, "dead-letter-w2");
     let elsewhere = confab_origin::store::open(
         &format!("sqlite://{}", elsewhere_dir.path().join("t.db").display()),
         2,
