@@ -30,6 +30,8 @@
 //!   database directly).
 //! - [`worker`]: `confab worker`, which moves log entries from the Redis stream into the
 //!   database.
+//! - [`dead_letters`]: `confab dead-letters`, what the workers set aside (list, replay,
+//!   discard).
 //! - [`notify`]: notifications for people with no tab open: Web Push (VAPID, endpoint policy,
 //!   who gets what, coalescing, the queue and its dispatcher) and the e-mail digest.
 //! - [`files`]: uploaded files (local disk or S3/R2), upload checks, attachment resolution.
