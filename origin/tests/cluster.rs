@@ -1250,7 +1250,7 @@ impl Failover {
 }
 
 /// With acks waiting for a replica (CONFAB_REDIS_WAIT_REPLICAS=1, scripts/cluster's default):
-/// sends fail with retryable errors while the shard has no master (never a false ack), and
+/// sends that land while the shard has no master fail with retryable errors (never a false ack), and
 /// once the replica is promoted and has a replica again they succeed; no acknowledged message
 /// or edit is lost or duplicated, in the clients' views or in PostgreSQL, and service resumes
 /// within 10 s of the kill.
@@ -1260,7 +1260,9 @@ async fn on_a_redis_cluster_killing_a_busy_rooms_master_loses_no_acked_message()
     let cluster = Cluster::up_on_redis_cluster(3, 2, &[]);
     let f = kill_the_rooms_master(&cluster).await;
     f.print("kill -9 of the room's Redis master, acks waiting for a replica");
-    assert!(f.errors > 0, "sends failed while the shard had no master");
+    // Whether a send lands in the shard's masterless moment is timing: on a fast box the
+    // promotion (1.4 s) can pass between two rounds of sends, with no error to see. What must
+    // hold either way: no false ack (nothing acked is lost or doubled) and service resumes.
     assert_eq!((f.lost, f.duplicates), (0, 0));
     assert!(f.resumed < Duration::from_secs(10), "{:?}", f.resumed);
 }
