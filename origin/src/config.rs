@@ -13,6 +13,14 @@ pub struct Config {
     #[arg(long, env = "CONFAB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// A Unix socket to listen on as well, for a proxy on the same host (HAProxy's
+    /// `server ... unix@PATH`): the same server, without the kernel's TCP and IP work per
+    /// frame. Its connections count as local (loopback); the client's address comes from the
+    /// proxy's `X-Forwarded-For` (`CONFAB_TRUST_FORWARDED_FOR`). A stale socket file at the
+    /// path is replaced.
+    #[arg(long, env = "CONFAB_LISTEN_UNIX")]
+    pub listen_unix: Option<PathBuf>,
+
     /// Directory for the embedded database, the generated signing key and local files; created
     /// when missing.
     #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./data")]
@@ -387,6 +395,7 @@ impl Config {
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen_unix: None,
             data_dir: data_dir.into(),
             database_url: None,
             database_max_connections: 10,

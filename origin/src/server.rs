@@ -13,6 +13,11 @@
 //! - graceful shutdown: stop accepting, let requests in progress finish (idle connections close
 //!   at once), wait for them under `grace`.
 //!
+//! The loop serves a TCP listener, or a Unix socket for a proxy on the same host
+//! (`CONFAB_LISTEN_UNIX`): a frame relayed over a Unix socket skips the kernel's TCP and IP
+//! layers, which are most of what a fan-out delivery costs an origin on loopback
+//! (docs/BENCHMARKS.md).
+//!
 //! Request bodies have their own deadline (`crate::http::body_deadline`), because uploads may
 //! take longer than a JSON body. Upgraded connections (WebSockets) leave these deadlines behind:
 //! the gateway's idle timeout and write timeout govern them.
@@ -31,7 +36,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -58,9 +63,57 @@ const REFUSAL: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: applica
 retry-after: 5\r\nconnection: close\r\ncontent-length: 84\r\n\r\n\
 {\"error\":{\"code\":\"rate_limited\",\"message\":\"too many connections from this address\"}}";
 
+/// What the loop accepts connections from.
+pub trait Listener: Send + 'static {
+    /// An accepted connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection and its peer's address.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+
+    /// Writes what fits of `bytes` without waiting (the refusal of a connection over its
+    /// address's limit).
+    fn try_write(io: &Self::Io, bytes: &[u8]);
+
+    /// Sets a fresh connection's socket options.
+    fn prepare(_io: &Self::Io) {}
+}
+
+impl Listener for TcpListener {
+    type Io = TcpStream;
+
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        TcpListener::accept(self).await
+    }
+
+    fn try_write(io: &TcpStream, bytes: &[u8]) {
+        let _sent = io.try_write(bytes);
+    }
+
+    fn prepare(io: &TcpStream) {
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    }
+}
+
+/// A Unix socket's peer is a process on this host (a proxy): its address is loopback's.
+impl Listener for UnixListener {
+    type Io = UnixStream;
+
+    async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (stream, _) = UnixListener::accept(self).await?;
+        Ok((stream, SocketAddr::from(([127, 0, 0, 1], 0))))
+    }
+
+    fn try_write(io: &UnixStream, bytes: &[u8]) {
+        let _sent = io.try_write(bytes);
+    }
+}
+
 /// Serves `app` on `listener` until `stop` resolves, then shuts down gracefully.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L: Listener>(
+    listener: L,
     app: Router,
     settings: ServerSettings,
     stop: impl Future<Output = ()>,
@@ -87,9 +140,10 @@ pub async fn serve(
             metrics::counter!("confab_connections_refused_total", "why" => "per_address")
                 .increment(1);
             // Dropping the stream closes it; whether the 429 got out does not matter.
-            let _refusal_sent = stream.try_write(REFUSAL);
+            L::try_write(&stream, REFUSAL);
             continue;
         };
+        L::prepare(&stream);
         connections.spawn(serve_connection(
             stream,
             peer,
@@ -111,17 +165,14 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     peer: SocketAddr,
     slot: Slot<IpAddr>,
     app: Router,
     settings: ServerSettings,
     closing: CancellationToken,
 ) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY not set");
-    }
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         stream,
@@ -296,13 +347,13 @@ impl http_body::Body for Tracked {
 }
 
 /// The connection's socket, reporting reads to its [`Activity`] and holding its address slot.
-struct Watched {
-    stream: TcpStream,
+struct Watched<S> {
+    stream: S,
     activity: Arc<Activity>,
     _slot: Slot<IpAddr>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -317,7 +368,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

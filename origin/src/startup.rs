@@ -16,7 +16,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,6 +24,8 @@ use tokio_util::task::TaskTracker;
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// The Unix socket for a proxy on this host (`CONFAB_LISTEN_UNIX`), when configured.
+    unix_listener: Option<UnixListener>,
     /// The separate `/metrics` listener (`CONFAB_METRICS_LISTEN`), when configured.
     metrics_listener: Option<TcpListener>,
     /// The task sending mail, when SMTP is configured; it stops with the shutdown token.
@@ -333,6 +335,20 @@ async fn start_notifications(
     ))
 }
 
+/// Binds a Unix socket at `path`, replacing a stale socket file left by an earlier run (but
+/// nothing else).
+fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!("{} exists and is not a socket", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))
+}
+
 impl Application {
     /// Binds the listeners and builds every component.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -340,6 +356,10 @@ impl Application {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let local = listener.local_addr()?;
+        let unix_listener = match &config.listen_unix {
+            Some(path) => Some(bind_unix(path)?),
+            None => None,
+        };
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -371,6 +391,7 @@ impl Application {
         } = build_state(config, &public_url).await?;
         Ok(Self {
             listener,
+            unix_listener,
             metrics_listener,
             mail_task,
             notify_tasks,
@@ -446,6 +467,19 @@ impl Application {
                 crate::server::serve(listener, app, settings, stop.cancelled_owned()).await
             })
         });
+        // The Unix socket stops accepting when the TCP listener does (the token below) and
+        // lets its requests finish under the same grace.
+        let unix = self.unix_listener.map(|listener| {
+            let (app, stop) = (app.clone(), shutdown.clone());
+            // Every connection here comes from the proxy: its clients are limited there.
+            let settings = crate::server::ServerSettings {
+                per_address: 0,
+                ..settings
+            };
+            tokio::spawn(async move {
+                crate::server::serve(listener, app, settings, stop.cancelled_owned()).await
+            })
+        });
         crate::server::serve(self.listener, app, settings, async move {
             tokio::select! {
                 _ = stop => {
@@ -463,6 +497,12 @@ impl Application {
         .await
         .context("serving HTTP")?;
         shutdown.cancel();
+        if let Some(unix) = unix {
+            match unix.await {
+                Ok(served) => served.context("serving HTTP on the Unix socket")?,
+                Err(e) => tracing::warn!(error = ?e, "the Unix socket's server failed"),
+            }
+        }
 
         // WebSocket sessions run outside axum's graceful shutdown: their mailboxes told them,
         // and they are closing with 1001. Wait for them, but not forever.

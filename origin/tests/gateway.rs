@@ -852,3 +852,74 @@ async fn permessage_deflate_is_agreed_when_offered_and_can_be_turned_off() {
     assert!(matches!(next_text(&mut c).await, ServerFrame::Ready { .. }));
     server.stop().await;
 }
+
+/// A proxy on the same host reaches the server on its Unix socket (`CONFAB_LISTEN_UNIX`):
+/// HTTP and WebSockets there are the same server as on TCP (one hub, the same rooms), and a
+/// stale socket file left by an earlier run is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unix_socket_serves_http_and_websockets_beside_tcp() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixStream;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let socket = dir.path().join("confab.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let path = socket.clone();
+    let server = TestServer::start_in(dir.clone(), move |c| c.listen_unix = Some(path)).await;
+    let ann = server.register("ann").await;
+    let bob = server.register("bob").await;
+    let room = ann.create_room("general").await;
+    bob.join(&room).await;
+
+    let mut http = UnixStream::connect(&socket).await.unwrap();
+    http.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ok"), "{response}");
+
+    // Bob over the socket, Ann over TCP, in one room.
+    let mut req = "ws://localhost/ws".into_client_request().unwrap();
+    req.headers_mut()
+        .insert("cookie", bob.cookie_header("/").parse().unwrap());
+    let stream = UnixStream::connect(&socket).await.unwrap();
+    let (mut b, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+    frame_where(&mut b, |f| matches!(f, ServerFrame::Ready { .. })).await;
+    let subscribe = json!({"type": "subscribe", "room": room.id}).to_string();
+    b.send(Message::Text(subscribe.into())).await.unwrap();
+    frame_where(&mut b, |f| matches!(f, ServerFrame::Subscribed { .. })).await;
+    let mut a = ann.ws().await;
+    let (_, seq) = a.say(&room, "a-1", "over the socket").await;
+    let ServerFrame::Entry(RoomEvent::Message(m)) = frame_where(&mut b, is_message).await else {
+        unreachable!()
+    };
+    assert_eq!((m.seq, m.body.as_str()), (seq, "over the socket"));
+    server.stop().await;
+}
+
+/// The next text frame of `ws` that `pred` accepts, within the harness's wait.
+async fn frame_where<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    pred: fn(&ServerFrame) -> bool,
+) -> ServerFrame
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(common::WAIT, ws.next())
+            .await
+            .expect("a frame arrives in time")
+            .expect("the socket is open")
+            .expect("the socket works");
+        if let Message::Text(t) = msg {
+            let frame = serde_json::from_str::<ServerFrame>(&t).unwrap();
+            if pred(&frame) {
+                return frame;
+            }
+        }
+    }
+}
