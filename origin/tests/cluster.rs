@@ -38,15 +38,22 @@ struct Cluster {
 
 impl Cluster {
     fn up(instances: usize, workers: usize) -> Self {
-        Self::launch(instances, workers, false, &[])
+        Self::launch(instances, workers, &[], &[])
+    }
+
+    /// The single-host deployment over Unix sockets (`--unix`): HAProxy reaches the
+    /// instances, and the instances and workers reach Redis and PostgreSQL, on theirs.
+    fn up_over_unix_sockets(instances: usize, workers: usize) -> Self {
+        Self::launch(instances, workers, &["--unix"], &[])
     }
 
     /// On a Redis Cluster (3 masters, 3 replicas); `env` reaches every instance and worker.
     fn up_on_redis_cluster(instances: usize, workers: usize, env: &[(&str, &str)]) -> Self {
-        Self::launch(instances, workers, true, env)
+        Self::launch(instances, workers, &["--redis-cluster"], env)
     }
 
-    fn launch(instances: usize, workers: usize, redis_cluster: bool, env: &[(&str, &str)]) -> Self {
+    fn launch(instances: usize, workers: usize, flags: &[&str], env: &[(&str, &str)]) -> Self {
+        let redis_cluster = flags.contains(&"--redis-cluster");
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -61,7 +68,7 @@ impl Cluster {
                 "--workers",
                 &workers.to_string(),
             ])
-            .args(redis_cluster.then_some("--redis-cluster"))
+            .args(flags)
             .args(["--port", &port.to_string(), "--dir"])
             .arg(dir.path())
             .envs(env.iter().copied())
@@ -263,6 +270,34 @@ fn via(c: &Client, base: &str) -> Client {
 async fn users_on_different_instances_chat_see_presence_typing_and_activity() {
     let _one = ONE_AT_A_TIME.lock().await;
     chat_across_instances(Cluster::up(3, 1)).await;
+}
+
+/// The same scenario on the single-host deployment over Unix sockets, with a WebSocket through
+/// HAProxy (whose servers are the instances' sockets) as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_unix_sockets_users_chat_through_haproxy_and_across_instances() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::up_over_unix_sockets(3, 1);
+    let haproxy_cfg = std::fs::read_to_string(cluster.dir.path().join("haproxy.cfg")).unwrap();
+    assert!(haproxy_cfg.contains("unix@"), "{haproxy_cfg}");
+    let ann = register(&cluster.lb, "uma").await;
+    let bob = register(&cluster.lb, "ugo").await;
+    let room = ann.create_room("sockets").await;
+    bob.join(&room).await;
+    let mut a = ann.ws().await;
+    let mut b = via(&bob, &cluster.instances[1]).ws().await;
+    a.subscribe(&room, None).await;
+    b.subscribe(&room, None).await;
+    let (_, seq) = a.say(&room, "u-1", "through the socket").await;
+    let ServerFrame::Entry(RoomEvent::Message(m)) = b
+        .expect(|f| matches!(f, ServerFrame::Entry(RoomEvent::Message(_))))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((m.seq, m.body.as_str()), (seq, "through the socket"));
+    drop((a, b));
+    chat_across_instances(cluster).await;
 }
 
 /// The same on a Redis Cluster (acks waiting for a replica), in rooms whose shards live on
