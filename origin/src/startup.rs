@@ -253,6 +253,7 @@ pub async fn build_state(config: Config, public_url: &str) -> anyhow::Result<Bui
         secure_cookies: parsed.scheme() == "https",
         connections: Arc::new(Semaphore::new(config.max_connections)),
         config: Arc::new(config),
+        session_checks: crate::auth::checks::SessionChecks::start(store.clone(), hub.clone()),
         store,
         broker,
         hub,

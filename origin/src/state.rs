@@ -66,4 +66,6 @@ pub struct Services {
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// Notifications for people with no tab open: queues jobs, records who looks at what.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// The open sockets' periodic session checks, a query per round.
+    pub session_checks: crate::auth::checks::SessionChecks,
 }

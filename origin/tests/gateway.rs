@@ -717,6 +717,47 @@ async fn a_slow_consumer_is_told_to_resync_without_hurting_the_room() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_revoked_with_no_event_loses_its_sockets_at_the_next_check() {
+    // The periodic check is the safety net for revocations no event announced (`confab
+    // admin`, a dropped user event); the sockets due together share one query, and each
+    // gets its own session's answer.
+    let server = TestServer::start_with(|c| c.revalidate_secs = 1).await;
+    let ann = server.register("ann").await;
+    let bob = server.register("bob").await;
+    let phone = ann.login_again(&server).await;
+    let mut laptop_ws = ann.ws().await;
+    let mut phone_ws = phone.ws().await;
+    let mut bob_ws = bob.ws().await;
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        server.dir.path().join("confab.db").display()
+    ))
+    .await
+    .unwrap();
+    // The phone's session, revoked behind the server's back: only the newest of ann's two.
+    let revoked = sqlx::query(
+        "UPDATE sessions SET revoked_at = 1 WHERE id = (SELECT s.id FROM sessions s \
+         JOIN users u ON u.id = s.user_id WHERE u.username = 'ann' \
+         ORDER BY s.created_at DESC, s.rowid DESC LIMIT 1)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    assert_eq!(revoked.rows_affected(), 1);
+    let frame = phone_ws.closed().await.expect("close frame");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert_eq!(frame.reason.as_str(), "session ended");
+    // The others were checked in the same rounds and stay open.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for ws in [&mut laptop_ws, &mut bob_ws] {
+        ws.send(json!({"type": "ping"})).await;
+        assert!(matches!(ws.next().await, ServerFrame::Pong));
+    }
+    db.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_sessions_lose_their_sockets() {
     let server = TestServer::start().await;
     let ann = server.register("ann").await;

@@ -232,6 +232,27 @@ async fn refresh_tokens_rotate_and_reuse_revokes(store: DynStore) {
     );
 }
 
+async fn sessions_are_checked_many_at_once(store: DynStore) {
+    let ann = user(&store, "ann").await;
+    let (live, revoked) = (SessionId(Uuid::new_v4()), SessionId(Uuid::new_v4()));
+    store
+        .create_session(live, ann.id, b"l1", 1_000, 0)
+        .await
+        .unwrap();
+    store
+        .create_session(revoked, ann.id, b"r1", 1_000, 0)
+        .await
+        .unwrap();
+    store.revoke_session(revoked, 1).await.unwrap();
+    // More than one statement's worth, most of them unknown.
+    let mut asked: Vec<SessionId> = (0..2500).map(|_| SessionId(Uuid::new_v4())).collect();
+    asked.insert(1200, revoked);
+    asked.push(live);
+    let active = store.sessions_active(&asked).await.unwrap();
+    assert_eq!(active, std::collections::HashSet::from([live]));
+    assert!(store.sessions_active(&[]).await.unwrap().is_empty());
+}
+
 async fn rooms_list_by_scope_search_and_cursor(store: DynStore) {
     let ann = user(&store, "ann").await;
     let bob = user(&store, "bob").await;
@@ -902,6 +923,7 @@ macro_rules! suite {
 suite!(
     users_are_unique_regardless_of_case,
     refresh_tokens_rotate_and_reuse_revokes,
+    sessions_are_checked_many_at_once,
     rooms_list_by_scope_search_and_cursor,
     messages_batch_dedupe_history_and_unread,
     the_log_replays_every_change_and_keeps_deleted_text_out,

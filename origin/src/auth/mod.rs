@@ -2,6 +2,7 @@
 //! ([`tokens`]), login throttling ([`throttle`]) and [`AuthUser`], the caller every protected
 //! handler takes (its extractor is in `http`) and every WebSocket session runs as.
 
+pub mod checks;
 pub mod password;
 pub mod secrets;
 pub mod throttle;

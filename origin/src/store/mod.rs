@@ -321,6 +321,12 @@ pub trait Store: notify::NotifyStore + admin::AdminStore + Send + Sync + 'static
     ) -> Result<RefreshOutcome, StoreError>;
     /// Whether the session exists and is not revoked.
     async fn session_active(&self, session: SessionId) -> Result<bool, StoreError>;
+    /// Which of these sessions exist and are not revoked, in one query (an instance's
+    /// periodic checks of its open sockets; see `auth::checks`).
+    async fn sessions_active(
+        &self,
+        sessions: &[SessionId],
+    ) -> Result<std::collections::HashSet<SessionId>, StoreError>;
     async fn revoke_session(&self, session: SessionId, now: i64) -> Result<(), StoreError>;
     /// Revokes every session of the user; returns them.
     async fn revoke_user_sessions(

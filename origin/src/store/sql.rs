@@ -757,6 +757,27 @@ macro_rules! sql_store {
         Ok(found)
     }
 
+    async fn sessions_active(
+        &self,
+        sessions: &[SessionId],
+    ) -> Result<std::collections::HashSet<SessionId>, StoreError> {
+        let mut active = std::collections::HashSet::with_capacity(sessions.len());
+        // In lists of a bounded length (SQLite's limit on a statement's parameters).
+        for chunk in sessions.chunks(1000) {
+            let mut b: sqlx::QueryBuilder<$db> = sqlx::QueryBuilder::new(
+                "SELECT id FROM sessions WHERE revoked_at IS NULL AND id IN (",
+            );
+            let mut ids = b.separated(", ");
+            for session in chunk {
+                ids.push_bind(session.0);
+            }
+            b.push(")");
+            let found: Vec<Uuid> = b.build_query_scalar().fetch_all(&self.pool).await?;
+            active.extend(found.into_iter().map(SessionId));
+        }
+        Ok(active)
+    }
+
     async fn revoke_session(&self, session: SessionId, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)

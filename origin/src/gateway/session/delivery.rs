@@ -47,7 +47,7 @@ impl<T: Transport> Session<T> {
         }
         if batch.missed_user_events {
             // Missed user events may include a revocation: check now.
-            self.revalidate().await?;
+            self.revalidate();
         }
         Ok(())
     }

@@ -239,7 +239,7 @@ impl<T: Transport> Session<T> {
             return Err(Stop::Close(close::NORMAL, "idle timeout"));
         } else if now >= timers.next_revalidate {
             timers.next_revalidate = now + timers.revalidate;
-            self.revalidate().await?;
+            self.revalidate();
         } else if now >= timers.next_ping {
             timers.next_ping = now + timers.ping_every;
             self.out
@@ -291,17 +291,11 @@ impl<T: Transport> Session<T> {
         self.reply_error(e, reference).await
     }
 
-    /// Checks that the login session behind the connection is still valid.
-    async fn revalidate(&mut self) -> Step {
-        match self.state.store.session_active(self.session).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Stop::Close(close::POLICY, "session ended")),
-            Err(e) => {
-                // Keep the socket through a database hiccup; the next check decides.
-                tracing::warn!(error = ?e, "session revalidation failed");
-                Ok(())
-            }
-        }
+    /// Has the login session behind the connection checked (with the other sockets of this
+    /// instance due about now, in one query); if it has ended, the answer comes as a
+    /// `SessionsRevoked` event, as a revocation always does.
+    fn revalidate(&self) {
+        self.state.session_checks.ask(self.user.id, self.session);
     }
 
     /// The closing handshake: send our close, then read (and discard) until the peer's close
