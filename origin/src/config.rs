@@ -508,8 +508,11 @@ pub struct WorkerConfig {
     /// Milliseconds a worker waits after writing a batch that was not full, so the next one
     /// gathers more entries: one transaction (and one read and acknowledgement) per batch,
     /// not per message. The ack to the client never waits for it; it adds at most this much to
-    /// the time from accept to row. 0 writes as entries arrive.
-    #[arg(long, env = "CONFAB_WORKER_LINGER_MS", default_value_t = 50)]
+    /// the time from accept to row (and to a push's, which follows the commit). 0 writes as
+    /// entries arrive. 200 ms: at 1,000 messages a second over 2 workers, batches of ~100,
+    /// which cost the database and the workers 40% less per message than 50 ms's ~25
+    /// (docs/BENCHMARKS.md, *2026-12-06*).
+    #[arg(long, env = "CONFAB_WORKER_LINGER_MS", default_value_t = 200)]
     pub linger_ms: u64,
 
     /// Address to serve this worker's `/metrics` on (Prometheus); none by default.
