@@ -48,6 +48,7 @@ use anyhow::Context;
 use confab_shared::ids::RoomId;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -261,11 +262,29 @@ impl Worker {
     }
 
     /// Acknowledges and deletes a shard's persisted entries.
-    async fn ack(&self, shard: Shard, entries: &[StreamId]) -> anyhow::Result<()> {
+    /// Acknowledges and deletes a read's entries, after telling each of its rooms' recent
+    /// history how far the database now has that room (`stored`: the highest seq stored per
+    /// room, see [`KeySpace::persisted`]). Two workers may set one room's mark out of order;
+    /// a mark set too low only keeps a few more recent entries until the next batch.
+    async fn ack(
+        &self,
+        shard: Shard,
+        entries: &[StreamId],
+        stored: &BTreeMap<RoomId, i64>,
+    ) -> anyhow::Result<()> {
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         let stream = shard.persist_stream();
         let mut conn = self.conn.clone();
-        let (_acked, _deleted): (i64, i64) = redis::pipe()
+        let mut pipe = redis::pipe();
+        for (&room, seq) in stored {
+            if self.keys.room_shard(room) == shard {
+                pipe.cmd("SET")
+                    .arg(self.keys.persisted(room))
+                    .arg(seq)
+                    .ignore();
+            }
+        }
+        let (_acked, _deleted): (i64, i64) = pipe
             .cmd("XACK")
             .arg(&stream)
             .arg(PERSIST_GROUP)
@@ -339,8 +358,8 @@ impl Worker {
         if ready.is_empty() {
             return Ok((0, full));
         }
-        let written = match self.persist(&ready).await {
-            Ok(n) => n,
+        let (written, stored) = match self.persist(&ready).await {
+            Ok(done) => done,
             Err(e) => {
                 for read in &ready {
                     self.own_pending[read.shard.index() as usize] = true;
@@ -349,7 +368,8 @@ impl Worker {
             }
         };
         let acks =
-            futures::future::join_all(ready.iter().map(|r| self.ack(r.shard, &r.entries))).await;
+            futures::future::join_all(ready.iter().map(|r| self.ack(r.shard, &r.entries, &stored)))
+                .await;
         for (read, ack) in ready.iter().zip(acks) {
             if let Err(e) = ack {
                 // Written but not acknowledged: read again, skipped as already stored.
@@ -366,7 +386,8 @@ impl Worker {
     /// rest, so it never holds up the entries behind it: a batch the database refuses is
     /// written again an entry at a time to find it. Any other failure fails the round, and
     /// everything unacknowledged is read again (entries already stored are skipped).
-    async fn persist(&self, reads: &[Read]) -> anyhow::Result<usize> {
+    /// Returns how many entries were read and the highest seq stored of each of their rooms.
+    async fn persist(&self, reads: &[Read]) -> anyhow::Result<(usize, BTreeMap<RoomId, i64>)> {
         let mut entries = Vec::new();
         let mut sources = Vec::new();
         let mut refused = Vec::new();
@@ -422,15 +443,21 @@ impl Worker {
                 .await
                 .context("setting an entry aside")?;
         }
-        for entry in &entries {
+        let set_aside: HashSet<&str> = refused.iter().map(|(_, e, _)| e.id.as_str()).collect();
+        let mut stored = BTreeMap::new();
+        for (entry, (_, source)) in entries.iter().zip(&sources) {
             crate::metrics::since_accepted("confab_persist_lag_seconds", entry.at);
+            if !set_aside.contains(source.id.as_str()) {
+                let seq = stored.entry(entry.event.room()).or_insert(0);
+                *seq = entry.event.seq().max(*seq);
+            }
         }
         if let Some(push) = &self.push {
             self.queue_notifications(push, posted)
                 .await
                 .context("queueing notifications")?;
         }
-        Ok(entries.len())
+        Ok((entries.len(), stored))
     }
 
     /// Moves an entry that cannot be stored into its shard's dead-letter stream, with its id

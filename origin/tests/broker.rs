@@ -303,6 +303,24 @@ async fn recovery_returns_exactly_what_was_missed(f: Fixture) {
     assert!(r.complete && r.events.is_empty());
 }
 
+/// More entries than the recent history keeps (256), none of them stored by a worker yet:
+/// recovery still finds every one (in Redis they stay in the recent history until the
+/// workers have stored them; nothing here runs a worker).
+async fn recovery_finds_entries_the_database_does_not_have_yet(f: Fixture) {
+    for i in 1..=300 {
+        f.broker
+            .append(f.outgoing(&format!("c{i}"), &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let r = f.broker.recover(f.room, 0, 1000).await.unwrap();
+    assert!(r.complete);
+    assert_eq!(
+        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
+        (1..=300).collect::<Vec<_>>()
+    );
+}
+
 async fn edits_and_deletions_are_entries_of_the_log(f: Fixture) {
     let mut rx = f.listen().await;
     let one = f.broker.append(f.outgoing("c1", "one")).await.unwrap();
@@ -495,6 +513,7 @@ macro_rules! suite {
 suite!(
     publish_assigns_seqs_delivers_once_and_is_idempotent,
     recovery_returns_exactly_what_was_missed,
+    recovery_finds_entries_the_database_does_not_have_yet,
     edits_and_deletions_are_entries_of_the_log,
     events_and_presence_reach_listeners,
 );
@@ -1235,6 +1254,105 @@ async fn replica_wait_cost() {
         );
         f.broker.shutdown().await;
     }
+}
+
+/// The recent history holds what the workers have not stored, however much that is, and lets
+/// it go once they have: 300 entries with no worker running all stay; a real `confab worker`
+/// stores them, and the next trim takes the history back to 256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
+    // A Redis database of its own, emptied: the worker reads only this test's stream.
+    let mut url = url::Url::parse(&redis_url()).unwrap();
+    url.set_path("/13");
+    let url = url.to_string();
+    let mut conn = ::redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = ::redis::cmd("FLUSHDB")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (store, room, ann, dir) = store_with_room().await;
+    let broker = RedisBroker::start(
+        &RedisTarget::Single(url.clone()),
+        Arc::new(Hub::new(64)),
+        store.clone(),
+        RedisSettings::with_stream_max(1000),
+    )
+    .await
+    .unwrap();
+    let recent = format!("confab:recent:{room}");
+    for i in 1..=300 {
+        broker
+            .append(post(room, &ann, &format!("c{i}"), "m"))
+            .await
+            .unwrap();
+    }
+    let held: i64 = ::redis::cmd("ZCARD")
+        .arg(&recent)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(held, 300, "nothing is stored yet, so nothing is trimmed");
+
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+        .arg("worker")
+        .env(
+            "CONFAB_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        )
+        .env("CONFAB_REDIS_URL", &url)
+        .env("CONFAB_WORKER_NAME", "recent-w1")
+        .env("CONFAB_PUSH", "false")
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mark = loop {
+        let mark: Option<i64> = ::redis::cmd("GET")
+            .arg(format!("confab:stored:{room}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if mark == Some(300) || tokio::time::Instant::now() > deadline {
+            break mark;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(mark, Some(300), "the worker marked how far it stored");
+    worker.kill().await.unwrap();
+    assert_eq!(store.events_after(room, 0, 1000).await.unwrap().len(), 300);
+
+    // 301..=304: 304 is a 16th seq, where the script trims to what is both stored and old.
+    for i in 301..=304 {
+        broker
+            .append(post(room, &ann, &format!("c{i}"), "m"))
+            .await
+            .unwrap();
+    }
+    let left: Vec<(String, i64)> = ::redis::cmd("ZRANGE")
+        .arg(&recent)
+        .arg(0)
+        .arg(0)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let held: i64 = ::redis::cmd("ZCARD")
+        .arg(&recent)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((held, left[0].1), (256, 49));
+    let r = broker.recover(room, 0, 1000).await.unwrap();
+    assert_eq!(
+        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
+        (1..=304).collect::<Vec<_>>()
+    );
 }
 
 /// A real `confab worker` stores what its database takes and sets aside what it refuses: an

@@ -5,7 +5,8 @@
 --
 -- KEYS: 1 the room's seq counter, 2 the request's answer key, 3 the room's recent history
 --       (entries scored by seq), 4 the persistence stream, 5 the room's outbox (payloads
---       scored by seq), 6 the node that last moved the seq counter
+--       scored by seq), 6 the node that last moved the seq counter, 7 the highest seq of the
+--       room the workers have stored
 -- ARGV: 1 the answer's message id, 2 the entry's JSON before its seq, 3 after it,
 --       4 how many recent entries to keep (at least), 5 the most entries the stream may hold,
 --       6 how long the answer is remembered (s), 7 the room's channel,
@@ -74,7 +75,13 @@ end
 redis.call('ZADD', KEYS[3], seq, entry)
 if seq % 16 == 0 then
   -- Trimmed at every 16th entry, not at each: the history holds up to 15 more than asked.
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[4]) + 1))
+  -- Only what the workers have stored goes: an entry still on its way to the database stays
+  -- however far behind they are (the stream's cap bounds how much that can be), so recovery
+  -- never finds it in neither place.
+  local upto = math.min(seq - tonumber(ARGV[4]), tonumber(redis.call('GET', KEYS[7]) or '0'))
+  if upto > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', upto)
+  end
 end
 redis.call('XADD', KEYS[4], '*', 'f', entry, 'a', ARGV[10], 'r', ARGV[11], 't', ARGV[12])
 local payload = ARGV[8] .. seq .. ARGV[9] .. '\n' .. entry

@@ -160,6 +160,13 @@ impl KeySpace {
         self.room_key(room, "recent")
     }
 
+    /// The highest seq of a room a worker has stored in the database: the recent history
+    /// keeps every entry above it, so recovery finds in one place or the other every entry
+    /// the workers have not stored yet (see `append.lua`).
+    pub fn persisted(self, room: RoomId) -> String {
+        self.room_key(room, "stored")
+    }
+
     /// A room's entries waiting to be published until they are on enough replicas: a sorted
     /// set of pub/sub payloads scored by seq (used only with `CONFAB_REDIS_WAIT_REPLICAS`).
     pub fn outbox(self, room: RoomId) -> String {
