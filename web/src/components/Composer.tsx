@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
+import { useEffect, useId, useLayoutEffect, useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
 import { Box, CloseButton, Flex, IconButton, Stack, Text, Textarea, VisuallyHidden } from '@chakra-ui/react';
 import type { ChatMessage, UserPublic } from '../generated/protocol';
 import { MAX_BODY_CHARS } from '../lib/connection';
@@ -30,6 +30,8 @@ export function Composer({ label, people, meId, replyTo, onCancelReply, onSend, 
   const fileInput = useRef<HTMLInputElement>(null);
   const box = useRef<HTMLTextAreaElement>(null);
   const lastTyping = useRef(0);
+  // Where a completion puts the caret, once its text is in the textbox.
+  const caretAfterRender = useRef<number | null>(null);
   const listId = useId();
   const length = [...text.trim()].length;
 
@@ -37,6 +39,17 @@ export function Composer({ label, people, meId, replyTo, onCancelReply, onSend, 
   const suggestions = query && dismissed !== query.start ? matchPeople(people, query.query, meId) : [];
   const open = suggestions.length > 0;
   const activeIndex = Math.min(active, suggestions.length - 1);
+
+  // Set as the completed text is committed, before the browser handles the next key: a
+  // caret set later (in an animation frame) could land among keys typed meanwhile.
+  useLayoutEffect(() => {
+    const at = caretAfterRender.current;
+    const el = box.current;
+    if (at === null || !el) return;
+    caretAfterRender.current = null;
+    el.focus();
+    el.setSelectionRange(at, at);
+  });
 
   // Starting a reply puts the cursor in the input.
   useEffect(() => {
@@ -53,16 +66,10 @@ export function Composer({ label, people, meId, replyTo, onCancelReply, onSend, 
   const complete = (u: UserPublic) => {
     if (!query) return;
     const next = completeMention(text, query, u.username);
+    caretAfterRender.current = next.caret;
     setText(next.text);
     setCaret(next.caret);
     setActive(0);
-    requestAnimationFrame(() => {
-      const el = box.current;
-      if (el) {
-        el.focus();
-        el.setSelectionRange(next.caret, next.caret);
-      }
-    });
   };
   const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
     if (open) {
