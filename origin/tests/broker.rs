@@ -1256,14 +1256,11 @@ async fn replica_wait_cost() {
     }
 }
 
-/// The recent history holds what the workers have not stored, however much that is, and lets
-/// it go once they have: 300 entries with no worker running all stay; a real `confab worker`
-/// stores them, and the next trim takes the history back to 256.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
-    // A Redis database of its own, emptied: the worker reads only this test's stream.
+/// A Redis database of its own (`db`), emptied, so a worker reads only the calling test's
+/// streams: its URL and a connection to it.
+async fn private_redis(db: u8) -> (String, ::redis::aio::MultiplexedConnection) {
     let mut url = url::Url::parse(&redis_url()).unwrap();
-    url.set_path("/13");
+    url.set_path(&format!("/{db}"));
     let url = url.to_string();
     let mut conn = ::redis::Client::open(url.as_str())
         .unwrap()
@@ -1274,6 +1271,33 @@ async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
         .query_async(&mut conn)
         .await
         .unwrap();
+    (url, conn)
+}
+
+/// A real `confab worker` named `name`, on the SQLite database in `dir` and the Redis at `url`.
+fn spawn_worker(url: &str, dir: &tempfile::TempDir, name: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+        .arg("worker")
+        .env(
+            "CONFAB_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        )
+        .env("CONFAB_REDIS_URL", url)
+        .env("CONFAB_WORKER_NAME", name)
+        .env("CONFAB_PUSH", "false")
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// The recent history holds what the workers have not stored, however much that is, and lets
+/// it go once they have: 300 entries with no worker running all stay; a real `confab worker`
+/// stores them, and the next trim takes the history back to 256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
+    let (url, mut conn) = private_redis(13).await;
     let (store, room, ann, dir) = store_with_room().await;
     let broker = RedisBroker::start(
         &RedisTarget::Single(url.clone()),
@@ -1297,20 +1321,7 @@ async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
         .unwrap();
     assert_eq!(held, 300, "nothing is stored yet, so nothing is trimmed");
 
-    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
-        .arg("worker")
-        .env(
-            "CONFAB_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("t.db").display()),
-        )
-        .env("CONFAB_REDIS_URL", &url)
-        .env("CONFAB_WORKER_NAME", "recent-w1")
-        .env("CONFAB_PUSH", "false")
-        .env("RUST_LOG", "off")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut worker = spawn_worker(&url, &dir, "recent-w1");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mark = loop {
         let mark: Option<i64> = ::redis::cmd("GET")
@@ -1362,19 +1373,8 @@ async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
 /// every entry behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_sets_aside_what_its_database_refuses_and_an_operator_replays_it_once_fixed() {
-    // A Redis database of its own, emptied: nothing another test left in a stream is read.
-    let mut url = url::Url::parse(&redis_url()).unwrap();
-    url.set_path("/14");
-    let url = url.to_string();
-    let mut conn = ::redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let () = ::redis::cmd("FLUSHDB")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // Nothing another test left in a stream is read.
+    let (url, mut conn) = private_redis(14).await;
     let start = |store: DynStore| {
         let target = RedisTarget::Single(url.clone());
         async move {
@@ -1412,24 +1412,7 @@ async fn a_worker_sets_aside_what_its_database_refuses_and_an_operator_replays_i
         .await
         .unwrap();
 
-    // A real `confab worker` on the SQLite database in `dir`.
-    let spawn_worker = |dir: &tempfile::TempDir, name: &str| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
-            .arg("worker")
-            .env(
-                "CONFAB_DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("t.db").display()),
-            )
-            .env("CONFAB_REDIS_URL", &url)
-            .env("CONFAB_WORKER_NAME", name)
-            .env("CONFAB_PUSH", "false")
-            .env("RUST_LOG", "off")
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
-    };
-    let mut worker = spawn_worker(&dir, "dead-letter-w1");
+    let mut worker = spawn_worker(&url, &dir, "dead-letter-w1");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let left = loop {
         let left: i64 = ::redis::cmd("XLEN")
@@ -1543,7 +1526,7 @@ async fn a_worker_sets_aside_what_its_database_refuses_and_an_operator_replays_i
     let (ok, replayed, err) = dead_letters(&["replay", "--all"]);
     assert!(ok, "{err}");
     assert!(replayed.contains("2 replayed"), "{replayed}");
-    let mut worker = spawn_worker(&elsewhere_dir, "dead-letter-w2");
+    let mut worker = spawn_worker(&url, &elsewhere_dir, "dead-letter-w2");
     let elsewhere = confab_origin::store::open(
         &format!("sqlite://{}", elsewhere_dir.path().join("t.db").display()),
         2,
