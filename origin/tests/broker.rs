@@ -9,7 +9,7 @@ use confab_origin::broker::memory::MemoryBroker;
 use confab_origin::broker::redis::conn::RedisTarget;
 use confab_origin::broker::redis::keys::KeySpace;
 use confab_origin::broker::redis::{RedisBroker, RedisSettings};
-use confab_origin::broker::{Broker, BrokerError, Change, DynBroker, Hub, UserEvent};
+use confab_origin::broker::{Broker, BrokerError, Change, DynBroker, Hub, Recovery, UserEvent};
 use confab_origin::fanout::{Batch, Delivery, DeliveryKind, Mail, Mailbox};
 use confab_origin::store::sqlite::SqliteStore;
 use confab_origin::store::{DynStore, NewUser, RoomRecord};
@@ -151,6 +151,16 @@ impl Fixture {
         post(self.room, &self.ann, cmid, body)
     }
 
+    /// Posts `n` messages, `c1`/`m1` to `cN`/`mN`.
+    async fn post_many(&self, n: u32) {
+        for i in 1..=n {
+            self.broker
+                .append(self.outgoing(&format!("c{i}"), &format!("m{i}")))
+                .await
+                .unwrap();
+        }
+    }
+
     /// The message `id` as the broker has it now.
     async fn message(&self, id: Option<MessageId>) -> confab_shared::protocol::ChatMessage {
         self.broker
@@ -169,6 +179,11 @@ fn post(room: RoomId, author: &UserPublic, cmid: &str, body: &str) -> Change {
         MessageBody::parse(body).unwrap(),
         None,
     )
+}
+
+/// The seqs a recovery returned, in order.
+fn seqs(r: &Recovery) -> Vec<i64> {
+    r.events.iter().map(RoomEvent::seq).collect()
 }
 
 fn reference(r: &str) -> ClientRef {
@@ -281,24 +296,13 @@ async fn publish_assigns_seqs_delivers_once_and_is_idempotent(f: Fixture) {
 }
 
 async fn recovery_returns_exactly_what_was_missed(f: Fixture) {
-    for i in 1..=6 {
-        f.broker
-            .append(f.outgoing(&format!("c{i}"), &format!("m{i}")))
-            .await
-            .unwrap();
-    }
+    f.post_many(6).await;
     let r = f.broker.recover(f.room, 2, 10).await.unwrap();
     assert!(r.complete);
-    assert_eq!(
-        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
-        [3, 4, 5, 6]
-    );
+    assert_eq!(seqs(&r), [3, 4, 5, 6]);
     let r = f.broker.recover(f.room, 0, 4).await.unwrap();
     assert!(!r.complete);
-    assert_eq!(
-        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4]
-    );
+    assert_eq!(seqs(&r), [1, 2, 3, 4]);
     let r = f.broker.recover(f.room, 6, 10).await.unwrap();
     assert!(r.complete && r.events.is_empty());
 }
@@ -307,18 +311,10 @@ async fn recovery_returns_exactly_what_was_missed(f: Fixture) {
 /// recovery still finds every one (in Redis they stay in the recent history until the
 /// workers have stored them; nothing here runs a worker).
 async fn recovery_finds_entries_the_database_does_not_have_yet(f: Fixture) {
-    for i in 1..=300 {
-        f.broker
-            .append(f.outgoing(&format!("c{i}"), &format!("m{i}")))
-            .await
-            .unwrap();
-    }
+    f.post_many(300).await;
     let r = f.broker.recover(f.room, 0, 1000).await.unwrap();
     assert!(r.complete);
-    assert_eq!(
-        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
-        (1..=300).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs(&r), (1..=300).collect::<Vec<_>>());
 }
 
 async fn edits_and_deletions_are_entries_of_the_log(f: Fixture) {
@@ -400,10 +396,7 @@ async fn edits_and_deletions_are_entries_of_the_log(f: Fixture) {
     // Recovery replays the whole log, with the deleted message's text nowhere.
     let r = f.broker.recover(f.room, 0, 10).await.unwrap();
     assert!(r.complete);
-    assert_eq!(
-        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5]
-    );
+    assert_eq!(seqs(&r), [1, 2, 3, 4, 5]);
     let text = serde_json::to_string(&r.events).unwrap();
     assert!(
         !text.contains("secret") && !text.contains("\"two\""),
@@ -1308,12 +1301,18 @@ async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
     .await
     .unwrap();
     let recent = format!("confab:recent:{room}");
-    for i in 1..=300 {
-        broker
-            .append(post(room, &ann, &format!("c{i}"), "m"))
-            .await
-            .unwrap();
-    }
+    let post_seqs = |seqs: std::ops::RangeInclusive<u32>| {
+        let (broker, ann) = (&broker, &ann);
+        async move {
+            for i in seqs {
+                broker
+                    .append(post(room, ann, &format!("c{i}"), "m"))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    post_seqs(1..=300).await;
     let held: i64 = ::redis::cmd("ZCARD")
         .arg(&recent)
         .query_async(&mut conn)
@@ -1339,12 +1338,7 @@ async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
     assert_eq!(store.events_after(room, 0, 1000).await.unwrap().len(), 300);
 
     // 301..=304: 304 is a 16th seq, where the script trims to what is both stored and old.
-    for i in 301..=304 {
-        broker
-            .append(post(room, &ann, &format!("c{i}"), "m"))
-            .await
-            .unwrap();
-    }
+    post_seqs(301..=304).await;
     let left: Vec<(String, i64)> = ::redis::cmd("ZRANGE")
         .arg(&recent)
         .arg(0)
@@ -1360,10 +1354,7 @@ async fn the_recent_history_lets_go_of_what_a_worker_has_stored() {
         .unwrap();
     assert_eq!((held, left[0].1), (256, 49));
     let r = broker.recover(room, 0, 1000).await.unwrap();
-    assert_eq!(
-        r.events.iter().map(RoomEvent::seq).collect::<Vec<_>>(),
-        (1..=304).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs(&r), (1..=304).collect::<Vec<_>>());
 }
 
 /// A real `confab worker` stores what its database takes and sets aside what it refuses: an
