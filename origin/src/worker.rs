@@ -261,10 +261,9 @@ impl Worker {
         Ok(replicas >= self.wait_replicas)
     }
 
-    /// Acknowledges and deletes a shard's persisted entries.
     /// Acknowledges and deletes a read's entries, after telling each of its rooms' recent
     /// history how far the database now has that room (`stored`: the highest seq stored per
-    /// room, see [`KeySpace::persisted`]). Two workers may set one room's mark out of order;
+    /// room, see [`KeySpace::stored`]). Two workers may set one room's mark out of order;
     /// a mark set too low only keeps a few more recent entries until the next batch.
     async fn ack(
         &self,
@@ -279,7 +278,7 @@ impl Worker {
         for (&room, seq) in stored {
             if self.keys.room_shard(room) == shard {
                 pipe.cmd("SET")
-                    .arg(self.keys.persisted(room))
+                    .arg(self.keys.stored(room))
                     .arg(seq)
                     .ignore();
             }

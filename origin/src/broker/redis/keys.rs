@@ -163,7 +163,7 @@ impl KeySpace {
     /// The highest seq of a room a worker has stored in the database: the recent history
     /// keeps every entry above it, so recovery finds in one place or the other every entry
     /// the workers have not stored yet (see `append.lua`).
-    pub fn persisted(self, room: RoomId) -> String {
+    pub fn stored(self, room: RoomId) -> String {
         self.room_key(room, "stored")
     }
 

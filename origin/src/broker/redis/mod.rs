@@ -61,7 +61,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Recent entries kept per room in Redis for recovery (at least: the script trims at every
-/// 16th entry), and every entry above the room's [`KeySpace::persisted`] mark besides.
+/// 16th entry), and every entry above the room's [`KeySpace::stored`] mark besides.
 const RECENT_PER_ROOM: i64 = 256;
 /// When Redis has lost a room's seq counter but the database has entries, restart the count
 /// this far ahead, so seqs handed out but lost with Redis are never reused.
@@ -337,7 +337,7 @@ impl RedisBroker {
             .key(keys.persist_stream(room))
             .key(keys.outbox(room))
             .key(keys.seq_writer(room))
-            .key(keys.persisted(room))
+            .key(keys.stored(room))
             .arg(answer_id(event.message_id()))
             .arg(before)
             .arg(after)
